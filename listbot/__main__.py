@@ -1,0 +1,3 @@
+from listbot.cli import main
+
+main()

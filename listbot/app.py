@@ -1,0 +1,142 @@
+"""Builds and wires the daemon: start in order, stop in reverse; SIGTERM drains."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from listbot.clock import Clock, SystemClock
+from listbot.config import Config, ListKind
+from listbot.delivery import Delivery
+from listbot.discuss import DiscussHandler
+from listbot.gate import GateFacts
+from listbot.handlers import RecordOnly
+from listbot.ingest import IntakeHandler, start_server
+from listbot.model import RecipientRole
+from listbot.routing import Router
+from listbot.store import Store
+from listbot.transport import MaildirTransport, SMTPTransport, Transport
+from listbot.waker import Waker
+from listbot.worker import Handler, Worker
+
+log = structlog.get_logger("listbot.app")
+
+
+def make_owner(cfg: Config) -> str:
+    """Who holds a claim: unique per process so leases never confuse two daemons."""
+    return f"{cfg.instance_name}:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def make_transport(cfg: Config) -> Transport:
+    if cfg.delivery.transport == "smtp":
+        return SMTPTransport(cfg.delivery.smtp, cfg.hostname)
+    return MaildirTransport(cfg.delivery.maildir)
+
+
+def build_handlers(cfg: Config, store: Store,
+                   clock: Clock) -> dict[tuple[str, RecipientRole], Handler]:
+    handlers: dict[tuple[str, RecipientRole], Handler] = {}
+    for lc in cfg.lists.values():
+        handlers[(lc.name, RecipientRole.REQUEST)] = RecordOnly("subscription_request_ignored")
+        handlers[(lc.name, RecipientRole.BOUNCES)] = RecordOnly("bounce_recorded")
+        if lc.kind is ListKind.DISCUSS:
+            handlers[(lc.name, RecipientRole.POST)] = DiscussHandler(
+                cfg=cfg, lc=lc, store=store, clock=clock)
+    return handlers
+
+
+@dataclass
+class App:
+    cfg: Config
+    clock: Clock
+    store: Store
+    transport: Transport
+    owner: str
+    inbound_waker: Waker = field(default_factory=Waker)
+    outbound_waker: Waker = field(default_factory=Waker)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    servers: list[asyncio.Server] = field(default_factory=list)
+    intake: list[IntakeHandler] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    bound: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, cfg: Config, *, clock: Clock | None = None,
+               transport: Transport | None = None) -> App:
+        clock = clock or SystemClock()
+        return cls(cfg=cfg, clock=clock, store=Store.open(cfg.database_url, clock),
+                   transport=transport or make_transport(cfg), owner=make_owner(cfg))
+
+    async def gate_facts(self) -> GateFacts:
+        members = frozenset(m.address for m in await self.store.members())
+        return GateFacts(members=members, team=self.cfg.team_addresses)
+
+    async def start(self) -> None:
+        self.store.claim_single_instance()
+        await self.store.upgrade()
+        worker = Worker(store=self.store, handlers=build_handlers(self.cfg, self.store,
+                                                                  self.clock),
+                        owner=self.owner, lease_seconds=self.cfg.lease_seconds,
+                        batch=self.cfg.worker_batch,
+                        poll_interval=self.cfg.poll_interval_seconds,
+                        waker=self.inbound_waker, on_committed=self.outbound_waker.wake)
+        delivery = Delivery(store=self.store, transport=self.transport, cfg=self.cfg,
+                            clock=self.clock, owner=self.owner, facts=self.gate_facts,
+                            waker=self.outbound_waker)
+        self._spawn("worker", worker.run)
+        self._spawn("delivery", delivery.run)
+        await self._listen()
+        log.info("daemon.started", owner=self.owner, listening=self.bound)
+
+    def _spawn(self, name: str, run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+        self.tasks.append(asyncio.get_running_loop().create_task(run(self.stopping), name=name))
+
+    async def _listen(self) -> None:
+        router = Router(self.cfg.lists.values())
+        for name, endpoint, lmtp in (("lmtp", self.cfg.lmtp, True),
+                                     ("smtp", self.cfg.smtp, False)):
+            if endpoint is None:
+                continue
+            handler = IntakeHandler(router=router, store=self.store, source=name,
+                                    per_recipient=lmtp, on_stored=self.inbound_waker.wake)
+            server = await start_server(lmtp=lmtp, handler=handler, host=endpoint.host,
+                                        port=endpoint.port, hostname=self.cfg.hostname,
+                                        max_bytes=self.cfg.max_message_bytes)
+            self.intake.append(handler)
+            self.servers.append(server)
+            self.bound[name] = server.sockets[0].getsockname()[:2]
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight work finish, then close in reverse order."""
+        log.info("daemon.stopping")
+        for handler in self.intake:
+            handler.accepting = False
+        for server in self.servers:
+            server.close()
+        self.stopping.set()
+        self.inbound_waker.wake()
+        self.outbound_waker.wake()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.transport.close()
+        await self.store.close()
+        log.info("daemon.stopped")
+
+    async def serve(self) -> None:
+        """Run until SIGTERM or SIGINT."""
+        loop = asyncio.get_running_loop()
+        stop_requested = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop_requested.set)
+        await self.start()
+        try:
+            await stop_requested.wait()
+        finally:
+            await self.stop()

@@ -1,0 +1,74 @@
+"""Shared plumbing for the command groups."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+
+from listbot import config as config_mod
+from listbot.clock import Clock, SystemClock
+from listbot.config import Config
+from listbot.store import Store
+
+T = TypeVar("T")
+
+
+@dataclass
+class Context:
+    config_path: str | None
+    _cfg: Config | None = None
+
+    @property
+    def cfg(self) -> Config:
+        if self._cfg is None:
+            self._cfg = config_mod.load(config_mod.locate(self.config_path))
+        return self._cfg
+
+
+@click.group()
+@click.option("--config", "config_path", metavar="FILE",
+              help="Config file (else $LISTBOT_CONFIG, else /etc/listbot/listbot.toml).")
+@click.pass_context
+def root(ctx: click.Context, config_path: str | None) -> None:
+    """listbot: the mail robot of a security team."""
+    ctx.obj = Context(config_path)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+async def with_store(cfg: Config, work: Callable[[Store], Awaitable[T]],
+                     clock: Clock | None = None, *, migrate: bool = True) -> T:
+    """Open the store for one command; migrations are applied first, as at start-up."""
+    store = Store.open(cfg.database_url, clock or SystemClock())
+    try:
+        if migrate:
+            await store.upgrade()
+        return await work(store)
+    finally:
+        await store.close()
+
+
+def emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str, sort_keys=True))
+        return
+    if not rows:
+        click.echo("(none)")
+        return
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    click.echo("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
+    for r in rows:
+        click.echo("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns).rstrip())
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

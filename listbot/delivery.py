@@ -1,0 +1,151 @@
+"""The delivery worker: the only code that sends mail, and only from the outbox.
+
+Each claimed row passes the audience gate just before it is handed to the relay;
+identical bytes for several recipients share one SMTP transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from listbot import gate
+from listbot.alerts import raise_alert
+from listbot.clock import Clock
+from listbot.config import Config
+from listbot.model import OutboxItem, OutboxState
+from listbot.store import Store
+from listbot.transport import SendResult, Transport
+from listbot.waker import Waker
+
+log = structlog.get_logger("listbot.delivery")
+
+FactsLoader = Callable[[], Awaitable[gate.GateFacts]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: OutboxState
+    next_attempt_at: datetime | None
+
+
+def backoff(attempts: int, initial: float, cap: float) -> timedelta:
+    """Capped exponential backoff: initial, 2x, 4x ... never above cap."""
+    return timedelta(seconds=min(cap, initial * (2 ** max(0, attempts - 1))))
+
+
+def outcome(item: OutboxItem, result: SendResult, now: datetime, cfg: Config) -> Outcome:
+    if result.ok:
+        return Outcome(OutboxState.SENT, None)
+    d = cfg.delivery
+    expired = now - item.created_at >= timedelta(seconds=d.retry_period_seconds)
+    if result.permanent or expired:
+        return Outcome(OutboxState.FAILED, None)
+    return Outcome(OutboxState.PENDING,
+                   now + backoff(item.attempts, d.backoff_initial_seconds, d.backoff_max_seconds))
+
+
+def chunks(items: Sequence[OutboxItem], size: int) -> list[list[OutboxItem]]:
+    """Group rows that share bytes and envelope sender, at most `size` recipients each."""
+    groups: dict[tuple[int, str], list[OutboxItem]] = defaultdict(list)
+    for item in items:
+        groups[(item.body_id, item.envelope_from)].append(item)
+    out: list[list[OutboxItem]] = []
+    for group in groups.values():
+        out.extend(group[i:i + size] for i in range(0, len(group), size))
+    return out
+
+
+class Delivery:
+    def __init__(self, *, store: Store, transport: Transport, cfg: Config, clock: Clock,
+                 owner: str, facts: FactsLoader, waker: Waker, batch: int = 500) -> None:
+        self.store = store
+        self.transport = transport
+        self.cfg = cfg
+        self.clock = clock
+        self.owner = owner
+        self.facts = facts
+        self.waker = waker
+        self.batch = batch
+        self.lease = timedelta(seconds=cfg.lease_seconds)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                sent = await self.run_once()
+            except Exception as exc:  # keep delivering: the database may come back
+                log.error("delivery.cycle_failed", error=type(exc).__name__, detail=str(exc))
+                sent = 0
+            if sent == 0:
+                await self.waker.wait(await self._idle_timeout(), stopping)
+
+    async def _idle_timeout(self) -> float:
+        poll = self.cfg.poll_interval_seconds
+        try:
+            due = await self.store.next_outbox_due()
+        except Exception:
+            return poll
+        if due is None:
+            return poll
+        return max(0.0, min(poll, (due - self.clock.now()).total_seconds()))
+
+    async def run_once(self) -> int:
+        items, raws = await self.store.claim_outbox(self.owner, self.lease, self.batch)
+        if not items:
+            return 0
+        facts = await self.facts()
+        allowed = await self._refuse_gated(items, facts)
+        size = self.cfg.delivery.smtp.max_recipients_per_transaction
+        await asyncio.gather(*(self._send_chunk(c, raws[c[0].body_id], facts)
+                               for c in chunks(allowed, size)))
+        return len(items)
+
+    async def _refuse_gated(self, items: Sequence[OutboxItem],
+                            facts: gate.GateFacts) -> list[OutboxItem]:
+        now = self.clock.now()
+        refused = [(i, r) for i in items if (r := gate.refusal(i, facts, now)) is not None]
+        if refused:
+            async with self.store.unit() as tx:
+                for item, reason in refused:
+                    await tx.settle([item.id], self.owner, OutboxState.REFUSED, reason)
+                    await raise_alert(tx, self.cfg, "gate-refused", reason, {
+                        "outbox_id": item.id, "audience": item.audience.value,
+                        "recipient": item.recipient, "list": item.list_name,
+                        "case": item.case_id})
+            self.waker.wake()
+        refused_ids = {i.id for i, _ in refused}
+        return [i for i in items if i.id not in refused_ids]
+
+    async def _send_chunk(self, chunk: list[OutboxItem], raw: bytes,
+                          facts: gate.GateFacts) -> None:
+        # The instant is checked again right before the bytes leave (a slow batch
+        # must not carry a public copy across to "early").
+        now = self.clock.now()
+        late_refusals = [i for i in chunk if gate.refusal(i, facts, now) is not None]
+        if late_refusals:
+            await self._refuse_gated(late_refusals, facts)
+            chunk = [i for i in chunk if i not in late_refusals]
+            if not chunk:
+                return
+        results = await self.transport.send(chunk[0].envelope_from,
+                                            [i.recipient for i in chunk], raw)
+        await self._settle(chunk, results)
+
+    async def _settle(self, chunk: list[OutboxItem], results: Mapping[str, SendResult]) -> None:
+        now = self.clock.now()
+        by_outcome: dict[tuple[OutboxState, datetime | None, str], list[int]] = defaultdict(list)
+        for item in chunk:
+            result = results.get(item.recipient, SendResult(451, "no answer for recipient"))
+            o = outcome(item, result, now, self.cfg)
+            by_outcome[(o.state, o.next_attempt_at, f"{result.code} {result.reply}")].append(
+                item.id)
+            log.info("delivery.result", outbox_id=item.id, list=item.list_name,
+                     state=o.state.value, code=result.code)
+        async with self.store.unit() as tx:
+            for (state, next_at, reply), ids in by_outcome.items():
+                await tx.settle(ids, self.owner, state, reply, next_at)

@@ -1,0 +1,38 @@
+"""The audience gate (DESIGN.md §4.2): a pure decision, checked by the delivery
+worker just before any message is handed to the relay."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from listbot.model import Audience, OutboxItem
+
+
+@dataclass(frozen=True)
+class GateFacts:
+    members: frozenset[str]
+    team: frozenset[str]
+    # Outside parties added to a case may receive that case's embargoed mail only.
+    case_parties: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+def refusal(item: OutboxItem, facts: GateFacts, now: datetime) -> str | None:
+    """The reason this item must not be sent, or None when it may go."""
+    rcpt = item.recipient.lower()
+    if item.audience is Audience.EMBARGOED:
+        if rcpt in facts.members or rcpt in facts.team:
+            return None
+        if item.case_id and rcpt in facts.case_parties.get(item.case_id, frozenset()):
+            return None
+        return "embargoed mail to an address that is not a current member, the team or a party"
+    if item.audience is Audience.TEAM:
+        if rcpt in facts.team:
+            return None
+        return "team mail to an address outside the team"
+    if item.audience is Audience.PUBLIC:
+        if item.not_before is not None and now < item.not_before:
+            return f"public copy before its embargo instant {item.not_before.isoformat()}"
+        return None
+    return None
