@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from typing import Any, Literal
 
 import holidays as holidays_lib
@@ -58,8 +59,12 @@ class HolidayCalendar:
             found[d] = f"{found[d]}; configured holiday" if d in found else "configured holiday"
         return cls(frozenset(found), tuple(sorted(found.items())), years if country else None)
 
+    @cached_property
+    def _by_date(self) -> dict[date, str]:
+        return dict(self.names)
+
     def name(self, d: date) -> str | None:
-        return dict(self.names).get(d)
+        return self._by_date.get(d)
 
 
 @dataclass(frozen=True)
@@ -413,9 +418,9 @@ def exploited_in_the_wild(timeline: Timeline, now: datetime) -> Timeline:
 
 
 def reminders(timeline: Timeline, policy: CalendarPolicy) -> tuple[Reminder, ...]:
-    """The no-patch reminder is clamped to day 0 when the embargo is shorter than its
-    warning period, and omitted when the release is immediate (exploited in the wild);
-    whether a patch already exists is for the caller to decide."""
+    """No reminder is set before the report arrived (a short embargo puts the no-patch
+    one at day 0); the no-patch one is omitted when the release is immediate (exploited
+    in the wild). Whether a patch already exists is for the caller to decide."""
     found = [Reminder("predisclosure_due", timeline.predisclosure_at)]
     release_day = datetime.combine(
         timeline.public_at.date(), policy.release_day_reminder_time, tzinfo=UTC
@@ -426,5 +431,6 @@ def reminders(timeline: Timeline, policy: CalendarPolicy) -> tuple[Reminder, ...
             timeline.public_at.date(), -policy.no_patch_warning_working_days, policy.holidays
         )
         warn = datetime.combine(warn_day, policy.release_time, tzinfo=UTC)
-        found.append(Reminder("no_patch", max(warn, timeline.arrival)))
+        found.append(Reminder("no_patch", warn))
+    found = [replace(r, at=max(r.at, timeline.arrival)) for r in found]
     return tuple(sorted(found, key=lambda r: (r.at, r.kind)))
