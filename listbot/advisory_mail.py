@@ -172,14 +172,15 @@ def _serialise(signed: str, doc: AdvisoryDoc, headers: Sequence[tuple[str, str]]
     files = attachments(doc)
     for name, content in files:
         msg.add_attachment(content, maintype="application", subtype="octet-stream", filename=name)
-    if msg.is_multipart():
-        for part in msg.iter_parts():
-            del part["MIME-Version"]  # belongs to the top level only
-        # Derived from the content so that the same advisory gives the same bytes.
-        digest = hashlib.sha256(signed.encode())
-        for name, content in files:
-            digest.update(name.encode() + b"\0" + content)
-        msg.set_boundary(f"=_{digest.hexdigest()[:40]}")
+    if not msg.is_multipart():
+        msg.make_mixed()  # recipients expect multipart/mixed even without attachments
+    for part in msg.iter_parts():
+        del part["MIME-Version"]  # belongs to the top level only
+    # Derived from the content so that the same advisory gives the same bytes.
+    digest = hashlib.sha256(signed.encode())
+    for name, content in files:
+        digest.update(name.encode() + b"\0" + content)
+    msg.set_boundary(f"=_{digest.hexdigest()[:40]}")
     return msg.as_bytes()
 
 

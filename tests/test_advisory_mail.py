@@ -72,6 +72,13 @@ def test_mime_structure_and_attachment_bytes(audience: Audience) -> None:
         assert part.get_payload(decode=True) == patch.content
 
 
+def test_without_attachments_it_is_still_multipart_mixed() -> None:
+    doc = sample_doc(patches=(), with_meta=False)
+    msg = parse(build(doc, Audience.PUBLIC))
+    assert msg.get_content_type() == "multipart/mixed"
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain"]
+
+
 def test_headers_and_crlf_throughout() -> None:
     doc = sample_doc()
     raw = build(doc, Audience.PREDISCLOSURE)
