@@ -71,7 +71,14 @@ class IntakeHandler:
         route = self.router.route(rcpt)
         if route is None:  # RCPT already checked this; a reload may have removed the list
             raise MessageRejected(f"recipient {rcpt} is no longer known")
-        return Arrival(self.source, envelope.mail_from or "", rcpt.lower(), route, data)
+        return Arrival(self.source, envelope_sender(envelope.mail_from), rcpt.lower(), route,
+                       data)
+
+
+def envelope_sender(mail_from: str | None) -> str:
+    """The null sender arrives as "<>": keep it as "" so nothing ever replies to it."""
+    value = (mail_from or "").strip()
+    return "" if value in ("", "<>") else value.strip("<>").lower()
 
 
 class _SizeReplies:

@@ -149,4 +149,4 @@ async def get_raw(conn: AsyncConnection, msg_id: int) -> bytes | None:
 
 async def counts(conn: AsyncConnection) -> dict[str, int]:
     result = await conn.execute(select(inbound.c.state, func.count()).group_by(inbound.c.state))
-    return {state: n for state, n in result.tuples()}
+    return {row[0]: row[1] for row in result}

@@ -167,4 +167,4 @@ async def notices_since(conn: AsyncConnection, recipient: str, since: datetime) 
 
 async def counts(conn: AsyncConnection) -> dict[str, int]:
     result = await conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state))
-    return {state: n for state, n in result.tuples()}
+    return {row[0]: row[1] for row in result}

@@ -1,0 +1,75 @@
+"""Helpers to run the real daemon in-process and talk to it over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+from collections.abc import Sequence
+
+from listbot.app import App
+from listbot.model import InboundState
+
+MEMBERS = [("Vendor A", "security@vendor-a.example"), ("Vendor B", "psirt@vendor-b.example"),
+           ("Vendor C", "secalert@vendor-c.example")]
+
+
+def post(sender: str, subject: str = "Re: [XSA-465] backport", body: str = "Looks good.\r\n",
+         to: str = "discuss@lists.example.org", extra: str = "") -> bytes:
+    return (f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{abs(hash((sender, subject, body)))}@test.example>\r\n{extra}"
+            f"\r\n{body}").encode()
+
+
+async def add_members(app: App, members: Sequence[tuple[str, str]] = MEMBERS) -> None:
+    async with app.store.unit() as tx:
+        for name, address in members:
+            await tx.add_member(name, address, None)
+
+
+def _lmtp_send(port: int, sender: str, rcpts: Sequence[str], data: bytes) -> dict[str, object]:
+    with smtplib.LMTP("127.0.0.1", port) as client:
+        return dict(client.sendmail(sender, list(rcpts), data))
+
+
+async def lmtp_send(app: App, sender: str, rcpts: Sequence[str], data: bytes) -> dict[str, object]:
+    return await asyncio.to_thread(_lmtp_send, app.bound["lmtp"][1], sender, rcpts, data)
+
+
+async def raw_session(port: int, steps: Sequence[tuple[bytes, int]]) -> list[str]:
+    """Speak the protocol by hand (for what smtplib refuses to send).
+
+    Each step is (bytes to send, how many replies to read); the greeting is read first.
+    """
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def read_reply() -> str:
+        text = ""
+        while True:
+            line = (await asyncio.wait_for(reader.readline(), 10)).decode()
+            text += line
+            if len(line) < 4 or line[3] != "-":
+                return text.strip()
+
+    replies = [await read_reply()]
+    for chunk, count in steps:
+        writer.write(chunk)
+        await writer.drain()
+        for _ in range(count):
+            replies.append(await read_reply())
+    writer.close()
+    return replies
+
+
+async def settle(app: App, timeout: float = 10.0) -> None:
+    """Wait until no inbound message is waiting to be handled."""
+
+    async def idle() -> None:
+        while True:
+            counts = (await app.store.queue_counts())["inbound"]
+            if not counts.get(InboundState.NEW.value) and not counts.get(
+                    InboundState.CLAIMED.value):
+                return
+            app.inbound_waker.wake()
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(idle(), timeout)

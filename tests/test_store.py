@@ -1,0 +1,160 @@
+"""The store on SQLite and on PostgreSQL: leases, single finish, dedupe, members, audit."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from listbot.clock import FakeClock
+from listbot.errors import NotFound, Refused, TemporaryError
+from listbot.model import (
+    Audience,
+    InboundState,
+    OutboxState,
+    OutgoingMessage,
+    RecipientRole,
+    Route,
+)
+from listbot.store import Arrival, Store
+
+ROUTE = Route("discuss", RecipientRole.POST, None)
+LEASE = timedelta(seconds=60)
+
+
+def arrival(n: int = 0) -> Arrival:
+    return Arrival("lmtp", "a@x.example", "discuss@lists.example.org", ROUTE,
+                   f"Subject: {n}\r\n\r\nbody {n}\r\n".encode())
+
+
+@pytest.fixture
+async def store(db_url: str, clock: FakeClock) -> Store:
+    s = Store.open(db_url, clock)
+    await s.upgrade()
+    yield s  # type: ignore[misc]
+    await s.close()
+
+
+async def test_upgrade_is_idempotent_and_nothing_pending(store: Store) -> None:
+    await store.upgrade()
+    assert await store.pending_migrations() == []
+
+
+async def test_concurrent_arrivals_all_committed_with_distinct_ids(store: Store) -> None:
+    results = await asyncio.gather(*(store.store_arrivals([arrival(i)]) for i in range(40)))
+    ids = [i for r in results for i in r]
+    assert len(set(ids)) == 40
+    rows = await store.inbound_listing([InboundState.NEW])
+    assert len(rows) == 40
+
+
+async def test_claim_is_exclusive_until_lease_expires(store: Store, clock: FakeClock) -> None:
+    await store.store_arrivals([arrival(1), arrival(2)])
+    first = await store.claim_inbound("w1", LEASE, 10)
+    assert len(first) == 2
+    assert await store.claim_inbound("w2", LEASE, 10) == []
+    clock.advance(LEASE + timedelta(seconds=1))
+    taken = await store.claim_inbound("w2", LEASE, 10)
+    assert [m.id for m in taken] == [m.id for m in first]
+    assert all(m.attempts == 2 for m in taken)
+    async with store.unit() as tx:
+        assert not await tx.finish_inbound(first[0].id, "w1"), "the old owner must lose"
+        assert await tx.finish_inbound(first[0].id, "w2")
+
+
+async def test_finish_only_once(store: Store) -> None:
+    await store.store_arrivals([arrival()])
+    (msg,) = await store.claim_inbound("w", LEASE, 1)
+    async with store.unit() as tx:
+        assert await tx.finish_inbound(msg.id, "w")
+    async with store.unit() as tx:
+        assert not await tx.finish_inbound(msg.id, "w")
+
+
+async def test_failed_unit_rolls_back_every_effect(store: Store) -> None:
+    await store.store_arrivals([arrival()])
+    (msg,) = await store.claim_inbound("w", LEASE, 1)
+    with pytest.raises(RuntimeError):
+        async with store.unit() as tx:
+            await tx.enqueue(OutgoingMessage(Audience.NOTICE, "", ("x@y.example",), b"x"))
+            await tx.audit("t", "test", "s")
+            await tx.finish_inbound(msg.id, "w")
+            raise RuntimeError("handler failed half-way")
+    assert await store.outbox_listing(list(OutboxState)) == []
+    assert await store.audit_listing() == []
+    assert [r["state"] for r in await store.inbound_listing(list(InboundState))] == ["claimed"]
+
+
+async def test_quarantine_and_retry(store: Store) -> None:
+    await store.store_arrivals([arrival()])
+    (msg,) = await store.claim_inbound("w", LEASE, 1)
+    assert await store.quarantine(msg.id, "w", "ValueError: broken")
+    rows = await store.inbound_listing([InboundState.QUARANTINED])
+    assert rows[0]["error"] == "ValueError: broken"
+    assert await store.retry_inbound(msg.id, "cli")
+    assert not await store.retry_inbound(msg.id, "cli"), "only quarantined ones are retried"
+    (again,) = await store.claim_inbound("w", LEASE, 1)
+    assert again.id == msg.id
+
+
+async def test_outbox_dedupe_key_makes_enqueue_idempotent(store: Store) -> None:
+    msg = OutgoingMessage(Audience.PUBLIC, "s@x", ("a@x", "b@x"), b"m", dedupe_key="adv:1:v1")
+    async with store.unit() as tx:
+        assert len(await tx.enqueue(msg)) == 2
+    async with store.unit() as tx:
+        assert await tx.enqueue(msg) == []
+    items = await store.outbox_listing([OutboxState.PENDING])
+    assert sorted(i.recipient for i in items) == ["a@x", "b@x"]
+
+
+async def test_outbox_not_before_defers_claim(store: Store, clock: FakeClock) -> None:
+    at = clock.now() + timedelta(hours=1)
+    async with store.unit() as tx:
+        await tx.enqueue(OutgoingMessage(Audience.PUBLIC, "s@x", ("a@x",), b"m", not_before=at))
+    assert (await store.claim_outbox("d", LEASE, 10))[0] == []
+    clock.set(at)
+    items, raws = await store.claim_outbox("d", LEASE, 10)
+    assert [i.recipient for i in items] == ["a@x"]
+    assert raws[items[0].body_id] == b"m"
+
+
+async def test_settle_requires_the_claim(store: Store) -> None:
+    async with store.unit() as tx:
+        await tx.enqueue(OutgoingMessage(Audience.NOTICE, "s@x", ("a@x",), b"m"))
+    items, _ = await store.claim_outbox("d1", LEASE, 10)
+    assert await store.settle([items[0].id], "other", OutboxState.SENT, "250") == 0
+    assert await store.settle([items[0].id], "d1", OutboxState.SENT, "250") == 1
+    assert await store.settle([items[0].id], "d1", OutboxState.SENT, "250") == 0
+
+
+async def test_members_unique_among_current_and_history_kept(store: Store) -> None:
+    async with store.unit() as tx:
+        await tx.add_member("Vendor", "security@vendor.example", None)
+    with pytest.raises(Refused):
+        async with store.unit() as tx:
+            await tx.add_member("Other", "security@vendor.example", None)
+    async with store.unit() as tx:
+        await tx.remove_member("Vendor", "left")
+    with pytest.raises(NotFound):
+        async with store.unit() as tx:
+            await tx.remove_member("Vendor", "again")
+    async with store.unit() as tx:
+        await tx.add_member("Vendor", "security@vendor.example", None)
+        history = await tx.member_history()
+    assert len(history) == 2
+    assert [m.name for m in await store.members()] == ["Vendor"]
+
+
+async def test_aware_utc_round_trip(store: Store, clock: FakeClock) -> None:
+    await store.store_arrivals([arrival()])
+    (msg,) = await store.claim_inbound("w", LEASE, 1)
+    assert msg.received_at == clock.now()
+    assert msg.received_at.utcoffset() == timedelta(0)
+
+
+async def test_unreachable_database_is_temporary(clock: FakeClock) -> None:
+    store = Store.open("postgresql+psycopg://nobody@127.0.0.1:1/none", clock)
+    with pytest.raises(TemporaryError):
+        await store.store_arrivals([arrival()])
+    await store.close()
