@@ -388,9 +388,11 @@ class Keyring:
         if problem is not None:
             return Verification(False, None, problem, None)
         # --decrypt on a clear-signed block writes exactly the text that was hashed
-        # (dash-escaping removed, trailing whitespace stripped).
+        # (dash-escaping removed, trailing whitespace stripped); line endings are
+        # not part of the hash, so they are handed on as LF.
         outcome = await self._run(lambda gpg: _outcome(gpg.decrypt(data)))
-        return await self._verdict(outcome, outcome.output, allowlist, now)
+        text = outcome.output.replace(b"\r\n", b"\n")
+        return await self._verdict(outcome, text, allowlist, now)
 
     async def verify_detached(
         self, data: bytes, signature: bytes, allowlist: Collection[str], now: datetime

@@ -252,6 +252,7 @@ async def test_crlf_clear_signed_text_verifies(
     signed = clearsign(pgp_home, b"one\ntwo\n", pgp_keys.team)
     result = await keyring.verify_clearsigned(signed.replace(b"\n", b"\r\n"), [pgp_keys.team], NOW)
     assert result.valid, result.reason
+    assert result.signed_content == b"one\ntwo\n"
 
 
 # -- detached signatures ----------------------------------------------------
