@@ -258,7 +258,7 @@ def parse_reply(raw: bytes, allowed_verbs: Collection[str]) -> Command | Ignored
     """The command of a moderator reply, or why there is none."""
     try:
         block, _ = _split_entity(bytes(raw))
-        if auto_submitted_reason(list(_headers(block).items())) is not None:
+        if auto_submitted_reason(_headers(block)) is not None:
             return Ignored("automatic reply")
         source = command_source(raw)
         if source is None:

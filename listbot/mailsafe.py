@@ -362,8 +362,9 @@ def _list_id(value: str) -> str:
     return (found[-1] if found else value).strip().lower()
 
 
-def auto_submitted_reason(items: list[tuple[str, str]]) -> str | None:
+def auto_submitted_reason(headers: Headers) -> str | None:
     """The header evidence that a message was written by a program."""
+    items = _raw_items(headers)
     for value in _values(items, "auto-submitted"):
         if _first_token(value) != "no":
             return "auto-submitted"

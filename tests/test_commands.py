@@ -170,6 +170,11 @@ def test_replies_that_do_not_act(body: str, reason: str) -> None:
     assert parse_reply(plain(body), VERBS) == Ignored(reason)
 
 
+def test_raw_utf8_headers_do_not_hide_the_command() -> None:
+    raw = plain("approve\n", "X-Note: Jörg\r\nSubject: Grüße\r\n".encode())
+    assert parse_reply(raw, VERBS) == Command("approve", "", "approve")
+
+
 def test_verb_not_allowed_here() -> None:
     assert parse_reply(plain("accept\n"), ("approve", "reject", "discard")) == Ignored(
         "command not allowed here"

@@ -107,6 +107,10 @@ OTHER_ATTACKS = [
     "Alice <alice@member.example" + "x" * 3000 + ">",
     "(" * 500 + "a@b" + ")" * 500,
     '"\\',
+    # Only the policy's defects catch these (obsolete syntax): any defect refuses.
+    ",alice@member.example",
+    "alice@member. example",
+    "J. Smith <alice@member.example>",
 ]
 
 
