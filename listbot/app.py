@@ -7,8 +7,9 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -95,7 +96,8 @@ class App:
         await self._listen()
         log.info("daemon.started", owner=self.owner, listening=self.bound)
 
-    def _spawn(self, name: str, run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    def _spawn(self, name: str,
+               run: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
         self.tasks.append(asyncio.get_running_loop().create_task(run(self.stopping), name=name))
 
     async def _listen(self) -> None:

@@ -18,21 +18,31 @@ class GateFacts:
     case_parties: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
+def _embargoed(item: OutboxItem, rcpt: str, facts: GateFacts, now: datetime) -> str | None:
+    parties = facts.case_parties.get(item.case_id, frozenset()) if item.case_id else frozenset()
+    if rcpt in facts.members or rcpt in facts.team or rcpt in parties:
+        return None
+    return "embargoed mail to an address that is not a current member, the team or a party"
+
+
+def _team(item: OutboxItem, rcpt: str, facts: GateFacts, now: datetime) -> str | None:
+    return None if rcpt in facts.team else "team mail to an address outside the team"
+
+
+def _public(item: OutboxItem, rcpt: str, facts: GateFacts, now: datetime) -> str | None:
+    if item.not_before is not None and now < item.not_before:
+        return f"public copy before its embargo instant {item.not_before.isoformat()}"
+    return None
+
+
+def _notice(item: OutboxItem, rcpt: str, facts: GateFacts, now: datetime) -> str | None:
+    return None
+
+
+_CHECKS = {Audience.EMBARGOED: _embargoed, Audience.TEAM: _team, Audience.PUBLIC: _public,
+           Audience.NOTICE: _notice}
+
+
 def refusal(item: OutboxItem, facts: GateFacts, now: datetime) -> str | None:
     """The reason this item must not be sent, or None when it may go."""
-    rcpt = item.recipient.lower()
-    if item.audience is Audience.EMBARGOED:
-        if rcpt in facts.members or rcpt in facts.team:
-            return None
-        if item.case_id and rcpt in facts.case_parties.get(item.case_id, frozenset()):
-            return None
-        return "embargoed mail to an address that is not a current member, the team or a party"
-    if item.audience is Audience.TEAM:
-        if rcpt in facts.team:
-            return None
-        return "team mail to an address outside the team"
-    if item.audience is Audience.PUBLIC:
-        if item.not_before is not None and now < item.not_before:
-            return f"public copy before its embargo instant {item.not_before.isoformat()}"
-        return None
-    return None
+    return _CHECKS[item.audience](item, item.recipient.lower(), facts, now)

@@ -13,15 +13,15 @@ class Waker:
     def wake(self) -> None:
         self._event.set()
 
-    async def wait(self, timeout: float, stopping: asyncio.Event) -> None:
-        """Return on wake-up, on stop, or after `timeout` seconds (the polling backstop)."""
+    async def wait(self, seconds: float, stopping: asyncio.Event) -> None:
+        """Return on wake-up, on stop, or after `seconds` (the polling backstop)."""
         if self._event.is_set():
             self._event.clear()
             return
         wake = asyncio.ensure_future(self._event.wait())
         stop = asyncio.ensure_future(stopping.wait())
         try:
-            await asyncio.wait({wake, stop}, timeout=timeout,
+            await asyncio.wait({wake, stop}, timeout=seconds,
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in (wake, stop):

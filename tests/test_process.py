@@ -96,7 +96,7 @@ async def test_second_daemon_on_same_sqlite_file_is_refused(tmp_path: Path, db_u
     first = Daemon(config)
     await first.start()
     try:
-        code, out, err = await cli(config, "serve")
+        code, _out, err = await cli(config, "serve")
         assert code == 75
         assert "another listbot daemon" in err
     finally:
@@ -143,7 +143,7 @@ async def test_inject_stores_and_daemon_processes_it(tmp_path: Path, db_url: str
     config = write_config(tmp_path, db_url, sink.port)
     await add_members(config)
     # A pipe hands us LF line endings: inject canonicalises them.
-    code, out, err = await cli(config, "inject", "--to", DISCUSS, "--from", MEMBER,
+    code, _out, err = await cli(config, "inject", "--to", DISCUSS, "--from", MEMBER,
                                stdin=post(MEMBER).replace(b"\r\n", b"\n"))
     assert code == 0, err
     daemon = Daemon(config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,8 +63,8 @@ class Tx:
 
     async def settle(self, ids: Sequence[int], owner: str, state: OutboxState,
                      reply: str | None, next_attempt_at: datetime | None = None) -> int:
-        return await outbox_ops.settle(self.conn, ids, owner, state, reply, self.now,
-                                       next_attempt_at)
+        return await outbox_ops.settle(self.conn, ids, owner, state, reply=reply,
+                                       now=self.now, next_attempt_at=next_attempt_at)
 
     async def finish_inbound(self, msg_id: int, owner: str) -> bool:
         return await inbound_ops.finish(self.conn, msg_id, owner, self.now)
@@ -172,8 +172,8 @@ class Store:
     async def settle(self, ids: Sequence[int], owner: str, state: OutboxState,
                      reply: str | None, next_attempt_at: datetime | None = None) -> int:
         async with self.unit() as tx:
-            return await outbox_ops.settle(tx.conn, ids, owner, state, reply, tx.now,
-                                           next_attempt_at)
+            return await outbox_ops.settle(tx.conn, ids, owner, state, reply=reply,
+                                           now=tx.now, next_attempt_at=next_attempt_at)
 
     async def outbox_listing(self, states: Sequence[OutboxState]) -> list[OutboxItem]:
         async with self.unit() as tx:
@@ -218,10 +218,8 @@ class _GroupCommitter:
 
     async def stop(self) -> None:
         self._task.cancel()
-        try:
+        with suppress(asyncio.CancelledError):
             await self._task
-        except asyncio.CancelledError:
-            pass
         for _, future in self._pending:
             if not future.done():
                 future.set_exception(TemporaryError("store closing"))

@@ -116,6 +116,7 @@ async def settle(
     ids: Sequence[int],
     owner: str,
     state: OutboxState,
+    *,
     reply: str | None,
     now: datetime,
     next_attempt_at: datetime | None = None,
