@@ -17,6 +17,8 @@ from listbot.clock import FakeClock
 from listbot.config import Config, build
 from tests.sink import Sink
 
+pytest_plugins = ["tests.pgp_fixtures"]
+
 PG_ADMIN = "host=127.0.0.1 port=5432 dbname=test user=postgres"
 START = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
