@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -101,8 +101,10 @@ class Delivery:
         facts = await self.facts()
         allowed = await self._refuse_gated(items, facts)
         size = self.cfg.delivery.smtp.max_recipients_per_transaction
-        await asyncio.gather(*(self._send_chunk(c, raws[c[0].body_id], facts)
-                               for c in chunks(allowed, size)))
+        sent = await asyncio.gather(*(self._send_chunk(c, raws[c[0].body_id], facts)
+                                      for c in chunks(allowed, size)))
+        # One transaction records the whole batch's outcomes.
+        await self._settle([pair for chunk_results in sent for pair in chunk_results])
         return len(items)
 
     async def _refuse_gated(self, items: Sequence[OutboxItem],
@@ -122,7 +124,7 @@ class Delivery:
         return [i for i in items if i.id not in refused_ids]
 
     async def _send_chunk(self, chunk: list[OutboxItem], raw: bytes,
-                          facts: gate.GateFacts) -> None:
+                          facts: gate.GateFacts) -> list[tuple[OutboxItem, SendResult]]:
         # The instant is checked again right before the bytes leave (a slow batch
         # must not carry a public copy across to "early").
         now = self.clock.now()
@@ -131,16 +133,18 @@ class Delivery:
             await self._refuse_gated(late_refusals, facts)
             chunk = [i for i in chunk if i not in late_refusals]
             if not chunk:
-                return
+                return []
         results = await self.transport.send(chunk[0].envelope_from,
                                             [i.recipient for i in chunk], raw)
-        await self._settle(chunk, results)
+        missing = SendResult(451, "no answer for recipient")
+        return [(i, results.get(i.recipient, missing)) for i in chunk]
 
-    async def _settle(self, chunk: list[OutboxItem], results: Mapping[str, SendResult]) -> None:
+    async def _settle(self, results: list[tuple[OutboxItem, SendResult]]) -> None:
+        if not results:
+            return
         now = self.clock.now()
         by_outcome: dict[tuple[OutboxState, datetime | None, str], list[int]] = defaultdict(list)
-        for item in chunk:
-            result = results.get(item.recipient, SendResult(451, "no answer for recipient"))
+        for item, result in results:
             o = outcome(item, result, now, self.cfg)
             by_outcome[(o.state, o.next_attempt_at, f"{result.code} {result.reply}")].append(
                 item.id)

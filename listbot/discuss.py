@@ -73,6 +73,8 @@ class Decision:
 
 
 class DiscussHandler:
+    batchable = True  # each post is decided on its own
+
     def __init__(self, *, cfg: Config, lc: ListConfig, store: Store, clock: Clock) -> None:
         self.cfg = cfg
         self.lc = lc

@@ -25,6 +25,10 @@ Effects = Callable[[Tx], Awaitable[None]]
 
 
 class Handler(Protocol):
+    """Handles one list address. A handler whose messages are decided each on its own
+    (no message's handling reads another's effects) sets `batchable = True`, and the
+    worker commits consecutive such messages together."""
+
     async def handle(self, msg: Inbound) -> Effects: ...
 
 
@@ -57,35 +61,74 @@ class Worker:
 
     async def run_once(self) -> int:
         claimed = await self.store.claim_inbound(self.owner, self.lease, self.batch)
+        batch: list[tuple[Inbound, Effects]] = []
         for msg in claimed:
+            handler = self.handlers.get((msg.list_name, msg.role))
+            if handler is not None and getattr(handler, "batchable", False):
+                # Independent messages (each decided on its own) share one commit.
+                if (effects := await self._prepare(msg, handler)) is not None:
+                    batch.append((msg, effects))
+                continue
+            await self._commit_batch(batch)
+            batch = []
             await self.process(msg)
+        await self._commit_batch(batch)
         return len(claimed)
 
     async def process(self, msg: Inbound) -> None:
-        bound = log.bind(inbound_id=msg.id, list=msg.list_name, role=msg.role.value)
-        handler = self.handlers.get((msg.list_name, msg.role))
+        effects = await self._prepare(msg, self.handlers.get((msg.list_name, msg.role)))
+        if effects is not None:
+            await self._commit_batch([(msg, effects)])
+
+    async def _prepare(self, msg: Inbound, handler: Handler | None) -> Effects | None:
         try:
             if handler is None:
                 raise LookupError(f"no handler for {msg.list_name}/{msg.role.value}")
-            effects = await handler.handle(msg)
+            return await handler.handle(msg)
+        except Exception as exc:
+            await self._fail(msg, exc)
+            return None
+
+    async def _commit_batch(self, batch: list[tuple[Inbound, Effects]]) -> None:
+        """One transaction for the batch, a savepoint per message: one message's failure
+        rolls back only its own effects."""
+        if not batch:
+            return
+        failed: list[tuple[Inbound, BaseException]] = []
+        try:
             async with self.store.unit() as tx:
-                await effects(tx)
-                if not await tx.finish_inbound(msg.id, self.owner):
-                    raise LeaseLost(msg.id)
-        except LeaseLost:
+                for msg, effects in batch:
+                    try:
+                        async with tx.conn.begin_nested():
+                            await effects(tx)
+                            if not await tx.finish_inbound(msg.id, self.owner):
+                                raise LeaseLost(msg.id)
+                    except Exception as exc:
+                        failed.append((msg, exc))
+        except Exception as whole:
+            for msg, _ in batch:
+                await self._fail(msg, whole)
+            return
+        failed_ids = {m.id for m, _ in failed}
+        for msg, error in failed:
+            await self._fail(msg, error)
+        for msg, _ in batch:
+            if msg.id not in failed_ids:
+                log.info("worker.done", inbound_id=msg.id, list=msg.list_name)
+        self.on_committed()
+
+    async def _fail(self, msg: Inbound, exc: BaseException) -> None:
+        bound = log.bind(inbound_id=msg.id, list=msg.list_name, role=msg.role.value)
+        if isinstance(exc, LeaseLost):
             bound.warning("worker.lease_lost")
             return
-        except TemporaryError as exc:
+        if isinstance(exc, TemporaryError):
             # Leave the claim to expire: the message is retried, not quarantined.
             bound.warning("worker.temporary_failure", error=str(exc))
             return
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            bound.error("worker.quarantined", error=error)
-            try:
-                await self.store.quarantine(msg.id, self.owner, error)
-            except Exception as inner:
-                bound.error("worker.quarantine_failed", error=type(inner).__name__)
-            return
-        bound.info("worker.done")
-        self.on_committed()
+        error = f"{type(exc).__name__}: {exc}"
+        bound.error("worker.quarantined", error=error)
+        try:
+            await self.store.quarantine(msg.id, self.owner, error)
+        except Exception as inner:
+            bound.error("worker.quarantine_failed", error=type(inner).__name__)

@@ -31,6 +31,7 @@ from listbot.store.engine import (
     SingleInstanceLock,
     is_sqlite,
     make_engine,
+    make_read_engine,
     pending_migrations_sync,
     sqlite_path,
     upgrade_sync,
@@ -85,6 +86,7 @@ class Tx:
 class Store:
     def __init__(self, engine: AsyncEngine, url: str, clock: Clock) -> None:
         self.engine = engine
+        self.read_engine = make_read_engine(url, engine)
         self.url = url
         self.clock = clock
         self.sqlite = is_sqlite(url)
@@ -99,6 +101,8 @@ class Store:
         if self._committer is not None:
             await self._committer.stop()
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
         if self._lock is not None:
             self._lock.release()
 
@@ -113,6 +117,15 @@ class Store:
         """A transaction; database trouble surfaces as TemporaryError (retry later)."""
         try:
             async with self.engine.begin() as conn:
+                yield Tx(conn, self.clock.now())
+        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
+            raise TemporaryError(f"database unavailable: {type(exc).__name__}") from exc
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        """A read-only transaction that never waits for writers (SQLite WAL readers)."""
+        try:
+            async with self.read_engine.begin() as conn:
                 yield Tx(conn, self.clock.now())
         except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
             raise TemporaryError(f"database unavailable: {type(exc).__name__}") from exc
@@ -156,11 +169,11 @@ class Store:
             return done
 
     async def inbound_listing(self, states: Sequence[InboundState]) -> list[dict[str, Any]]:
-        async with self.unit() as tx:
+        async with self.read() as tx:
             return await inbound_ops.listing(tx.conn, states)
 
     async def inbound_raw(self, msg_id: int) -> bytes | None:
-        async with self.unit() as tx:
+        async with self.read() as tx:
             return await inbound_ops.get_raw(tx.conn, msg_id)
 
     # --- outbox -----------------------------------------------------------------------
@@ -176,27 +189,27 @@ class Store:
                                            now=tx.now, next_attempt_at=next_attempt_at)
 
     async def outbox_listing(self, states: Sequence[OutboxState]) -> list[OutboxItem]:
-        async with self.unit() as tx:
+        async with self.read() as tx:
             return await outbox_ops.listing(tx.conn, states)
 
     async def next_outbox_due(self) -> datetime | None:
-        async with self.unit() as tx:
+        async with self.read() as tx:
             return await outbox_ops.next_due(tx.conn)
 
     async def queue_counts(self) -> dict[str, dict[str, int]]:
-        async with self.unit() as tx:
+        async with self.read() as tx:
             return {"inbound": await inbound_ops.counts(tx.conn),
                     "outbox": await outbox_ops.counts(tx.conn)}
 
     # --- members and audit --------------------------------------------------------------
     async def members(self) -> list[Member]:
-        async with self.unit() as tx:
+        async with self.read() as tx:
             return await member_ops.current(tx.conn)
 
     async def audit_listing(self, *, subject: str | None = None,
                             action_prefix: str | None = None,
                             limit: int = 200) -> list[AuditEntry]:
-        async with self.unit() as tx:
+        async with self.read() as tx:
             return await audit_ops.listing(tx.conn, subject=subject,
                                            action_prefix=action_prefix, limit=limit)
 

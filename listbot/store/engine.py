@@ -14,7 +14,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
 from listbot.errors import TemporaryError
 
@@ -30,15 +29,39 @@ def sqlite_path(url: str) -> Path | None:
     return Path(database) if database and database != ":memory:" else None
 
 
+def make_read_engine(url: str, writer: AsyncEngine) -> AsyncEngine:
+    """SQLite readers use plain deferred transactions: in WAL mode they never wait for
+    the writer's lock. On PostgreSQL the one engine serves both."""
+    if not is_sqlite(url):
+        return writer
+    engine = create_async_engine(url, pool_size=4, max_overflow=4,
+                                 connect_args={"timeout": 30})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA query_only=ON")
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
 def make_engine(url: str) -> AsyncEngine:
     if not is_sqlite(url):
         return create_async_engine(url, pool_size=8, max_overflow=4, pool_pre_ping=True)
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    # One connection per checkout keeps the SQLite file handle state simple; the
-    # daemon serialises writers with BEGIN IMMEDIATE anyway.
-    engine = create_async_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
+    # A few pooled connections: opening one costs a thread and the PRAGMAs below, and
+    # writers are serialised by BEGIN IMMEDIATE anyway.
+    engine = create_async_engine(url, pool_size=4, max_overflow=4,
+                                 connect_args={"timeout": 30})
     _sqlite_pragmas(engine)
     return engine
 

@@ -1,0 +1,138 @@
+"""Shared pieces of the benchmarks: a daemon subprocess, a fast LMTP client, a sink."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import BASE_CONFIG, merge  # noqa: E402
+from tests.proc import Daemon, cli, to_toml  # noqa: E402
+from tests.sink import Sink  # noqa: E402
+
+__all__ = ["BASE_CONFIG", "Daemon", "LmtpClient", "Sink", "cli", "merge", "rss_mb",
+           "to_toml", "write_config"]
+
+
+def write_config(tmp: Path, db_url: str, sink_port: int,
+                 extra: dict[str, Any] | None = None) -> Path:
+    data = merge(BASE_CONFIG, {
+        "instance": {"state_dir": str(tmp / "state")},
+        "database": {"url": db_url},
+        "delivery": {"smtp": {"port": sink_port, "pool_size": 4,
+                              "max_recipients_per_transaction": 100}},
+        "worker": {"poll_interval_seconds": 1.0, "batch": 256},
+        "listen": {"max_message_bytes": 1 << 20},
+    })
+    path = tmp / "listbot.toml"
+    path.write_text(to_toml(merge(data, extra or {})))
+    return path
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def message(i: int, sender: str, size: int = 4096) -> bytes:
+    head = (f"From: Vendor <{sender}>\r\nTo: discuss@lists.example.org\r\n"
+            f"Subject: Re: [XSA-{i}] backport question\r\n"
+            f"Message-ID: <bench-{i}-{os.getpid()}@bench.example>\r\n\r\n")
+    line = "The patch applies to 4.17 and the build passes on x86 and arm64.\r\n"
+    body = line * max(1, (size - len(head)) // len(line))
+    return (head + body).encode()
+
+
+class LmtpClient:
+    """One LMTP connection reused for many messages (like an MTA's connection cache)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def _reply(self) -> str:
+        assert self.reader is not None
+        while True:
+            line = (await self.reader.readline()).decode()
+            if len(line) < 4 or line[3] != "-":
+                return line
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        await self._reply()
+        self.writer.write(b"LHLO bench\r\n")
+        await self._reply()
+
+    async def send(self, sender: str, rcpts: Sequence[str], data: bytes) -> float:
+        """Send one message; returns the time its last 2xx reply arrived."""
+        assert self.writer is not None
+        self.writer.write(f"MAIL FROM:<{sender}>\r\n".encode())
+        assert (await self._reply()).startswith("250")
+        for r in rcpts:
+            self.writer.write(f"RCPT TO:<{r}>\r\n".encode())
+            assert (await self._reply()).startswith("250")
+        self.writer.write(b"DATA\r\n")
+        assert (await self._reply()).startswith("354")
+        self.writer.write(data.replace(b"\r\n.", b"\r\n..") + b"\r\n.\r\n")
+        for _ in rcpts:
+            reply = await self._reply()
+            assert reply.startswith("250"), reply
+        return time.perf_counter()
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.write(b"QUIT\r\n")
+            self.writer.close()
+
+
+BARE_SERVER = r'''
+import asyncio, sys
+from aiosmtpd.lmtp import LMTP
+class H:
+    async def handle_DATA(self, server, session, envelope):
+        return "\r\n".join("250 OK" for _ in envelope.rcpt_tos)
+async def main():
+    loop = asyncio.get_running_loop()
+    srv = await loop.create_server(lambda: LMTP(H(), decode_data=False), "127.0.0.1", 0)
+    print(srv.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+'''
+
+
+async def start_bare() -> tuple[asyncio.subprocess.Process, int]:
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", BARE_SERVER,
+                                                stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    port = int((await proc.stdout.readline()).decode())
+    return proc, port
+
+
+async def load(port: int, sender: str, rcpt: str, count: int,
+               concurrency: int) -> tuple[float, float]:
+    """Send `count` messages over `concurrency` connections; (seconds, first 250 time)."""
+    clients = [LmtpClient(port) for _ in range(concurrency)]
+    await asyncio.gather(*(c.connect() for c in clients))
+    queue = list(range(count))
+    firsts: list[float] = []
+
+    async def run(client: LmtpClient) -> None:
+        while queue:
+            i = queue.pop()
+            firsts.append(await client.send(sender, [rcpt], message(i, sender)))
+
+    start = time.perf_counter()
+    await asyncio.gather(*(run(c) for c in clients))
+    elapsed = time.perf_counter() - start
+    await asyncio.gather(*(c.close() for c in clients))
+    return elapsed, min(firsts)
