@@ -93,6 +93,10 @@ class App:
                             waker=self.outbound_waker)
         self._spawn("worker", worker.run)
         self._spawn("delivery", delivery.run)
+        listener = self.store.listener(inbound=self.inbound_waker.wake,
+                                       outbox=self.outbound_waker.wake)
+        if listener is not None:
+            self._spawn("notify", listener.run)
         await self._listen()
         log.info("daemon.started", owner=self.owner, listening=self.bound)
 

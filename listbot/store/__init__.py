@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,8 +37,9 @@ from listbot.store.engine import (
     upgrade_sync,
 )
 from listbot.store.inbound import Arrival
+from listbot.store.notify import INBOUND, OUTBOX, Listener, notify
 
-__all__ = ["Arrival", "Store", "Tx"]
+__all__ = ["Arrival", "Listener", "Store", "Tx"]
 
 
 @dataclass
@@ -49,7 +50,10 @@ class Tx:
     now: datetime
 
     async def enqueue(self, msg: OutgoingMessage) -> list[int]:
-        return await outbox_ops.enqueue(self.conn, msg, self.now)
+        ids = await outbox_ops.enqueue(self.conn, msg, self.now)
+        if ids:
+            await notify(self.conn, OUTBOX)
+        return ids
 
     async def audit(self, actor: str, action: str, subject: str,
                     detail: Mapping[str, Any] | None = None) -> None:
@@ -106,6 +110,13 @@ class Store:
         if self._lock is not None:
             self._lock.release()
 
+    def listener(self, *, inbound: Callable[[], None], outbox: Callable[[], None]
+                 ) -> Listener | None:
+        """Cross-daemon wake-ups; None on SQLite (one daemon per file)."""
+        if self.sqlite:
+            return None
+        return Listener(self.url, {INBOUND: inbound, OUTBOX: outbox})
+
     def claim_single_instance(self) -> None:
         path = sqlite_path(self.url) if self.sqlite else None
         if path is not None:
@@ -147,7 +158,9 @@ class Store:
 
     async def _insert_batch(self, arrivals: Sequence[Arrival]) -> list[int]:
         async with self.unit() as tx:
-            return await inbound_ops.insert_arrivals(tx.conn, arrivals, tx.now)
+            ids = await inbound_ops.insert_arrivals(tx.conn, arrivals, tx.now)
+            await notify(tx.conn, INBOUND)
+            return ids
 
     async def claim_inbound(self, owner: str, lease: timedelta, limit: int) -> list[Inbound]:
         async with self.unit() as tx:
