@@ -141,6 +141,9 @@ async def test_whole_case_on_a_fake_clock(pgp_app_config: Config, sink: Sink,
         assert case.timeline.predisclosure_at == datetime(2026, 11, 27, 12, tzinfo=UTC)
         # 5. Reminders fire once, also across a restart.
         assert app.reminders is not None
+        await settle(app)
+        if app.timer_task is not None:  # a re-arm after the last commit: let it finish
+            await app.timer_task
         clock.set(datetime(2026, 11, 27, 13, tzinfo=UTC))
         assert await app.reminders.dispatch(clock.now()) == 2  # pre-disclosure, no patch
         assert await app.reminders.dispatch(clock.now()) == 0
@@ -152,6 +155,8 @@ async def test_whole_case_on_a_fake_clock(pgp_app_config: Config, sink: Sink,
     try:
         assert second.reminders is not None
         assert await second.reminders.dispatch(clock.now()) == 0
+        async with second.store.unit() as tx:
+            assert len(await case_store.sent_reminders(tx, CASE1)) == 2
         clock.set(datetime(2026, 12, 11, 1, tzinfo=UTC))
         assert await second.reminders.dispatch(clock.now()) == 1  # release day
         assert await second.reminders.dispatch(clock.now()) == 0
