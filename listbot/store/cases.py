@@ -194,9 +194,10 @@ async def claim_reminder(tx: Tx, case_id: str, key: str) -> bool:
     """Record a reminder as sent; False when it already was (by us or another daemon)."""
     dialect = sqlite if tx.conn.dialect.name == "sqlite" else postgresql
     stmt = dialect.insert(case_reminders).values(case_id=case_id, key=key, sent_at=tx.now)
+    # RETURNING, not rowcount: psycopg reports no reliable rowcount for ON CONFLICT.
     result = await tx.conn.execute(stmt.on_conflict_do_nothing(
-        index_elements=["case_id", "key"]))
-    return result.rowcount == 1
+        index_elements=["case_id", "key"]).returning(case_reminders.c.id))
+    return result.first() is not None
 
 
 async def sent_reminders(tx: Tx, case_id: str) -> list[tuple[str, datetime]]:
