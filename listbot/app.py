@@ -13,16 +13,22 @@ from typing import Any
 
 import structlog
 
+from listbot.cases import SecurityHandler
+from listbot.cases_config import parse_cases
 from listbot.clock import Clock, SystemClock
-from listbot.config import Config, ListKind
+from listbot.config import Config, ListConfig, ListKind
+from listbot.crypto import open_keyring, parse_pgp
 from listbot.delivery import Delivery
 from listbot.discuss import DiscussHandler
 from listbot.gate import GateFacts
 from listbot.handlers import RecordOnly
 from listbot.ingest import IntakeHandler, start_server
 from listbot.model import RecipientRole
+from listbot.reminders import ReminderDispatcher
 from listbot.routing import Router
 from listbot.store import Store
+from listbot.store.cases import case_parties
+from listbot.timer import SchedulerTimer
 from listbot.transport import MaildirTransport, SMTPTransport, Transport
 from listbot.waker import Waker
 from listbot.worker import Handler, Worker
@@ -50,7 +56,17 @@ def build_handlers(cfg: Config, store: Store,
         if lc.kind is ListKind.DISCUSS:
             handlers[(lc.name, RecipientRole.POST)] = DiscussHandler(
                 cfg=cfg, lc=lc, store=store, clock=clock)
+        if lc.kind is ListKind.SECURITY:
+            handlers[(lc.name, RecipientRole.POST)] = security_handler(cfg, lc, store, clock)
     return handlers
+
+
+def security_handler(cfg: Config, lc: ListConfig, store: Store, clock: Clock) -> Handler:
+    cases, pgp = parse_cases(cfg), parse_pgp(cfg)
+    # Without a team key there is nothing to decrypt or sign with; keep gpg out of it.
+    needs_gpg = bool(pgp.team_fingerprint) or cases.encrypt_team_copies
+    return SecurityHandler(cfg=cfg, lc=lc, store=store, clock=clock, cases=cases, pgp=pgp,
+                           keyring=open_keyring(pgp) if needs_gpg else None)
 
 
 @dataclass
@@ -67,6 +83,9 @@ class App:
     intake: list[IntakeHandler] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     bound: dict[str, tuple[str, int]] = field(default_factory=dict)
+    timer: SchedulerTimer | None = None
+    reminders: ReminderDispatcher | None = None
+    timer_task: asyncio.Task[None] | None = None
 
     @classmethod
     def create(cls, cfg: Config, *, clock: Clock | None = None,
@@ -76,8 +95,10 @@ class App:
                    transport=transport or make_transport(cfg), owner=make_owner(cfg))
 
     async def gate_facts(self) -> GateFacts:
-        members = frozenset(m.address for m in await self.store.members())
-        return GateFacts(members=members, team=self.cfg.team_addresses)
+        async with self.store.unit() as tx:
+            members = frozenset(m.address for m in await tx.members())
+            parties = await case_parties(tx)
+        return GateFacts(members=members, team=self.cfg.team_addresses, case_parties=parties)
 
     async def start(self) -> None:
         self.store.claim_single_instance()
@@ -87,7 +108,7 @@ class App:
                         owner=self.owner, lease_seconds=self.cfg.lease_seconds,
                         batch=self.cfg.worker_batch,
                         poll_interval=self.cfg.poll_interval_seconds,
-                        waker=self.inbound_waker, on_committed=self.outbound_waker.wake)
+                        waker=self.inbound_waker, on_committed=self._committed)
         delivery = Delivery(store=self.store, transport=self.transport, cfg=self.cfg,
                             clock=self.clock, owner=self.owner, facts=self.gate_facts,
                             waker=self.outbound_waker)
@@ -97,8 +118,26 @@ class App:
                                        outbox=self.outbound_waker.wake)
         if listener is not None:
             self._spawn("notify", listener.run)
+        await self._start_reminders()
         await self._listen()
         log.info("daemon.started", owner=self.owner, listening=self.bound)
+
+    async def _start_reminders(self) -> None:
+        """Reminders due while we were down go out now; then the timer wakes us."""
+        if self.cfg.list_by_kind(ListKind.SECURITY) is None:
+            return
+        self.timer = SchedulerTimer()
+        self.timer.start()
+        self.reminders = ReminderDispatcher(
+            cfg=self.cfg, cases_cfg=parse_cases(self.cfg), store=self.store, clock=self.clock,
+            timer=self.timer, on_sent=self.outbound_waker.wake)
+        await self.reminders.dispatch(self.clock.now())
+
+    def _committed(self) -> None:
+        self.outbound_waker.wake()
+        if self.reminders is not None:
+            # A new or changed case may bring a reminder closer: re-arm from the database.
+            self.timer_task = asyncio.get_running_loop().create_task(self.reminders.wake())
 
     def _spawn(self, name: str,
                run: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
@@ -131,6 +170,10 @@ class App:
         self.outbound_waker.wake()
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.timer is not None:
+            self.timer.shutdown()
+        if self.timer_task is not None:
+            await asyncio.gather(self.timer_task, return_exceptions=True)
         await self.transport.close()
         await self.store.close()
         log.info("daemon.stopped")

@@ -1,0 +1,275 @@
+"""security@ end to end: real LMTP in, the recording sink out, real gpg, a fake clock."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from listbot.app import App
+from listbot.calendar import apply_requested_date
+from listbot.clock import FakeClock
+from listbot.config import Config
+from listbot.pgp_mime import build_encrypted_mime, build_signed_mime
+from listbot.store import cases as case_store
+from tests import pgp_fixtures
+from tests.daemon import lmtp_send, settle
+from tests.pgp_fixtures import PgpKeys, detach_sign, encrypt_to, encrypt_without_mdc, gpg
+from tests.sink import Received, Sink
+
+pgp_template = pgp_fixtures.pgp_template
+pgp_keys = pgp_fixtures.pgp_keys
+pgp_home = pgp_fixtures.pgp_home
+
+SECURITY = "security@example.org"
+REPORTER = "reporter@example.net"
+CASE1 = "SEC-2026-0001"
+
+
+def pgp_config(home: Path, keys: PgpKeys) -> dict[str, Any]:
+    return {
+        "pgp": {"home": str(home), "team_fingerprint": keys.team},
+        "team": {"members": [
+            {"name": "Alice", "address": "alice@example.org", "fingerprint": keys.moderator},
+            {"name": "Bob", "address": "bob@example.org", "fingerprint": keys.member}]},
+        "cases": {"encrypt_team_copies": True},
+    }
+
+
+def message(sender: str, subject: str, mid: str, body: bytes, *, to: str = SECURITY,
+            extra: str = "") -> bytes:
+    head = (f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: {mid}\r\n"
+            f"MIME-Version: 1.0\r\n{extra}")
+    if not body.startswith(b"Content-Type"):
+        body = b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + body
+    return head.encode() + body
+
+
+def encrypted_report(home: Path, keys: PgpKeys, text: bytes, *, mdc: bool = True) -> bytes:
+    inner = b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + text
+    armored = (encrypt_to if mdc else encrypt_without_mdc)(home, inner, keys.team)
+    return message(f"Reporter <{REPORTER}>", "Heap overflow in the parser", "<r1@example.net>",
+                   build_encrypted_mime(armored, "report"))
+
+
+def decrypt(home: Path, data: bytes) -> bytes:
+    block = re.search(rb"-----BEGIN PGP MESSAGE-----.*?-----END PGP MESSAGE-----", data,
+                      re.DOTALL)
+    assert block is not None, "no ciphertext in the message"
+    return gpg(home, "--decrypt", data=block.group(0)).stdout
+
+
+def to(sink: Sink, rcpt: str) -> list[Received]:
+    return [rec for r, rec in sink.deliveries() if r == rcpt]
+
+
+async def wait_count(sink: Sink, count: int) -> None:
+    await sink.wait_deliveries(count)
+    assert len(sink.deliveries()) == count, sink.recipients()
+
+
+@pytest.fixture
+def pgp_app_config(make_config: Callable[..., Config], sink: Sink, pgp_home: Path,
+                   pgp_keys: PgpKeys) -> Config:
+    return make_config(pgp_config(pgp_home, pgp_keys), sink=sink)
+
+
+async def test_whole_case_on_a_fake_clock(pgp_app_config: Config, sink: Sink,
+                                          clock: FakeClock, pgp_home: Path,
+                                          pgp_keys: PgpKeys) -> None:
+    app = App.create(pgp_app_config, clock=clock)
+    await app.start()
+    try:
+        # 1. An encrypted report opens a case, is acknowledged, reaches both members.
+        secret = b"The parser overflows on a 70000-byte header.\r\n"
+        await lmtp_send(app, REPORTER, [SECURITY], encrypted_report(pgp_home, pgp_keys, secret))
+        await wait_count(sink, 3)
+        [ack] = to(sink, REPORTER)
+        assert ack.mail_from == ""
+        assert ack.message["Auto-Submitted"] == "auto-replied"
+        assert CASE1 in ack.message["Subject"]
+        assert ack.message["In-Reply-To"] == "<r1@example.net>"
+        ack_text = ack.message.get_payload(decode=True)
+        assert b"Wednesday 2026-12-02 12:00 UTC" in ack_text  # 5 working days after day 0
+        assert b"Wednesday 2026-12-16 12:00 UTC" in ack_text  # 10 more
+        verified = gpg(pgp_home, "--status-fd", "1", "--verify", data=ack_text).stdout
+        assert f"VALIDSIG {pgp_keys.team}".encode() in verified or \
+            pgp_keys.team.encode() in verified
+        for member in ("alice@example.org", "bob@example.org"):
+            [copy] = to(sink, member)
+            assert copy.message.get_content_type() == "multipart/encrypted"
+            assert CASE1 in copy.message["Subject"]
+            assert secret not in copy.data, "team copies are ciphertext"
+            assert secret in decrypt(pgp_home, copy.data)
+        # 2. A reporter follow-up threads into the case: team only, no second ack.
+        follow = message(f"Reporter <{REPORTER}>", "Re: Heap overflow", "<r2@example.net>",
+                         b"Also affects 4.19.\r\n", extra="In-Reply-To: <r1@example.net>\r\n")
+        await lmtp_send(app, REPORTER, [SECURITY], follow)
+        await wait_count(sink, 5)
+        assert len(to(sink, REPORTER)) == 1
+        # 3. A signed team reply to the case address reaches the reporter, encrypted.
+        entity = b"Content-Type: text/plain; charset=utf-8\r\n\r\nConfirmed; patch soon.\r\n"
+        signed = build_signed_mime(entity, detach_sign(pgp_home, entity, pgp_keys.moderator),
+                                   "reply")
+        reply = message("Alice <alice@example.org>", f"Re: [{CASE1}] Heap overflow",
+                        "<a1@example.org>", signed, to=f"security+{CASE1}@example.org",
+                        extra="In-Reply-To: <r2@example.net>\r\n")
+        await lmtp_send(app, "alice@example.org", [f"security+{CASE1}@example.org"], reply)
+        await wait_count(sink, 8)
+        [_, relay] = to(sink, REPORTER)
+        assert relay.message["From"].endswith(f"<{SECURITY}>")
+        assert relay.message.get_content_type() == "multipart/encrypted"
+        assert relay.message["In-Reply-To"] == "<r2@example.net>"
+        assert b"Confirmed; patch soon." not in relay.data
+        clear = decrypt(pgp_home, relay.data)
+        assert b"Confirmed; patch soon." in clear
+        # 4. The reporter asks for an earlier date: the timeline moves, with reasons.
+        async with app.store.unit() as tx:
+            case = await case_store.get_case(tx, CASE1)
+            policy = app.reminders.cases_cfg.policy_for(2026) if app.reminders else None
+            assert policy is not None
+            moved = apply_requested_date(case.timeline, datetime(2026, 12, 11, 12, tzinfo=UTC),
+                                         False, policy)
+            await case_store.update_case(tx, CASE1, "cli:test", {}, timeline=moved)
+        async with app.store.unit() as tx:
+            case = await case_store.get_case(tx, CASE1)
+        assert case.embargo_at == datetime(2026, 12, 11, 12, tzinfo=UTC)
+        assert case.timeline.predisclosure_at == datetime(2026, 11, 27, 12, tzinfo=UTC)
+        # 5. Reminders fire once, also across a restart.
+        assert app.reminders is not None
+        await settle(app)
+        if app.timer_task is not None:  # a re-arm after the last commit: let it finish
+            await app.timer_task
+        clock.set(datetime(2026, 11, 27, 13, tzinfo=UTC))
+        assert await app.reminders.dispatch(clock.now()) == 2  # pre-disclosure, no patch
+        assert await app.reminders.dispatch(clock.now()) == 0
+        await wait_count(sink, 12)
+    finally:
+        await app.stop()
+    second = App.create(pgp_app_config, clock=clock)
+    await second.start()  # dispatches at start-up: nothing new is due
+    try:
+        assert second.reminders is not None
+        assert await second.reminders.dispatch(clock.now()) == 0
+        async with second.store.unit() as tx:
+            assert len(await case_store.sent_reminders(tx, CASE1)) == 2
+        clock.set(datetime(2026, 12, 11, 1, tzinfo=UTC))
+        assert await second.reminders.dispatch(clock.now()) == 1  # release day
+        assert await second.reminders.dispatch(clock.now()) == 0
+        await wait_count(sink, 14)
+        subjects = sorted({str(r.message["Subject"]) for r in sink.received
+                           if "Reminder" in str(r.message["Subject"])})
+        assert len(subjects) == 3, subjects
+        await settle(second)
+    finally:
+        await second.stop()
+
+
+async def test_report_without_integrity_protection_alerts_and_yields_nothing(
+        pgp_app_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path,
+        pgp_keys: PgpKeys) -> None:
+    app = App.create(pgp_app_config, clock=clock)
+    await app.start()
+    try:
+        secret = b"Details that gpg must not hand out.\r\n"
+        await lmtp_send(app, REPORTER, [SECURITY],
+                        encrypted_report(pgp_home, pgp_keys, secret, mdc=False))
+        await settle(app)
+        await wait_count(sink, 5)  # ack, two copies, an alert to each member
+        alerts = [r for r in sink.received if "alert" in str(r.message["Subject"])]
+        assert alerts and all(secret not in r.data for r in sink.received)
+        for member in ("alice@example.org", "bob@example.org"):
+            for rec in to(sink, member):
+                if rec.message.get_content_type() == "multipart/encrypted":
+                    assert secret not in decrypt(pgp_home, rec.data)
+    finally:
+        await app.stop()
+
+
+@pytest.mark.parametrize("forgery", ["outsider", "unsigned", "wrong_key", "display_name"])
+async def test_forged_team_reply_never_reaches_reporter(
+        pgp_app_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path,
+        pgp_keys: PgpKeys, forgery: str) -> None:
+    app = App.create(pgp_app_config, clock=clock)
+    await app.start()
+    try:
+        report = message(f"Reporter <{REPORTER}>", "Bug", "<r1@example.net>", b"Bug.\r\n")
+        await lmtp_send(app, REPORTER, [SECURITY], report)
+        await wait_count(sink, 3)
+        entity = b"Content-Type: text/plain; charset=utf-8\r\n\r\nPlease send your key.\r\n"
+        sender, body = "Alice <alice@example.org>", entity
+        if forgery == "outsider":
+            sender = "Eve <eve@evil.example>"
+        elif forgery == "wrong_key":
+            sig = detach_sign(pgp_keys.foreign_home, entity, pgp_keys.outsider)
+            body = build_signed_mime(entity, sig, "forged")
+        elif forgery == "display_name":
+            sender = '"alice@example.org" <eve@evil.example>'
+            body = build_signed_mime(entity, detach_sign(pgp_home, entity, pgp_keys.moderator),
+                                     "x")
+        forged = message(sender, f"Re: [{CASE1}] Bug", "<f1@evil.example>", body,
+                         to=f"security+{CASE1}@example.org")
+        await lmtp_send(app, "eve@evil.example", [f"security+{CASE1}@example.org"], forged)
+        await settle(app)
+        await wait_count(sink, 5)  # it is still a message of the case: the team sees it
+        assert len(to(sink, REPORTER)) == 1, "only the acknowledgement reached the reporter"
+        async with app.store.unit() as tx:
+            kinds = [m["kind"] for m in await case_store.messages(tx, CASE1)]
+        assert kinds[0] == "report" and kinds[1] in ("follow_up", "team_note")
+    finally:
+        await app.stop()
+
+
+async def test_auto_responder_report_opens_case_without_ack(
+        make_config: Callable[..., Config], sink: Sink, clock: FakeClock) -> None:
+    app = App.create(make_config(sink=sink), clock=clock)
+    await app.start()
+    try:
+        for i, extra in enumerate(("Auto-Submitted: auto-replied\r\n", "Precedence: bulk\r\n")):
+            data = message("Bot <bot@elsewhere.example>", "Out of office", f"<o{i}@x.example>",
+                           b"I am away.\r\n", extra=extra)
+            await lmtp_send(app, "bot@elsewhere.example", [SECURITY], data)
+        await settle(app)
+        await wait_count(sink, 4)  # two team copies each
+        assert to(sink, "bot@elsewhere.example") == []
+        assert all(r.message["X-Listbot-Case"] for r in sink.received)
+    finally:
+        await app.stop()
+
+
+async def test_party_gets_its_case_only_and_the_gate_knows_it(
+        make_config: Callable[..., Config], sink: Sink, clock: FakeClock) -> None:
+    app = App.create(make_config(sink=sink), clock=clock)
+    await app.start()
+    vendor = "psirt@vendor.example"
+    try:
+        await lmtp_send(app, REPORTER, [SECURITY],
+                        message(REPORTER, "Bug one", "<b1@example.net>", b"One.\r\n"))
+        await lmtp_send(app, "other@example.com", [SECURITY],
+                        message("other@example.com", "Bug two", "<b2@example.com>", b"Two\r\n"))
+        await settle(app)
+        async with app.store.unit() as tx:
+            await case_store.add_party(tx, CASE1, vendor, "Vendor", "cli:test")
+        facts = await app.gate_facts()
+        assert vendor in facts.case_parties[CASE1]
+        assert vendor not in facts.case_parties["SEC-2026-0002"]
+        await lmtp_send(app, REPORTER, [f"security+{CASE1}@example.org"],
+                        message(REPORTER, "more", "<b3@example.net>", b"More.\r\n"))
+        await lmtp_send(app, "other@example.com", [SECURITY],
+                        message("other@example.com", "Re: Bug two", "<b4@example.com>",
+                                b"More two\r\n", extra="In-Reply-To: <b2@example.com>\r\n"))
+        await settle(app)
+        await wait_count(sink, 11)  # 2 acks, 4x2 team copies, 1 party copy
+        [party_copy] = to(sink, vendor)
+        assert CASE1 in party_copy.message["Subject"]
+        async with app.store.unit() as tx:
+            await case_store.remove_party(tx, CASE1, vendor, "cli:test")
+        assert vendor not in (await app.gate_facts()).case_parties[CASE1]
+        entries = await app.store.audit_listing(subject=f"case:{CASE1}")
+        assert {"case.party_added", "case.party_removed"} <= {e.action for e in entries}
+    finally:
+        await app.stop()
