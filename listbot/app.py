@@ -92,8 +92,24 @@ class App:
                             waker=self.outbound_waker)
         self._spawn("worker", worker.run)
         self._spawn("delivery", delivery.run)
+        self._spawn("release", self._release_loop)
         await self._listen()
         log.info("daemon.started", owner=self.owner, listening=self.bound)
+
+    async def _release_loop(self, stopping: asyncio.Event) -> None:
+        """Advisory releases: start-up pass, then timer wake-ups (listbot.release)."""
+        from listbot.advisories import build_service
+        from listbot.release import Releaser
+        from listbot.timer import SchedulerTimer
+        timer = SchedulerTimer()
+        timer.start()
+        try:
+            service = build_service(self.cfg, self.store, self.clock)
+            await Releaser(dispatcher=service.dispatcher, clock=self.clock, timer=timer,
+                           poll_seconds=self.cfg.poll_interval_seconds,
+                           on_released=self.outbound_waker.wake).run(stopping)
+        finally:
+            timer.shutdown()
 
     def _spawn(self, name: str, run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         self.tasks.append(asyncio.get_running_loop().create_task(run(self.stopping), name=name))
