@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,5 +44,6 @@ def draft(number: int = 465, embargo: datetime = EMBARGO, **changes: Any) -> Dra
         "number": number, "case_id": "SEC-2026-0001",
         "title": "x86/HVM: missing bounds check on the XSAVE area",
         "cves": ("CVE-2024-45819",), "sections_text": SECTIONS_FILE,
-        "patches": tuple(p for p in PATCHES), "embargo_at": embargo, **changes}
+        "patches": tuple(replace(p, filename=p.filename.replace("xsa465", f"xsa{number}"))
+                        for p in PATCHES), "embargo_at": embargo, **changes}
     return Draft(**values)
