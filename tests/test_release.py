@@ -258,8 +258,8 @@ async def test_randomised_schedules_never_early_never_twice_never_lost(
 async def test_two_daemons_on_one_postgresql_each_recipient_once(
         pg_url: str, tmp_path: Path, sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
-    from tests.conftest import BASE_CONFIG, merge
     from listbot.config import build
+    from tests.conftest import BASE_CONFIG, merge
     data = merge(merge(BASE_CONFIG, {"instance": {"state_dir": str(tmp_path / "s")},
                                      "database": {"url": pg_url},
                                      "delivery": {"smtp": {"port": sink.port}}}),
