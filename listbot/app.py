@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 
+from listbot.advisories import build_service
 from listbot.cases import SecurityHandler
 from listbot.cases_config import parse_cases
 from listbot.clock import Clock, SystemClock
@@ -24,6 +25,7 @@ from listbot.gate import GateFacts
 from listbot.handlers import RecordOnly
 from listbot.ingest import IntakeHandler, start_server
 from listbot.model import RecipientRole
+from listbot.release import Releaser
 from listbot.reminders import ReminderDispatcher
 from listbot.routing import Router
 from listbot.store import Store
@@ -118,19 +120,21 @@ class App:
                                        outbox=self.outbound_waker.wake)
         if listener is not None:
             self._spawn("notify", listener.run)
-        await self._start_reminders()
+        # One in-memory wake-up timer for reminders and releases; the database decides.
+        self.timer = SchedulerTimer()
+        self.timer.start()
+        await self._start_reminders(self.timer)
+        self._spawn("release", self._release_loop)
         await self._listen()
         log.info("daemon.started", owner=self.owner, listening=self.bound)
 
-    async def _start_reminders(self) -> None:
+    async def _start_reminders(self, timer: SchedulerTimer) -> None:
         """Reminders due while we were down go out now; then the timer wakes us."""
         if self.cfg.list_by_kind(ListKind.SECURITY) is None:
             return
-        self.timer = SchedulerTimer()
-        self.timer.start()
         self.reminders = ReminderDispatcher(
             cfg=self.cfg, cases_cfg=parse_cases(self.cfg), store=self.store, clock=self.clock,
-            timer=self.timer, on_sent=self.outbound_waker.wake)
+            timer=timer, on_sent=self.outbound_waker.wake)
         await self.reminders.dispatch(self.clock.now())
 
     def _committed(self) -> None:
@@ -138,6 +142,14 @@ class App:
         if self.reminders is not None:
             # A new or changed case may bring a reminder closer: re-arm from the database.
             self.timer_task = asyncio.get_running_loop().create_task(self.reminders.wake())
+
+    async def _release_loop(self, stopping: asyncio.Event) -> None:
+        """Advisory releases: start-up pass, then timer wake-ups (listbot.release)."""
+        assert self.timer is not None
+        service = build_service(self.cfg, self.store, self.clock)
+        await Releaser(dispatcher=service.dispatcher, clock=self.clock, timer=self.timer,
+                       poll_seconds=self.cfg.poll_interval_seconds,
+                       on_released=self.outbound_waker.wake).run(stopping)
 
     def _spawn(self, name: str,
                run: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:

@@ -1,0 +1,99 @@
+"""Who gets which copy of an advisory, as outbox rows.
+
+Every row carries `dedupe_key` = (advisory, version, kind) so a second enqueue
+for the same recipient is a no-op: one delivery per (version, recipient).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from listbot.advisory_format import AdvisoryDoc
+from listbot.advisory_format import Audience as Rendering
+from listbot.advisory_render import Renderer
+from listbot.alerts import raise_alert
+from listbot.member_crypto import copy_tag, seal_for_members
+from listbot.model import Audience, Member, OutgoingMessage
+from listbot.outbound import rewrite
+from listbot.store import Tx
+from listbot.store import advisories as ops
+
+
+def key_prefix(prefix: str, number: int) -> str:
+    return f"adv:{prefix}-{number}:"
+
+
+def dedupe_key(prefix: str, number: int, version: int, kind: str) -> str:
+    return f"{key_prefix(prefix, number)}v{version}:{kind}"
+
+
+@dataclass(frozen=True)
+class Fanout:
+    messages: tuple[OutgoingMessage, ...]
+    held: tuple[OutgoingMessage, ...]  # rows without bytes, waiting for a usable key
+
+
+async def predisclosure(r: Renderer, doc: AdvisoryDoc, raw: bytes, members: Sequence[Member],
+                        *, case_id: str | None, now: datetime) -> Fanout:
+    """Embargoed copies to every member role address plus the team copy."""
+    key = dedupe_key(doc.prefix, doc.number, doc.version, "predisclosure")
+    plan = await seal_for_members(
+        raw, members, keyring=r.keyring, pgp=r.pgp, now=now,
+        hidden_recipients=r.adv.hidden_recipients,
+        message_id_for=lambda a: r.message_id(doc, Rendering.PREDISCLOSURE, copy_tag(a)),
+        plain_message_id=r.message_id(doc, Rendering.PREDISCLOSURE))
+    base = OutgoingMessage(audience=Audience.EMBARGOED, envelope_from=r.cfg.team_address,
+                           recipients=(), raw=b"", case_id=case_id, dedupe_key=key,
+                           reason="advisory.predisclosure")
+    msgs = [replace(base, recipients=c.recipients, raw=c.raw, message_id=c.message_id)
+            for c in plan.copies]
+    msgs.append(replace(base, audience=Audience.TEAM, recipients=r.cfg.team_recipients,
+                        raw=raw, message_id=r.message_id(doc, Rendering.PREDISCLOSURE)))
+    held = [replace(base, recipients=(m.address,)) for m in plan.held]
+    return Fanout(tuple(msgs), tuple(held))
+
+
+def public(r: Renderer, doc: AdvisoryDoc, raw: bytes, members: Sequence[Member],
+           not_before: datetime) -> Fanout:
+    """The public version to the public lists and every member; never before the instant."""
+    key = dedupe_key(doc.prefix, doc.number, doc.version, "public")
+    mid = r.message_id(doc, Rendering.PUBLIC)
+    outside = tuple(r.adv.public_lists) + tuple(m.address for m in members)
+    base = OutgoingMessage(audience=Audience.PUBLIC, envelope_from=r.cfg.team_address,
+                           recipients=outside, raw=raw, not_before=not_before, dedupe_key=key,
+                           message_id=mid, reason="advisory.public")
+    team = replace(base, audience=Audience.TEAM, recipients=r.cfg.team_recipients,
+                   not_before=None)
+    return Fanout((base, team), ())
+
+
+def dry_run(r: Renderer, fan: Fanout, plain: bytes, what: str) -> OutgoingMessage:
+    """The exact plaintext bytes, to the team only, saying whom they would have reached."""
+    outside = [m for m in fan.messages if m.audience is not Audience.TEAM]
+    total = sum(len(m.recipients) for m in outside) + sum(len(m.recipients) for m in fan.held)
+    sealed = sum(len(m.recipients) for m in outside if m.raw is not plain)
+    note = (f"{what}; would go to {total} recipient(s), {sealed} encrypted, "
+            f"{len(fan.held)} held for want of a key")
+    return OutgoingMessage(
+        audience=Audience.TEAM, envelope_from=r.cfg.team_address,
+        recipients=r.cfg.team_recipients,
+        raw=rewrite(plain, [("X-Listbot-Dry-Run", note)], drop=frozenset()),
+        reason=f"advisory.dry_run.{what}")
+
+
+async def enqueue(tx: Tx, r: Renderer, fan: Fanout, subject: str) -> int:
+    """Write every row in the caller's transaction; held rows alert the team."""
+    count = 0
+    for msg in fan.messages:
+        count += len(await tx.enqueue(msg))
+    for msg in fan.held:
+        ids = await tx.enqueue(msg)
+        await ops.hold(tx.conn, ids)
+        if ids:
+            await raise_alert(tx, r.cfg, "advisory-held",
+                              f"{subject}: no usable key for {msg.recipients[0]}; "
+                              "nothing sent to it until resolved",
+                              {"advisory": subject, "recipient": msg.recipients[0]})
+    return count

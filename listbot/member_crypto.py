@@ -1,0 +1,108 @@
+"""Embargoed mail to members as ciphertext, per `[pgp]` (DESIGN.md §8).
+
+The plaintext message is built once; each member gets it wrapped in PGP/MIME,
+one ciphertext per member by default, or one per hidden-recipient group when
+allowed. A member without a usable key gets no copy at all under
+`require_encryption`: the caller holds that delivery and alerts the team.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from listbot.crypto import PgpConfig
+from listbot.mailsafe import encode_header
+from listbot.model import Member
+from listbot.outbound import field_name, split_message
+from listbot.pgp import Keyring
+from listbot.pgp_mime import build_encrypted_mime
+
+# Headers that describe the body: they move inside the ciphertext.
+_CONTENT_HEADERS = frozenset({"content-type", "content-transfer-encoding", "content-disposition"})
+
+
+@dataclass(frozen=True)
+class SealedCopy:
+    recipients: tuple[str, ...]
+    raw: bytes
+    message_id: str
+    encrypted: bool
+
+
+@dataclass(frozen=True)
+class SealPlan:
+    copies: tuple[SealedCopy, ...]
+    held: tuple[Member, ...]  # no usable key and encryption required: nothing is sent
+
+
+def copy_tag(address: str) -> str:
+    """A stable, opaque per-recipient tag for Message-IDs ([a-z0-9])."""
+    return hashlib.sha256(address.encode()).hexdigest()[:16]
+
+
+async def usable_for_encryption(keyring: Keyring, fingerprint: str | None, now: datetime) -> bool:
+    if not fingerprint:
+        return False
+    info = await keyring.key_info(fingerprint)
+    if info is None or not info.usable_at(now):
+        return False
+    return any(s.can_encrypt and s.usable_at(now) for s in info.subkeys) or (
+        info.can_encrypt and not info.subkeys)
+
+
+def wrap_encrypted(raw: bytes, ciphertext: bytes, message_id: str) -> bytes:
+    """The outer message: the plaintext's headers (new Message-ID) around PGP/MIME."""
+    fields, _ = split_message(raw)
+    outer = [f for f in fields
+             if field_name(f) not in _CONTENT_HEADERS | {"message-id", "mime-version"}]
+    return (b"".join(outer) + encode_header("Message-ID", message_id)
+            + b"MIME-Version: 1.0\r\n" + build_encrypted_mime(ciphertext, message_id))
+
+
+def inner_entity(raw: bytes) -> bytes:
+    """What is encrypted: the body with the headers that describe it."""
+    fields, body = split_message(raw)
+    return b"".join(f for f in fields if field_name(f) in _CONTENT_HEADERS) + b"\r\n" + body
+
+
+def _groups(members: Sequence[Member], size: int) -> list[list[Member]]:
+    return [list(members[i:i + size]) for i in range(0, len(members), size)]
+
+
+async def seal_for_members(
+    raw: bytes,
+    members: Sequence[Member],
+    *,
+    keyring: Keyring,
+    pgp: PgpConfig,
+    now: datetime,
+    hidden_recipients: bool,
+    message_id_for: Callable[[str], str],
+    plain_message_id: str,
+) -> SealPlan:
+    """Copies for every member: encrypted where a key is usable, else plaintext or held."""
+    keyed: list[Member] = []
+    plain: list[Member] = []
+    held: list[Member] = []
+    for m in members:
+        if await usable_for_encryption(keyring, m.fingerprint, now):
+            keyed.append(m)
+        elif pgp.require_encryption:
+            held.append(m)
+        else:
+            plain.append(m)
+    copies: list[SealedCopy] = []
+    if plain:
+        copies.append(SealedCopy(tuple(m.address for m in plain), raw, plain_message_id, False))
+    entity = inner_entity(raw)
+    size = pgp.hidden_recipients_max_group if hidden_recipients else 1
+    for group in _groups(keyed, size):
+        fprs = [m.fingerprint for m in group if m.fingerprint]
+        cipher = await keyring.encrypt(entity, fprs, hidden_recipients=len(group) > 1)
+        mid = message_id_for(group[0].address)
+        copies.append(SealedCopy(tuple(m.address for m in group),
+                                 wrap_encrypted(raw, cipher, mid), mid, True))
+    return SealPlan(tuple(copies), tuple(held))

@@ -1,0 +1,49 @@
+"""Shared set-up for advisory tests: a daemon with a real keyring and the recording sink."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from listbot.advisories import Advisories, Draft, build_service
+from listbot.app import App
+from listbot.config import Config
+from tests.advisory_samples import PATCHES, SECTIONS_FILE
+from tests.pgp_fixtures import PgpKeys
+
+PUBLIC_LISTS = ["announce@lists.example.org", "oss-security@lists.example.net"]
+TEAM = ["alice@example.org", "bob@example.org"]
+KEYED = "security@vendor-a.example"
+PLAIN = ["psirt@vendor-b.example", "secalert@vendor-c.example"]
+EMBARGO = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def advisory_config(home: Path, keys: PgpKeys, **adv: Any) -> dict[str, Any]:
+    return {
+        "project": {"name": "Xen", "advisory_prefix": "XSA"},
+        "pgp": {"home": str(home), "team_fingerprint": keys.team},
+        "advisories": {"public_lists": PUBLIC_LISTS, "index_dir": "public", **adv},
+    }
+
+
+async def add_members(app: App, keys: PgpKeys) -> None:
+    async with app.store.unit() as tx:
+        await tx.add_member("Vendor A", KEYED, keys.member)
+        await tx.add_member("Vendor B", PLAIN[0], None)
+        await tx.add_member("Vendor C", PLAIN[1], None)
+
+
+def service(app: App, cfg: Config) -> Advisories:
+    return build_service(cfg, app.store, app.clock)
+
+
+def draft(number: int = 465, embargo: datetime = EMBARGO, **changes: Any) -> Draft:
+    values: dict[str, Any] = {
+        "number": number, "case_id": "SEC-2026-0001",
+        "title": "x86/HVM: missing bounds check on the XSAVE area",
+        "cves": ("CVE-2024-45819",), "sections_text": SECTIONS_FILE,
+        "patches": tuple(replace(p, filename=p.filename.replace("xsa465", f"xsa{number}"))
+                        for p in PATCHES), "embargo_at": embargo, **changes}
+    return Draft(**values)
