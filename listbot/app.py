@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import signal
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -130,13 +129,8 @@ class App:
         log.info("daemon.stopped")
 
     async def serve(self) -> None:
-        """Run until SIGTERM or SIGINT."""
-        loop = asyncio.get_running_loop()
-        stop_requested = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop_requested.set)
-        await self.start()
-        try:
-            await stop_requested.wait()
-        finally:
-            await self.stop()
+        """Run until SIGTERM or SIGINT; SIGHUP reloads; systemd hears of each step."""
+        from listbot.lifecycle import run_service  # lifecycle needs App: import late
+        from listbot.sdnotify import Notifier
+
+        await run_service(self, Notifier.from_env())
