@@ -17,6 +17,7 @@ from listbot.delivery import Delivery
 from listbot.discuss import DiscussHandler
 from listbot.gate import GateFacts
 from listbot.handlers import RecordOnly
+from listbot.imap_poll import ImapPoller, parse_imap
 from listbot.ingest import IntakeHandler, start_server
 from listbot.model import RecipientRole
 from listbot.routing import Router
@@ -65,6 +66,7 @@ class App:
     intake: list[IntakeHandler] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     bound: dict[str, tuple[str, int]] = field(default_factory=dict)
+    imap: ImapPoller | None = None
 
     @classmethod
     def create(cls, cfg: Config, *, clock: Clock | None = None,
@@ -91,11 +93,19 @@ class App:
                             waker=self.outbound_waker)
         self._spawn("worker", worker.run)
         self._spawn("delivery", delivery.run)
+        self._start_imap()
         await self._listen()
         log.info("daemon.started", owner=self.owner, listening=self.bound)
 
     def _spawn(self, name: str, run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         self.tasks.append(asyncio.get_running_loop().create_task(run(self.stopping), name=name))
+
+    def _start_imap(self) -> None:
+        icfg = parse_imap(self.cfg)
+        if icfg is not None:
+            self.imap = ImapPoller(icfg, self.cfg, self.store, self.clock,
+                                   on_stored=self.inbound_waker.wake)
+            self._spawn("imap", self.imap.run)
 
     async def _listen(self) -> None:
         router = Router(self.cfg.lists.values())
