@@ -6,8 +6,9 @@ import asyncio
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -19,6 +20,7 @@ from listbot.gate import GateFacts
 from listbot.handlers import RecordOnly
 from listbot.imap_poll import ImapPoller, parse_imap
 from listbot.ingest import IntakeHandler, start_server
+from listbot.metrics import Metrics, parse_metrics
 from listbot.model import RecipientRole
 from listbot.routing import Router
 from listbot.store import Store
@@ -67,6 +69,7 @@ class App:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     bound: dict[str, tuple[str, int]] = field(default_factory=dict)
     imap: ImapPoller | None = None
+    metrics: Metrics | None = None
 
     @classmethod
     def create(cls, cfg: Config, *, clock: Clock | None = None,
@@ -82,29 +85,45 @@ class App:
     async def start(self) -> None:
         self.store.claim_single_instance()
         await self.store.upgrade()
+        self._start_metrics()
         worker = Worker(store=self.store, handlers=build_handlers(self.cfg, self.store,
                                                                   self.clock),
                         owner=self.owner, lease_seconds=self.cfg.lease_seconds,
                         batch=self.cfg.worker_batch,
                         poll_interval=self.cfg.poll_interval_seconds,
-                        waker=self.inbound_waker, on_committed=self.outbound_waker.wake)
+                        waker=self.inbound_waker, on_committed=self.outbound_waker.wake,
+                        metrics=self.metrics)
         delivery = Delivery(store=self.store, transport=self.transport, cfg=self.cfg,
                             clock=self.clock, owner=self.owner, facts=self.gate_facts,
-                            waker=self.outbound_waker)
+                            waker=self.outbound_waker, metrics=self.metrics)
         self._spawn("worker", worker.run)
         self._spawn("delivery", delivery.run)
         self._start_imap()
         await self._listen()
         log.info("daemon.started", owner=self.owner, listening=self.bound)
 
-    def _spawn(self, name: str, run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    def _spawn(self, name: str,
+               run: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
         self.tasks.append(asyncio.get_running_loop().create_task(run(self.stopping), name=name))
+
+    def _start_metrics(self) -> None:
+        mcfg = parse_metrics(self.cfg)
+        if mcfg is None:
+            return
+        self.metrics = Metrics()
+        self.bound["metrics"] = self.metrics.serve(mcfg.listen)
+        metrics = self.metrics
+
+        async def refresh(stopping: asyncio.Event) -> None:
+            await metrics.run(self.store, self.clock, mcfg.refresh_seconds, stopping)
+
+        self._spawn("metrics", refresh)
 
     def _start_imap(self) -> None:
         icfg = parse_imap(self.cfg)
         if icfg is not None:
             self.imap = ImapPoller(icfg, self.cfg, self.store, self.clock,
-                                   on_stored=self.inbound_waker.wake)
+                                   on_stored=self.inbound_waker.wake, metrics=self.metrics)
             self._spawn("imap", self.imap.run)
 
     async def _listen(self) -> None:
@@ -114,7 +133,8 @@ class App:
             if endpoint is None:
                 continue
             handler = IntakeHandler(router=router, store=self.store, source=name,
-                                    per_recipient=lmtp, on_stored=self.inbound_waker.wake)
+                                    per_recipient=lmtp, on_stored=self.inbound_waker.wake,
+                                    metrics=self.metrics)
             server = await start_server(lmtp=lmtp, handler=handler, host=endpoint.host,
                                         port=endpoint.port, hostname=self.cfg.hostname,
                                         max_bytes=self.cfg.max_message_bytes)
@@ -134,6 +154,8 @@ class App:
         self.outbound_waker.wake()
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.metrics is not None:
+            self.metrics.close()
         await self.transport.close()
         await self.store.close()
         log.info("daemon.stopped")

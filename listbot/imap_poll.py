@@ -29,6 +29,7 @@ from listbot.clock import Clock
 from listbot.config import Config, section
 from listbot.errors import MessageRejected
 from listbot.mailsafe import check_line_endings
+from listbot.metrics import Metrics
 from listbot.routing import Router
 from listbot.store import Arrival, Store
 from listbot.store import imap as imap_ops
@@ -182,8 +183,9 @@ def _check(response: aioimaplib.Response, what: str) -> list[Any]:
 
 
 class ImapPoller:
-    def __init__(self, icfg: ImapConfig, cfg: Config, store: Store, clock: Clock,
-                 on_stored: Callable[[], None]) -> None:
+    def __init__(self, icfg: ImapConfig, cfg: Config, store: Store, clock: Clock, *,
+                 on_stored: Callable[[], None], metrics: Metrics | None = None) -> None:
+        self.metrics = metrics
         self.icfg = icfg
         self.store = store
         self.clock = clock
@@ -293,6 +295,8 @@ class ImapPoller:
                                {"uid": msg.uid, "uidvalidity": uidvalidity})
         log.info("imap.taken", uid=msg.uid, outcome=outcome, inbound_id=inbound_id)
         if outcome == "stored":
+            if self.metrics is not None:
+                self.metrics.received(self.route.list_name, "imap")
             self.on_stored()
             return 1
         return 0

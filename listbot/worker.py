@@ -15,6 +15,7 @@ from typing import Protocol
 import structlog
 
 from listbot.errors import TemporaryError
+from listbot.metrics import Metrics
 from listbot.model import Inbound, RecipientRole
 from listbot.store import Store, Tx
 from listbot.waker import Waker
@@ -35,7 +36,9 @@ class LeaseLost(Exception):
 class Worker:
     def __init__(self, *, store: Store, handlers: Mapping[tuple[str, RecipientRole], Handler],
                  owner: str, lease_seconds: int, batch: int, poll_interval: float,
-                 waker: Waker, on_committed: Callable[[], None]) -> None:
+                 waker: Waker, on_committed: Callable[[], None],
+                 metrics: Metrics | None = None) -> None:
+        self.metrics = metrics
         self.store = store
         self.handlers = handlers
         self.owner = owner
@@ -82,10 +85,14 @@ class Worker:
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             bound.error("worker.quarantined", error=error)
+            if self.metrics is not None:
+                self.metrics.handled(msg.list_name, "quarantined")
             try:
                 await self.store.quarantine(msg.id, self.owner, error)
             except Exception as inner:
                 bound.error("worker.quarantine_failed", error=type(inner).__name__)
             return
         bound.info("worker.done")
+        if self.metrics is not None:
+            self.metrics.handled(msg.list_name, "done")
         self.on_committed()

@@ -21,7 +21,7 @@ from pathlib import Path
 from tests.mta_postfix import free_port
 
 USER = "security@example.org"
-PASSWORD = "s3cret-imap"  # noqa: S105  a throwaway test account
+PASSWORD = "s3cret-imap"  # a throwaway test account
 
 CONF = """\
 base_dir = {root}/run
