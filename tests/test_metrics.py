@@ -40,10 +40,11 @@ async def test_counters_and_gauges_after_a_post(make_config: Callable[..., Confi
         async def until_sent() -> str:
             wanted = ('listbot_messages_out_total{list="discuss",outcome="sent"} 3.0',
                       'listbot_queue_depth{queue="outbox",state="sent"} 3.0')
-            while not all(w in (text := await asyncio.to_thread(scrape, port))
-                          for w in wanted):
+            while True:
+                text = await asyncio.to_thread(scrape, port)
+                if all(w in text for w in wanted):
+                    return text
                 await asyncio.sleep(0.05)
-            return text
 
         text = await asyncio.wait_for(until_sent(), 10)
         assert 'listbot_messages_in_total{list="discuss",source="lmtp"} 1.0' in text
