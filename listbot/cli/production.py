@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
-from listbot.cli.common import Context, pass_ctx, root
-from listbot.errors import ConfigError, TemporaryError
+from listbot.cli.common import Context, emit, json_option, pass_ctx, root, run
+from listbot.clock import SystemClock
+from listbot.doctor import Level, run_checks
+from listbot.errors import EX_CONFIG, EX_TEMPFAIL, ConfigError, TemporaryError
 from listbot.mta import DOMAINS_FILE, TRANSPORT_FILE, main_cf_lines, postfix_maps
+from listbot.store import Store
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -63,3 +67,31 @@ def aliases(ctx: Context, directory: str | None, postmap: bool, to_stdout: bool)
     click.echo("main.cf needs:")
     for line in main_cf_lines(str(target.resolve())):
         click.echo(f"  {line}")
+
+
+@root.command()
+@click.option("--days", type=int, default=None,
+              help="Key expiry warning window in days (default pgp.expiry_warning_days).")
+@json_option
+@pass_ctx
+def doctor(ctx: Context, days: int | None, as_json: bool) -> None:
+    """Check config, rules, database, keys, smarthost and listeners (exit 78/75 on FAIL)."""
+    try:
+        cfg = ctx.cfg
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"FAIL  config  {problem}", err=True)
+        raise SystemExit(EX_CONFIG) from None
+    clock = SystemClock()
+    findings = run(run_checks(cfg, lambda: Store.open(cfg.database_url, clock), clock, days))
+    if as_json:
+        emit([asdict(f) for f in findings], True, [])
+    else:
+        for f in findings:
+            tail = f" -> {f.action}" if f.action and f.level is not Level.OK else ""
+            click.echo(f"{f.level.value:<4}  {f.check}: {f.detail}{tail}")
+    failed = [f for f in findings if f.level is Level.FAIL]
+    if any(f.check == "database" for f in failed):
+        raise SystemExit(EX_TEMPFAIL)
+    if failed:
+        raise SystemExit(EX_CONFIG)
