@@ -178,3 +178,27 @@ def test_watchdog_interval_is_half_and_respects_pid() -> None:
                              pid=2) is None
     assert watchdog_interval({}) is None
     assert not Notifier(None).ready("x")
+
+
+async def test_watchdog_stops_pinging_when_a_worker_task_died(notify: NotifySocket) -> None:
+    from types import SimpleNamespace
+    from typing import cast
+
+    from listbot.app import App
+    from listbot.lifecycle import watchdog
+
+    async def crashed() -> None:
+        raise RuntimeError("worker crashed")
+
+    dead = asyncio.get_running_loop().create_task(crashed(), name="worker")
+    with pytest.raises(RuntimeError):
+        await dead
+    app = cast(App, SimpleNamespace(tasks=[dead]))
+    stop = asyncio.Event()
+    pinger = asyncio.get_running_loop().create_task(
+        watchdog(app, Notifier(str(notify.path)), 0.01, stop))
+    status = await notify.next_with("STATUS")
+    stop.set()
+    await pinger
+    assert status["STATUS"] == "unhealthy: worker stopped"
+    assert not any("WATCHDOG" in fields for fields in notify.seen)
