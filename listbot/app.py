@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import signal
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -23,7 +22,9 @@ from listbot.delivery import Delivery
 from listbot.discuss import DiscussHandler
 from listbot.gate import GateFacts
 from listbot.handlers import RecordOnly
+from listbot.imap_poll import ImapPoller, parse_imap
 from listbot.ingest import IntakeHandler, start_server
+from listbot.metrics import Metrics, parse_metrics
 from listbot.model import RecipientRole
 from listbot.release import Releaser
 from listbot.reminders import ReminderDispatcher
@@ -88,6 +89,8 @@ class App:
     timer: SchedulerTimer | None = None
     reminders: ReminderDispatcher | None = None
     timer_task: asyncio.Task[None] | None = None
+    imap: ImapPoller | None = None
+    metrics: Metrics | None = None
 
     @classmethod
     def create(cls, cfg: Config, *, clock: Clock | None = None,
@@ -105,15 +108,17 @@ class App:
     async def start(self) -> None:
         self.store.claim_single_instance()
         await self.store.upgrade()
+        self._start_metrics()
         worker = Worker(store=self.store, handlers=build_handlers(self.cfg, self.store,
                                                                   self.clock),
                         owner=self.owner, lease_seconds=self.cfg.lease_seconds,
                         batch=self.cfg.worker_batch,
                         poll_interval=self.cfg.poll_interval_seconds,
-                        waker=self.inbound_waker, on_committed=self._committed)
+                        waker=self.inbound_waker, on_committed=self._committed,
+                        metrics=self.metrics)
         delivery = Delivery(store=self.store, transport=self.transport, cfg=self.cfg,
                             clock=self.clock, owner=self.owner, facts=self.gate_facts,
-                            waker=self.outbound_waker)
+                            waker=self.outbound_waker, metrics=self.metrics)
         self._spawn("worker", worker.run)
         self._spawn("delivery", delivery.run)
         listener = self.store.listener(inbound=self.inbound_waker.wake,
@@ -125,6 +130,7 @@ class App:
         self.timer.start()
         await self._start_reminders(self.timer)
         self._spawn("release", self._release_loop)
+        self._start_imap()
         await self._listen()
         log.info("daemon.started", owner=self.owner, listening=self.bound)
 
@@ -155,6 +161,26 @@ class App:
                run: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
         self.tasks.append(asyncio.get_running_loop().create_task(run(self.stopping), name=name))
 
+    def _start_metrics(self) -> None:
+        mcfg = parse_metrics(self.cfg)
+        if mcfg is None:
+            return
+        self.metrics = Metrics()
+        self.bound["metrics"] = self.metrics.serve(mcfg.listen)
+        metrics = self.metrics
+
+        async def refresh(stopping: asyncio.Event) -> None:
+            await metrics.run(self.store, self.clock, mcfg.refresh_seconds, stopping)
+
+        self._spawn("metrics", refresh)
+
+    def _start_imap(self) -> None:
+        icfg = parse_imap(self.cfg)
+        if icfg is not None:
+            self.imap = ImapPoller(icfg, self.cfg, self.store, self.clock,
+                                   on_stored=self.inbound_waker.wake, metrics=self.metrics)
+            self._spawn("imap", self.imap.run)
+
     async def _listen(self) -> None:
         router = Router(self.cfg.lists.values())
         for name, endpoint, lmtp in (("lmtp", self.cfg.lmtp, True),
@@ -162,7 +188,8 @@ class App:
             if endpoint is None:
                 continue
             handler = IntakeHandler(router=router, store=self.store, source=name,
-                                    per_recipient=lmtp, on_stored=self.inbound_waker.wake)
+                                    per_recipient=lmtp, on_stored=self.inbound_waker.wake,
+                                    metrics=self.metrics)
             server = await start_server(lmtp=lmtp, handler=handler, host=endpoint.host,
                                         port=endpoint.port, hostname=self.cfg.hostname,
                                         max_bytes=self.cfg.max_message_bytes)
@@ -186,18 +213,15 @@ class App:
             self.timer.shutdown()
         if self.timer_task is not None:
             await asyncio.gather(self.timer_task, return_exceptions=True)
+        if self.metrics is not None:
+            self.metrics.close()
         await self.transport.close()
         await self.store.close()
         log.info("daemon.stopped")
 
     async def serve(self) -> None:
-        """Run until SIGTERM or SIGINT."""
-        loop = asyncio.get_running_loop()
-        stop_requested = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop_requested.set)
-        await self.start()
-        try:
-            await stop_requested.wait()
-        finally:
-            await self.stop()
+        """Run until SIGTERM or SIGINT; SIGHUP reloads; systemd hears of each step."""
+        from listbot.lifecycle import run_service  # lifecycle needs App: import late
+        from listbot.sdnotify import Notifier
+
+        await run_service(self, Notifier.from_env())

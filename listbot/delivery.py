@@ -18,6 +18,7 @@ from listbot import gate
 from listbot.alerts import raise_alert
 from listbot.clock import Clock
 from listbot.config import Config
+from listbot.metrics import Metrics
 from listbot.model import OutboxItem, OutboxState
 from listbot.store import Store
 from listbot.transport import SendResult, Transport
@@ -63,7 +64,9 @@ def chunks(items: Sequence[OutboxItem], size: int) -> list[list[OutboxItem]]:
 
 class Delivery:
     def __init__(self, *, store: Store, transport: Transport, cfg: Config, clock: Clock,
-                 owner: str, facts: FactsLoader, waker: Waker, batch: int = 500) -> None:
+                 owner: str, facts: FactsLoader, waker: Waker, batch: int = 500,
+                 metrics: Metrics | None = None) -> None:
+        self.metrics = metrics
         self.store = store
         self.transport = transport
         self.cfg = cfg
@@ -119,6 +122,8 @@ class Delivery:
                         "outbox_id": item.id, "audience": item.audience.value,
                         "recipient": item.recipient, "list": item.list_name,
                         "case": item.case_id})
+                    if self.metrics is not None:
+                        self.metrics.delivered(item.list_name, "refused")
             self.waker.wake()
         refused_ids = {i.id for i, _ in refused}
         return [i for i in items if i.id not in refused_ids]
@@ -148,6 +153,8 @@ class Delivery:
             o = outcome(item, result, now, self.cfg)
             by_outcome[(o.state, o.next_attempt_at, f"{result.code} {result.reply}")].append(
                 item.id)
+            if self.metrics is not None:
+                self.metrics.delivered(item.list_name, o.state.value)
             log.info("delivery.result", outbox_id=item.id, list=item.list_name,
                      state=o.state.value, code=result.code)
         async with self.store.unit() as tx:

@@ -16,6 +16,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from listbot.errors import MessageRejected
 from listbot.mailsafe import check_line_endings
+from listbot.metrics import Metrics
 from listbot.routing import Router
 from listbot.store import Arrival, Store
 
@@ -24,7 +25,8 @@ log = structlog.get_logger("listbot.ingest")
 
 class IntakeHandler:
     def __init__(self, *, router: Router, store: Store, source: str, per_recipient: bool,
-                 on_stored: Callable[[], None]) -> None:
+                 on_stored: Callable[[], None], metrics: Metrics | None = None) -> None:
+        self.metrics = metrics
         self.router = router
         self.store = store
         self.source = source
@@ -64,6 +66,9 @@ class IntakeHandler:
             return self._reply("451 4.3.0 could not store the message, try again later",
                                envelope)
         log.info("data.stored", source=self.source, ids=ids, size=len(data))
+        if self.metrics is not None:
+            for a in arrivals:
+                self.metrics.received(a.route.list_name, self.source)
         self.on_stored()
         return self._reply("250 2.0.0 OK stored", envelope)
 

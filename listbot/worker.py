@@ -15,6 +15,7 @@ from typing import Protocol
 import structlog
 
 from listbot.errors import TemporaryError
+from listbot.metrics import Metrics
 from listbot.model import Inbound, RecipientRole
 from listbot.store import Store, Tx
 from listbot.waker import Waker
@@ -39,7 +40,9 @@ class LeaseLost(Exception):
 class Worker:
     def __init__(self, *, store: Store, handlers: Mapping[tuple[str, RecipientRole], Handler],
                  owner: str, lease_seconds: int, batch: int, poll_interval: float,
-                 waker: Waker, on_committed: Callable[[], None]) -> None:
+                 waker: Waker, on_committed: Callable[[], None],
+                 metrics: Metrics | None = None) -> None:
+        self.metrics = metrics
         self.store = store
         self.handlers = handlers
         self.owner = owner
@@ -115,6 +118,8 @@ class Worker:
         for msg, _ in batch:
             if msg.id not in failed_ids:
                 log.info("worker.done", inbound_id=msg.id, list=msg.list_name)
+                if self.metrics is not None:
+                    self.metrics.handled(msg.list_name, "done")
         self.on_committed()
 
     async def _fail(self, msg: Inbound, exc: BaseException) -> None:
@@ -128,6 +133,8 @@ class Worker:
             return
         error = f"{type(exc).__name__}: {exc}"
         bound.error("worker.quarantined", error=error)
+        if self.metrics is not None:
+            self.metrics.handled(msg.list_name, "quarantined")
         try:
             await self.store.quarantine(msg.id, self.owner, error)
         except Exception as inner:

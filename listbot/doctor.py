@@ -1,0 +1,202 @@
+"""`listbot doctor`: each check gives OK/WARN/FAIL and, when not OK, what to do."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+
+from listbot.clock import Clock
+from listbot.config import Config, Endpoint
+from listbot.crypto import parse_pgp
+from listbot.errors import ConfigError, ListbotError
+from listbot.imap_poll import parse_imap
+from listbot.metrics import parse_metrics
+from listbot.pgp import Keyring
+from listbot.rules import load_rules
+from listbot.store import Store
+
+
+class Level(StrEnum):
+    OK = "OK"
+    WARN = "WARN"
+    FAIL = "FAIL"
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    check: str
+    detail: str
+    action: str = ""
+
+
+def ok(check: str, detail: str) -> Finding:
+    return Finding(Level.OK, check, detail)
+
+
+def sections(cfg: Config) -> list[Finding]:
+    out = []
+    for name, parse in (("pgp", parse_pgp), ("imap", parse_imap), ("metrics", parse_metrics)):
+        try:
+            parse(cfg)
+            out.append(ok(f"config [{name}]", "valid"))
+        except ConfigError as exc:
+            out.append(Finding(Level.FAIL, f"config [{name}]", "; ".join(exc.problems),
+                               "fix these keys in the config file"))
+    return out
+
+
+def rules_dir(cfg: Config) -> Path:
+    raw = cfg.raw.get("rules", {})
+    text = str(raw.get("directory", "rules")) if isinstance(raw, dict) else "rules"
+    base = cfg.source.resolve().parent if cfg.source else Path.cwd()
+    path = Path(text)
+    return path if path.is_absolute() else base / path
+
+
+def rules(cfg: Config) -> Finding:
+    directory = rules_dir(cfg)
+    if not directory.is_dir():
+        return Finding(Level.WARN, "rules", f"no rule directory {directory}",
+                       "create it or set [rules] directory")
+    try:
+        load_rules(directory)
+    except ConfigError as exc:
+        return Finding(Level.FAIL, "rules", "; ".join(exc.problems[:3]),
+                       "fix the rule file (the daemon keeps the old rules meanwhile)")
+    return ok("rules", f"{directory} valid")
+
+
+async def database(store: Store) -> Finding:
+    try:
+        pending = await store.pending_migrations()
+    except ListbotError as exc:
+        return Finding(Level.FAIL, "database", str(exc),
+                       "start the database or fix [database] url (exit 75)")
+    if pending:
+        return Finding(Level.WARN, "database", f"migrations pending: {', '.join(pending)}",
+                       "run `listbot db upgrade` (serve also does it at start)")
+    return ok("database", "reachable and migrated")
+
+
+async def keys(cfg: Config, store: Store | None, clock: Clock,
+               days: int | None) -> list[Finding]:
+    pgp = parse_pgp(cfg)
+    window = timedelta(days=pgp.expiry_warning_days if days is None else days)
+    ring = Keyring(pgp.home)
+    out: list[Finding] = []
+    now = clock.now()
+    if pgp.team_fingerprint is None:
+        out.append(Finding(Level.WARN, "team key", "pgp.team_fingerprint not set",
+                           "import the team key into pgp.home and set its fingerprint"))
+    else:
+        info = await ring.key_info(pgp.team_fingerprint)
+        if info is None or not info.has_secret:
+            what = "missing" if info is None else "present without its secret key"
+            out.append(Finding(Level.FAIL, "team key", f"{pgp.team_fingerprint} {what}",
+                               f"gpg --homedir {pgp.home} --import the team secret key"))
+        elif not info.usable_at(now):
+            out.append(Finding(Level.FAIL, "team key", "revoked or expired",
+                               "extend or replace the team key"))
+        else:
+            out.append(ok("team key", f"{pgp.team_fingerprint} with secret"))
+    holders = [(f"moderator {m.address}", m.fingerprint) for m in cfg.team_members]
+    if store is not None:
+        holders += [(f"member {m.name}", m.fingerprint) for m in await store.members()]
+    for who, fpr in holders:
+        if fpr is None:
+            continue
+        info = await ring.key_info(fpr)
+        if info is None:
+            out.append(Finding(Level.FAIL, "key", f"{who}: {fpr} not in the keyring",
+                               "import their public key"))
+        elif not info.usable_at(now):
+            out.append(Finding(Level.FAIL, "key", f"{who}: key revoked or expired",
+                               "ask them for a new key"))
+        elif info.expires_within(now, window):
+            out.append(Finding(Level.WARN, "key", f"{who}: expires {info.expires:%Y-%m-%d}",
+                               "ask them to extend the expiry and send the key again"))
+    if not any(f.check == "key" for f in out):
+        out.append(ok("keys", f"no member or moderator key expires within {window.days} days"))
+    return out
+
+
+async def reachable(name: str, endpoint: Endpoint, seconds: float) -> Finding:
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(endpoint.host, endpoint.port), seconds)
+    except (OSError, TimeoutError) as exc:
+        return Finding(Level.FAIL, name, f"{endpoint}: {type(exc).__name__}",
+                       "check the host/port and the firewall; mail waits in the outbox")
+    writer.close()
+    return ok(name, f"{endpoint} accepts connections")
+
+
+def bindable(name: str, endpoint: Endpoint) -> Finding:
+    family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((endpoint.host, endpoint.port))
+        except OSError as exc:
+            return Finding(Level.WARN, f"listen {name}", f"{endpoint}: {exc.strerror}",
+                           "fine if listbot is running; otherwise free the port")
+    return ok(f"listen {name}", f"{endpoint} bindable")
+
+
+def listeners(cfg: Config) -> list[Finding]:
+    out = [bindable(n, e) for n, e in (("lmtp", cfg.lmtp), ("smtp", cfg.smtp)) if e]
+    try:
+        mcfg = parse_metrics(cfg)
+    except ConfigError:
+        mcfg = None
+    if mcfg is not None:
+        out.append(bindable("metrics", mcfg.listen))
+    return out
+
+
+def imap_secret(cfg: Config) -> list[Finding]:
+    try:
+        icfg = parse_imap(cfg)
+    except ConfigError:
+        return []
+    if icfg is None:
+        return []
+    try:
+        icfg.password()
+    except OSError as exc:
+        return [Finding(Level.FAIL, "imap", f"password file: {exc.strerror}",
+                        "make imap.password_file readable by the service user")]
+    return [ok("imap", f"{icfg.mailbox} configured")]
+
+
+async def run_checks(cfg: Config, store_factory: Callable[[], Store], clock: Clock,
+                     days: int | None) -> list[Finding]:
+    findings = [ok("config", f"{cfg.source} valid"), *sections(cfg), rules(cfg)]
+    store = store_factory()
+    try:
+        db = await database(store)
+        findings.append(db)
+        usable = store if db.level is Level.OK else None
+        findings += await _guarded("keys", keys(cfg, usable, clock, days))
+    finally:
+        await store.close()
+    if cfg.delivery.transport == "smtp":
+        smtp = cfg.delivery.smtp
+        findings.append(await reachable("smarthost", Endpoint(smtp.host, smtp.port),
+                                        smtp.timeout_seconds))
+    findings += listeners(cfg)
+    findings += imap_secret(cfg)
+    return findings
+
+
+async def _guarded(name: str, work: Awaitable[list[Finding]]) -> list[Finding]:
+    try:
+        return await work
+    except (ConfigError, ListbotError, OSError) as exc:
+        return [Finding(Level.FAIL, name, str(exc), "see the [pgp] section")]

@@ -1,0 +1,150 @@
+"""The daemon under a service manager: signals, reload, and systemd notifications.
+
+SIGTERM/SIGINT drain and stop; SIGHUP reloads the configuration and the rules
+atomically (a bad file keeps the old ones, and STATUS says so). READY/RELOADING/
+STOPPING/STATUS follow Type=notify-reload; watchdog pings come from a task on the
+daemon's own loop and only while every worker task is still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from listbot import config as config_mod
+from listbot.config import Config
+from listbot.errors import ConfigError
+from listbot.routing import Router
+from listbot.sdnotify import Notifier, watchdog_interval
+
+if TYPE_CHECKING:
+    from listbot.app import App
+
+log = structlog.get_logger("listbot.lifecycle")
+
+# Settings a reload cannot change in place (sockets and the database stay open).
+RESTART_ONLY: tuple[tuple[str, Callable[[Config], Any]], ...] = (
+    ("database.url", lambda c: c.database_url),
+    ("listen.lmtp", lambda c: c.lmtp),
+    ("listen.smtp", lambda c: c.smtp),
+    ("instance.state_dir", lambda c: c.state_dir),
+)
+
+# Extension sections checked before a new config is accepted (each raises ConfigError).
+Validator = Callable[[Config], object]
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    ok: bool
+    status: str
+
+
+def ready_status(app: App) -> str:
+    listening = ", ".join(f"{k} {h}:{p}" for k, (h, p) in sorted(app.bound.items()))
+    return f"serving {len(app.cfg.lists)} lists; {listening or 'no listeners'}"
+
+
+def _first_problems(exc: ConfigError, limit: int = 2) -> str:
+    shown = "; ".join(exc.problems[:limit])
+    more = len(exc.problems) - limit
+    return shown + (f" (+{more} more)" if more > 0 else "")
+
+
+async def _reload_rules(app: App) -> None:
+    # App.reload_rules (moderation) raises ConfigError on a bad rule file and keeps the
+    # old rules itself; it may be sync or async.
+    hook = getattr(app, "reload_rules", None)
+    if hook is None:
+        return
+    result = hook()
+    if inspect.isawaitable(result):
+        await result
+
+
+async def reload_app(app: App, validators: tuple[Validator, ...] = ()) -> ReloadResult:
+    """Load config, check it whole, reload rules; swap only if everything is good."""
+    source = app.cfg.source
+    if source is None:
+        return ReloadResult(False, "reload ignored: the daemon was not started from a file")
+    try:
+        new = config_mod.load(source)
+        for validate in validators:
+            validate(new)
+        await _reload_rules(app)
+    except ConfigError as exc:
+        log.error("reload.refused", problems=exc.problems)
+        return ReloadResult(False, f"reload failed, old config and rules kept: "
+                                   f"{_first_problems(exc)}")
+    stale = [name for name, get in RESTART_ONLY if get(new) != get(app.cfg)]
+    app.cfg = new
+    router = Router(new.lists.values())
+    for handler in app.intake:
+        handler.router = router
+    log.info("reload.done", restart_needed=stale)
+    status = ready_status(app) + "; reloaded"
+    if stale:
+        status += f"; restart needed for {', '.join(stale)}"
+    return ReloadResult(True, status)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def watchdog(app: App, notifier: Notifier, interval: float,
+                   stop: asyncio.Event) -> None:
+    """Ping only while the loop runs this task AND no worker task has died."""
+    while not stop.is_set():
+        dead = sorted(t.get_name() for t in app.tasks if t.done())
+        if dead:
+            # No ping: systemd's watchdog restarts us, which is what a dead worker needs.
+            notifier.status(f"unhealthy: {', '.join(dead)} stopped")
+            log.error("watchdog.unhealthy", stopped=dead)
+        else:
+            notifier.watchdog()
+        await _sleep_or_stop(stop, interval)
+
+
+async def run_service(app: App, notifier: Notifier, *,
+                      validators: tuple[Validator, ...] = (),
+                      env: Mapping[str, str] = os.environ) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    reload_requested = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
+    await app.start()
+    notifier.ready(ready_status(app))
+    interval = watchdog_interval(env)
+    pinger = (loop.create_task(watchdog(app, notifier, interval, stop), name="watchdog")
+              if interval else None)
+    try:
+        while not stop.is_set():
+            waiters = [loop.create_task(stop.wait()), loop.create_task(reload_requested.wait())]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+            if reload_requested.is_set() and not stop.is_set():
+                reload_requested.clear()
+                notifier.reloading()
+                result = await reload_app(app, validators)
+                notifier.send(READY="1", STATUS=result.status)
+    finally:
+        notifier.stopping()
+        stop.set()
+        if pinger is not None:
+            await pinger
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        await app.stop()

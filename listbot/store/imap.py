@@ -1,0 +1,82 @@
+"""IMAP bookkeeping operations (one mailbox = host/user/folder).
+
+A message is stored first (inbound row, committed), then its UID is recorded, then
+it is flagged/moved on the server. A kill between any two steps is repaired on the
+next pass: a recorded UID is only flagged again; an unrecorded UID whose bytes are
+already in the inbound table (same content hash, source imap) is recorded as a
+duplicate instead of being stored twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from listbot.store.schema import inbound
+from listbot.store.schema_imap import imap_seen
+
+
+@dataclass(frozen=True)
+class Seen:
+    mailbox: str
+    uidvalidity: int
+    uid: int
+    message_id: str
+    content_hash: str
+    inbound_id: int | None
+    outcome: str  # stored | duplicate | refused
+
+
+async def recorded_uids(conn: AsyncConnection, mailbox: str, uidvalidity: int,
+                        uids: list[int]) -> set[int]:
+    if not uids:
+        return set()
+    result = await conn.execute(select(imap_seen.c.uid).where(
+        imap_seen.c.mailbox == mailbox, imap_seen.c.uidvalidity == uidvalidity,
+        imap_seen.c.uid.in_(uids)))
+    return {int(r[0]) for r in result}
+
+
+async def already_stored(conn: AsyncConnection, mailbox: str, uidvalidity: int,
+                         content_hash: str, message_id: str) -> int | None:
+    """The inbound id of an earlier copy of these bytes, if any.
+
+    Same bytes from this source: a kill between commit and bookkeeping. Same
+    Message-ID under an OLDER UIDVALIDITY: the server renumbered the mailbox (its
+    copy may differ in added headers). A Message-ID seen under the current
+    UIDVALIDITY is a different delivery and is stored.
+    """
+    by_hash = await conn.scalar(select(inbound.c.id).where(
+        inbound.c.source == "imap", inbound.c.content_hash == content_hash).limit(1))
+    if by_hash is not None:
+        return int(by_hash)
+    if not message_id:
+        return None
+    renumbered = await conn.scalar(select(imap_seen.c.inbound_id).where(and_(
+        imap_seen.c.mailbox == mailbox, imap_seen.c.message_id == message_id,
+        imap_seen.c.uidvalidity != uidvalidity, imap_seen.c.inbound_id.is_not(None))).limit(1))
+    return int(renumbered) if renumbered is not None else None
+
+
+async def record(conn: AsyncConnection, seen: Seen, now: datetime) -> bool:
+    """Record a UID; False if it was already recorded (another poller won)."""
+    try:
+        async with conn.begin_nested():
+            await conn.execute(insert(imap_seen).values(
+                mailbox=seen.mailbox, uidvalidity=seen.uidvalidity, uid=seen.uid,
+                message_id=seen.message_id, content_hash=seen.content_hash,
+                inbound_id=seen.inbound_id, outcome=seen.outcome, seen_at=now))
+    except IntegrityError:
+        return False
+    return True
+
+
+async def listing(conn: AsyncConnection, mailbox: str) -> list[Seen]:
+    result = await conn.execute(select(imap_seen).where(imap_seen.c.mailbox == mailbox)
+                                .order_by(imap_seen.c.id))
+    return [Seen(r.mailbox, r.uidvalidity, r.uid, r.message_id, r.content_hash,
+                 r.inbound_id, r.outcome) for r in result]

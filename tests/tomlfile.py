@@ -1,0 +1,41 @@
+"""Write test configs as TOML files (for the CLI and daemon subprocesses)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a JSON string is a valid TOML basic string
+    if isinstance(v, list):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(type(v))
+
+
+def dumps(data: dict[str, Any], prefix: str = "") -> str:
+    lines: list[str] = []
+    tables: list[tuple[str, dict[str, Any]]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        else:
+            lines.append(f"{json.dumps(key)} = {_value(value)}")
+    out = "\n".join(lines) + ("\n" if lines else "")
+    for key, table in tables:
+        name = f"{prefix}.{json.dumps(key)}" if prefix else json.dumps(key)
+        out += f"\n[{name}]\n" + dumps(table, name)
+    return out
+
+
+def write(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(dumps(data), encoding="utf-8")
+    return path
