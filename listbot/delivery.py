@@ -139,8 +139,14 @@ class Delivery:
             chunk = [i for i in chunk if i not in late_refusals]
             if not chunk:
                 return []
-        results = await self.transport.send(chunk[0].envelope_from,
-                                            [i.recipient for i in chunk], raw)
+        # A send must end well inside our claim: past the lease another daemon may take
+        # the rows over, and a hung relay would then mean the same mail twice.
+        try:
+            async with asyncio.timeout(self.lease.total_seconds() / 2):
+                results = await self.transport.send(chunk[0].envelope_from,
+                                                    [i.recipient for i in chunk], raw)
+        except TimeoutError:
+            results = {}
         missing = SendResult(451, "no answer for recipient")
         return [(i, results.get(i.recipient, missing)) for i in chunk]
 

@@ -32,6 +32,8 @@ class Sink:
     responder: Callable[[Envelope], str | None] | None = None
     rcpt_responder: Callable[[str], str | None] | None = None
     attempts: int = 0
+    # When set, DATA waits for this event before answering (a relay that hangs).
+    stall: asyncio.Event | None = None
     _server: asyncio.Server | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -82,6 +84,8 @@ class _Handler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.sink.attempts += 1
+        if self.sink.stall is not None:
+            await self.sink.stall.wait()
         if self.sink.responder is not None:
             answer = self.sink.responder(envelope)
             if answer is not None:
