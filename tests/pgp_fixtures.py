@@ -162,7 +162,7 @@ def pgp_template() -> Iterator[tuple[Path, PgpKeys]]:
         member = make_key(home, "Vendor Security <security@vendor.example>")
         reporter = make_key(home, "Reporter <reporter@example.net>")
         expired = make_key(
-            home, "Expired <old@example.org>", expire="2021-01-01", faked_time="20200101T000000"
+            home, "Expired <old@example.org>", expire="2021-01-01", faked_time="20200101T000000!"
         )
         outsider = make_key(foreign, "Outsider <outsider@example.com>")
         import_keys(home, export_public(foreign, outsider))
