@@ -7,21 +7,29 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
 from listbot.clock import Clock, SystemClock
 from listbot.config import Config, ListKind
+from listbot.crypto import open_keyring, parse_pgp
 from listbot.delivery import Delivery
-from listbot.discuss import DiscussHandler
+from listbot.discuss import DiscussHandler, RuleBook
+from listbot.errors import ConfigError
 from listbot.gate import GateFacts
 from listbot.handlers import RecordOnly
 from listbot.ingest import IntakeHandler, start_server
 from listbot.model import RecipientRole
+from listbot.moderation import Moderation, ModerationHandler, load_checked_rules
+from listbot.moderation_config import parse_moderation, parse_rules_config
+from listbot.pgp import Keyring
 from listbot.routing import Router
+from listbot.rules import RuleSet
 from listbot.store import Store
+from listbot.timer import SchedulerTimer
 from listbot.transport import MaildirTransport, SMTPTransport, Transport
 from listbot.waker import Waker
 from listbot.worker import Handler, Worker
@@ -40,16 +48,38 @@ def make_transport(cfg: Config) -> Transport:
     return MaildirTransport(cfg.delivery.maildir)
 
 
-def build_handlers(cfg: Config, store: Store,
-                   clock: Clock) -> dict[tuple[str, RecipientRole], Handler]:
+def build_handlers(cfg: Config, store: Store, clock: Clock, *,
+                   rulebook: RuleBook | None = None, keyring: Keyring | None = None,
+                   moderations: dict[str, Moderation] | None = None,
+                   ) -> dict[tuple[str, RecipientRole], Handler]:
     handlers: dict[tuple[str, RecipientRole], Handler] = {}
+    moderations = moderations if moderations is not None else build_moderations(
+        cfg, store, clock, keyring)
     for lc in cfg.lists.values():
         handlers[(lc.name, RecipientRole.REQUEST)] = RecordOnly("subscription_request_ignored")
         handlers[(lc.name, RecipientRole.BOUNCES)] = RecordOnly("bounce_recorded")
         if lc.kind is ListKind.DISCUSS:
             handlers[(lc.name, RecipientRole.POST)] = DiscussHandler(
-                cfg=cfg, lc=lc, store=store, clock=clock)
+                cfg=cfg, lc=lc, store=store, clock=clock, rulebook=rulebook,
+                moderation=moderations.get(lc.name), keyring=keyring)
+        if lc.name in moderations:
+            handlers[(lc.name, RecipientRole.MODERATION)] = ModerationHandler(
+                moderations[lc.name])
     return handlers
+
+
+def build_moderations(cfg: Config, store: Store, clock: Clock,
+                      keyring: Keyring | None) -> dict[str, Moderation]:
+    """Held-post services of the moderated (discuss) lists."""
+    mc = parse_moderation(cfg)
+    return {lc.name: Moderation(cfg=cfg, lc=lc, mc=mc, store=store, clock=clock,
+                                keyring=keyring)
+            for lc in cfg.lists.values() if lc.kind is ListKind.DISCUSS}
+
+
+def make_keyring(cfg: Config) -> Keyring | None:
+    home = parse_pgp(cfg).home
+    return open_keyring(parse_pgp(cfg)) if home.is_dir() else None
 
 
 @dataclass
@@ -66,6 +96,10 @@ class App:
     intake: list[IntakeHandler] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     bound: dict[str, tuple[str, int]] = field(default_factory=dict)
+    rulebook: RuleBook = field(default_factory=lambda: RuleBook(RuleSet(())))
+    keyring: Keyring | None = None
+    moderations: dict[str, Moderation] = field(default_factory=dict)
+    timer: SchedulerTimer | None = None
 
     @classmethod
     def create(cls, cfg: Config, *, clock: Clock | None = None,
@@ -78,11 +112,37 @@ class App:
         members = frozenset(m.address for m in await self.store.members())
         return GateFacts(members=members, team=self.cfg.team_addresses)
 
+    def reload_rules(self) -> bool:
+        """Load and validate every rule file; only a fully good set replaces the running
+        one (DESIGN.md §4.9). Returns whether the rules were replaced."""
+        directory = parse_rules_config(self.cfg).directory
+        try:
+            ruleset = load_checked_rules(directory)
+        except ConfigError as exc:
+            log.error("rules.reload_refused", problems=list(exc.problems))
+            return False
+        self.rulebook.replace(ruleset)
+        log.info("rules.loaded", directory=str(directory), lists=list(ruleset.names()))
+        return True
+
+    async def dispatch_moderation(self) -> None:
+        """Reminders and expiries of held posts; re-arms the timer for the next one."""
+        upcoming = [await m.dispatch(self.clock.now()) for m in self.moderations.values()]
+        due = min((t for t in upcoming if t is not None), default=None)
+        if due is not None and self.timer is not None and not self.stopping.is_set():
+            self.timer.wake_at("moderation", due, self.dispatch_moderation)
+        self.outbound_waker.wake()
+
     async def start(self) -> None:
+        if not self.reload_rules():
+            raise ConfigError(["rules: the rule files have errors (see the log)"])
         self.store.claim_single_instance()
         await self.store.upgrade()
-        worker = Worker(store=self.store, handlers=build_handlers(self.cfg, self.store,
-                                                                  self.clock),
+        self.keyring = make_keyring(self.cfg)
+        self.moderations = build_moderations(self.cfg, self.store, self.clock, self.keyring)
+        handlers = build_handlers(self.cfg, self.store, self.clock, rulebook=self.rulebook,
+                                  keyring=self.keyring, moderations=self.moderations)
+        worker = Worker(store=self.store, handlers=handlers,
                         owner=self.owner, lease_seconds=self.cfg.lease_seconds,
                         batch=self.cfg.worker_batch,
                         poll_interval=self.cfg.poll_interval_seconds,
@@ -92,10 +152,14 @@ class App:
                             waker=self.outbound_waker)
         self._spawn("worker", worker.run)
         self._spawn("delivery", delivery.run)
+        self.timer = SchedulerTimer()
+        self.timer.start()
+        await self.dispatch_moderation()
         await self._listen()
         log.info("daemon.started", owner=self.owner, listening=self.bound)
 
-    def _spawn(self, name: str, run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    def _spawn(self, name: str,
+               run: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
         self.tasks.append(asyncio.get_running_loop().create_task(run(self.stopping), name=name))
 
     async def _listen(self) -> None:
@@ -121,6 +185,8 @@ class App:
         for server in self.servers:
             server.close()
         self.stopping.set()
+        if self.timer is not None:
+            self.timer.shutdown()
         self.inbound_waker.wake()
         self.outbound_waker.wake()
         if self.tasks:
@@ -135,6 +201,7 @@ class App:
         stop_requested = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop_requested.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_rules)
         await self.start()
         try:
             await stop_requested.wait()

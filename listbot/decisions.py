@@ -5,14 +5,15 @@ caller owns the item and what a decision does to it. DESIGN.md §4.7.
 
 Interface
 ---------
-``issue(tx, kind=, item_id=, list_name=, issued_to=, expires_at=) -> IssuedToken``
-    Opens the item for decision (once) and makes a reply token (192 bits from
-    ``secrets``) for one decider. Only the token's SHA-256 digest is stored;
+``issue(tx, kind=, item_id=, list_name=, issued_to=, expires_at=, token=None)``
+    Opens the item for decision (once) and stores a reply token (192 bits from
+    ``secrets``, made here or by ``commands.new_token()`` beforehand) for one
+    decider; returns ``IssuedToken``. Only the token's SHA-256 digest is stored;
     put ``IssuedToken.token`` in the reply address (``<list>-moderation+TOKEN@domain``)
     and forget it.
 ``lookup(tx, token) -> TokenRecord | None``
     The stored record of a token, by digest (None when unknown or malformed).
-``read_reply(raw, record, authority, keyring, now, verbs) -> Reply | Ignore``
+``read_reply(raw, record, authority=, keyring=, now=, verbs=) -> Reply | Ignore``
     The slow part, outside any transaction: is the token live and unused, is the
     sender (strict From) an authorized decider for the token's list and the one it
     was issued to, and - when ``authority.require_signature`` - is the message
@@ -115,9 +116,10 @@ class AlreadyDecided:
 
 
 async def issue(tx: Tx, *, kind: str, item_id: str, list_name: str, issued_to: str | None,
-                expires_at: datetime) -> IssuedToken:
+                expires_at: datetime, token: str | None = None) -> IssuedToken:
+    """`token` lets a caller build (and encrypt) the request mail before the transaction."""
     await ops.open_item(tx.conn, kind, item_id, list_name, tx.now)
-    token = new_token()
+    token = token or new_token()
     token_id = await ops.insert_token(tx.conn, digest=token_digest(token), kind=kind,
                                       item_id=item_id, list_name=list_name,
                                       issued_to=issued_to, now=tx.now, expires_at=expires_at)
@@ -143,20 +145,29 @@ def _sender(raw: bytes) -> str | None:
     return box.normalized if box is not None else None
 
 
-async def read_reply(raw: bytes, record: TokenRecord | None, authority: Authority,
+def _precheck(record: TokenRecord | None, sender: str | None, authority: Authority,
+              now: datetime) -> str | None:
+    """Why the token or the sender disqualify a reply before it is even read."""
+    if record is None:
+        return "unknown token"
+    if record.expires_at <= now:
+        return "token expired"
+    if sender is None:
+        return "no single valid From address"
+    if sender not in authority.deciders:
+        return "sender is not a decider of this list"
+    if record.issued_to is not None and record.issued_to != sender:
+        return "token was issued to someone else"
+    return None
+
+
+async def read_reply(raw: bytes, record: TokenRecord | None, *, authority: Authority,
                      keyring: Keyring | None, now: datetime,
                      verbs: Collection[str]) -> Reply | Ignore:
     sender = _sender(raw)
-    if record is None:
-        return Ignore("unknown token", sender)
-    if record.expires_at <= now:
-        return Ignore("token expired", sender)
-    if sender is None:
-        return Ignore("no single valid From address", None)
-    if sender not in authority.deciders:
-        return Ignore("sender is not a decider of this list", sender)
-    if record.issued_to is not None and record.issued_to != sender:
-        return Ignore("token was issued to someone else", sender)
+    problem = _precheck(record, sender, authority, now)
+    if problem is not None or record is None or sender is None:
+        return Ignore(problem or "unknown token", sender)
     command = parse_reply(raw, verbs)
     if isinstance(command, Ignored):
         return Ignore(command.reason, sender)
@@ -174,17 +185,19 @@ async def read_reply(raw: bytes, record: TokenRecord | None, authority: Authorit
 async def _signature_problem(raw: bytes, command: Command, fingerprint: str | None,
                              keyring: Keyring | None, now: datetime) -> str | None:
     """Why the command is not covered by a good signature of this decider, or None."""
-    if fingerprint is None:
-        return "decider has no registered key"
-    if keyring is None:
-        return "no keyring configured"
+    if fingerprint is None or keyring is None:
+        return "decider has no registered key" if fingerprint is None else "no keyring"
     verification = await verify_message(raw, keyring, [fingerprint], now)
     if not verification.valid or verification.signed_content is None:
         return f"not signed by the decider's key: {verification.reason}"
+    return _coverage_problem(raw, command, verification.signed_content)
+
+
+def _coverage_problem(raw: bytes, command: Command, covered: bytes) -> str | None:
+    """The command must be read again from the signed bytes, and be the same."""
     source = command_source(raw)
     if source is None:
         return "no text/plain part"
-    covered = verification.signed_content
     if source.signed_entity is not None:
         if canonical(source.signed_entity) != canonical(covered):
             return "signature does not cover the command part"
