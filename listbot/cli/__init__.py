@@ -11,6 +11,7 @@ from listbot.errors import EX_SOFTWARE, EX_USAGE, ListbotError
 
 # Command groups register themselves on `root` when imported.
 from listbot.cli import core  # noqa: F401  isort: skip
+from listbot.cli import moderation  # noqa: F401  isort: skip
 
 __all__ = ["main", "root"]
 
