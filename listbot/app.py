@@ -8,6 +8,7 @@ import secrets
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -19,16 +20,21 @@ from listbot.clock import Clock, SystemClock
 from listbot.config import Config, ListConfig, ListKind
 from listbot.crypto import open_keyring, parse_pgp
 from listbot.delivery import Delivery
-from listbot.discuss import DiscussHandler
+from listbot.discuss import DiscussHandler, RuleBook
+from listbot.errors import ConfigError
 from listbot.gate import GateFacts
 from listbot.handlers import RecordOnly
 from listbot.imap_poll import ImapPoller, parse_imap
 from listbot.ingest import IntakeHandler, start_server
 from listbot.metrics import Metrics, parse_metrics
 from listbot.model import RecipientRole
+from listbot.moderation import Moderation, ModerationHandler, load_checked_rules
+from listbot.moderation_config import parse_moderation, parse_rules_config
+from listbot.pgp import Keyring
 from listbot.release import Releaser
 from listbot.reminders import ReminderDispatcher
 from listbot.routing import Router
+from listbot.rules import RuleSet
 from listbot.store import Store
 from listbot.store.cases import case_parties
 from listbot.timer import SchedulerTimer
@@ -37,6 +43,8 @@ from listbot.waker import Waker
 from listbot.worker import Handler, Worker
 
 log = structlog.get_logger("listbot.app")
+
+BACKSTOP = timedelta(hours=1)  # longest sleep of the held-post dispatcher
 
 
 def make_owner(cfg: Config) -> str:
@@ -50,15 +58,23 @@ def make_transport(cfg: Config) -> Transport:
     return MaildirTransport(cfg.delivery.maildir)
 
 
-def build_handlers(cfg: Config, store: Store,
-                   clock: Clock) -> dict[tuple[str, RecipientRole], Handler]:
+def build_handlers(cfg: Config, store: Store, clock: Clock, *,
+                   rulebook: RuleBook | None = None, keyring: Keyring | None = None,
+                   moderations: dict[str, Moderation] | None = None,
+                   ) -> dict[tuple[str, RecipientRole], Handler]:
     handlers: dict[tuple[str, RecipientRole], Handler] = {}
+    moderations = moderations if moderations is not None else build_moderations(
+        cfg, store, clock, keyring)
     for lc in cfg.lists.values():
         handlers[(lc.name, RecipientRole.REQUEST)] = RecordOnly("subscription_request_ignored")
         handlers[(lc.name, RecipientRole.BOUNCES)] = RecordOnly("bounce_recorded")
         if lc.kind is ListKind.DISCUSS:
             handlers[(lc.name, RecipientRole.POST)] = DiscussHandler(
-                cfg=cfg, lc=lc, store=store, clock=clock)
+                cfg=cfg, lc=lc, store=store, clock=clock, rulebook=rulebook,
+                moderation=moderations.get(lc.name), keyring=keyring)
+        if lc.name in moderations:
+            handlers[(lc.name, RecipientRole.MODERATION)] = ModerationHandler(
+                moderations[lc.name])
         if lc.kind is ListKind.SECURITY:
             handlers[(lc.name, RecipientRole.POST)] = security_handler(cfg, lc, store, clock)
     return handlers
@@ -70,6 +86,20 @@ def security_handler(cfg: Config, lc: ListConfig, store: Store, clock: Clock) ->
     needs_gpg = bool(pgp.team_fingerprint) or cases.encrypt_team_copies
     return SecurityHandler(cfg=cfg, lc=lc, store=store, clock=clock, cases=cases, pgp=pgp,
                            keyring=open_keyring(pgp) if needs_gpg else None)
+
+
+def build_moderations(cfg: Config, store: Store, clock: Clock,
+                      keyring: Keyring | None) -> dict[str, Moderation]:
+    """Held-post services of the moderated (discuss) lists."""
+    mc = parse_moderation(cfg)
+    return {lc.name: Moderation(cfg=cfg, lc=lc, mc=mc, store=store, clock=clock,
+                                keyring=keyring)
+            for lc in cfg.lists.values() if lc.kind is ListKind.DISCUSS}
+
+
+def make_keyring(cfg: Config) -> Keyring | None:
+    home = parse_pgp(cfg).home
+    return open_keyring(parse_pgp(cfg)) if home.is_dir() else None
 
 
 @dataclass
@@ -91,6 +121,9 @@ class App:
     timer_task: asyncio.Task[None] | None = None
     imap: ImapPoller | None = None
     metrics: Metrics | None = None
+    rulebook: RuleBook = field(default_factory=lambda: RuleBook(RuleSet(())))
+    keyring: Keyring | None = None
+    moderations: dict[str, Moderation] = field(default_factory=dict)
 
     @classmethod
     def create(cls, cfg: Config, *, clock: Clock | None = None,
@@ -105,12 +138,46 @@ class App:
             parties = await case_parties(tx)
         return GateFacts(members=members, team=self.cfg.team_addresses, case_parties=parties)
 
+    def reload_rules(self) -> bool:
+        """Load and validate every rule file; only a fully good set replaces the running
+        one (DESIGN.md §4.9). Returns whether the rules were replaced."""
+        directory = parse_rules_config(self.cfg).directory
+        try:
+            ruleset = load_checked_rules(directory)
+        except ConfigError as exc:
+            log.error("rules.reload_refused", problems=list(exc.problems))
+            return False
+        self.rulebook.replace(ruleset)
+        log.info("rules.loaded", directory=str(directory), lists=list(ruleset.names()))
+        return True
+
+    async def dispatch_moderation(self) -> None:
+        """Reminders and expiries of held posts; re-arms the wake-up for the next one.
+
+        The wake-up is armed at least hourly, so holds made since the last pass are
+        seen without another trigger. Its delay is measured on the injected clock and
+        applied to the scheduler's real time, so a faked clock never makes it spin.
+        """
+        now = self.clock.now()
+        upcoming = [await m.dispatch(now) for m in self.moderations.values()]
+        due = min((t for t in upcoming if t is not None), default=now + BACKSTOP)
+        delay = min(max(due - now, timedelta(seconds=1)), BACKSTOP)
+        if self.timer is not None and not self.stopping.is_set():
+            self.timer.wake_at("moderation", datetime.now(UTC) + delay,
+                               self.dispatch_moderation)
+        self.outbound_waker.wake()
+
     async def start(self) -> None:
+        if not self.reload_rules():
+            raise ConfigError(["rules: the rule files have errors (see the log)"])
         self.store.claim_single_instance()
         await self.store.upgrade()
+        self.keyring = make_keyring(self.cfg)
+        self.moderations = build_moderations(self.cfg, self.store, self.clock, self.keyring)
         self._start_metrics()
-        worker = Worker(store=self.store, handlers=build_handlers(self.cfg, self.store,
-                                                                  self.clock),
+        handlers = build_handlers(self.cfg, self.store, self.clock, rulebook=self.rulebook,
+                                  keyring=self.keyring, moderations=self.moderations)
+        worker = Worker(store=self.store, handlers=handlers,
                         owner=self.owner, lease_seconds=self.cfg.lease_seconds,
                         batch=self.cfg.worker_batch,
                         poll_interval=self.cfg.poll_interval_seconds,
@@ -129,6 +196,7 @@ class App:
         self.timer = SchedulerTimer()
         self.timer.start()
         await self._start_reminders(self.timer)
+        await self.dispatch_moderation()
         self._spawn("release", self._release_loop)
         self._start_imap()
         await self._listen()

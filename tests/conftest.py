@@ -63,7 +63,10 @@ def clock() -> FakeClock:
     return FakeClock(START)
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
 BASE_CONFIG: dict[str, Any] = {
+    "rules": {"dir": str(ROOT / "rules")},
     "instance": {"name": "test", "hostname": "lists.example.org", "log_format": "json"},
     "listen": {"lmtp": "127.0.0.1:0", "smtp": "127.0.0.1:0", "max_message_bytes": 65536},
     "worker": {"poll_interval_seconds": 0.2, "lease_seconds": 60},

@@ -13,7 +13,8 @@ MEMBERS = [("Vendor A", "security@vendor-a.example"), ("Vendor B", "psirt@vendor
            ("Vendor C", "secalert@vendor-c.example")]
 
 
-def post(sender: str, subject: str = "Re: [XSA-465] backport", body: str = "Looks good.\r\n",
+def post(sender: str, subject: str = "Re: [XSA-465] backport",
+         body: str = "The backport applies and builds cleanly.\r\n",
          to: str = "discuss@lists.example.org", extra: str = "") -> bytes:
     return (f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
             f"Message-ID: <{abs(hash((sender, subject, body)))}@test.example>\r\n{extra}"
@@ -70,6 +71,19 @@ async def settle(app: App, timeout: float = 10.0) -> None:
                     InboundState.CLAIMED.value):
                 return
             app.inbound_waker.wake()
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(idle(), timeout)
+
+
+async def outbox_settled(app: App, timeout: float = 10.0) -> None:
+    """Wait until every outbox row has its outcome recorded (the sink may see a message
+    a moment before the delivery worker commits that it was accepted)."""
+    from listbot.model import OutboxState
+
+    async def idle() -> None:
+        while await app.store.outbox_listing([OutboxState.PENDING, OutboxState.SENDING]):
+            app.outbound_waker.wake()
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(idle(), timeout)

@@ -29,6 +29,7 @@ from tests.advisory_helpers import (
     draft,
     service,
 )
+from tests.daemon import outbox_settled
 from tests.pgp_fixtures import PgpKeys
 from tests.sink import Sink
 
@@ -122,6 +123,7 @@ async def test_whole_advisory_create_predisclose_amend_release_v3(
     assert by_rcpt(sink)[PUBLIC_LISTS[0]][-1] == v3
     assert message_from_bytes(v3)["In-Reply-To"] == "<xsa465.v1.public@example.org>"
 
+    await outbox_settled(app)
     rows = await sched.status(svc, 465)
     assert {r["status"] for r in rows} == {"accepted"}
     assert {(r["version"], r["recipient"]) for r in rows if r["kind"] == "predisclosure"} == {

@@ -40,8 +40,11 @@ def config(tmp: Path, n: int, url: str, sink_port: int) -> Path:
 
 
 def post(i: int) -> bytes:
-    return (f"From: Vendor A <{SENDER}>\r\nTo: {DISCUSS}\r\nSubject: Re: [XSA-1] build {i}\r\n"
-            f"Message-ID: <post-{i}@vendor-a.example>\r\n\r\nBuild {i} passes.\r\n").encode()
+    return (f"From: Vendor A <{SENDER}>\r\nTo: {DISCUSS}\r\n"
+            f"Subject: Re: [XSA-1] build {i}\r\n"
+            f"Message-ID: <post-{i}@vendor-a.example>\r\n\r\n"
+            f"Build {i} with the XSA-1 patch applied compiles and passes the "
+            "regression tests on 4.17.\r\n").encode()
 
 
 async def send_range(port: int, numbers: list[int]) -> None:
