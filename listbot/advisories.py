@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from listbot import advisory_fanout as fanout
+from listbot import advisory_stage as staging
 from listbot.advisory_config import AdvisoriesConfig, parse_advisories
 from listbot.advisory_format import DEPLOYMENT, REQUIRED_SECTIONS, AdvisoryDoc, Audience, Patch
 from listbot.advisory_format import parse_sections as parse_section_text
@@ -167,8 +168,10 @@ class Advisories:
                       cves=doc.cves if change.cves is None else change.cves,
                       sections=sections,
                       patches=doc.patches if change.patches is None else change.patches)
-        return await self._store_version(adv, new, actor, "advisory.amend",
-                                         {"updates": list(change.updates)})
+        version = await self._store_version(adv, new, actor, "advisory.amend",
+                                            {"updates": list(change.updates)})
+        await staging.stage(self, number, actor)  # an armed release now sends version K+1
+        return version
 
     async def _store_version(self, adv: AdvisoryRow, doc: AdvisoryDoc, actor: str,
                              action: str, detail: dict[str, object]) -> int:
@@ -189,6 +192,7 @@ class Advisories:
             await ops.add_version(tx.conn, VersionRow(adv.number, doc.version, doc_to_json(doc),
                                                       pre, pub, doc.embargo_at, None, tx.now,
                                                       actor))
+            await staging.invalidate(tx, self, adv.number, f"version {doc.version} supersedes")
             sent = 0
             if fan is not None:
                 sent = await fanout.enqueue(tx, self.r, fan, subject)
