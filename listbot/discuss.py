@@ -9,11 +9,13 @@ from datetime import timedelta
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
+from functools import cached_property
 
 import structlog
 
 from listbot.clock import Clock
 from listbot.config import Config, ListConfig
+from listbot.discuss_crypto import PostSealer, enqueue_sealed
 from listbot.mailsafe import Mailbox, safe_header_value, sender_of, should_not_autoreply
 from listbot.model import Audience, Inbound, OutgoingMessage
 from listbot.outbound import mailbox, new_message_id, plain_message, rewrite
@@ -91,7 +93,7 @@ class DiscussHandler:
             return self._nonmember(msg, headers, sender)
         decision = await self.decide(msg, headers, sender)
         if decision.action == "approve":
-            return self._distribute(msg, sender, decision, sorted(members))
+            return await self._distribute(msg, sender, decision, sorted(members))
         return self._audit_only(msg, f"discuss.{decision.action}", decision.reason)
 
     async def decide(self, msg: Inbound, headers: EmailMessage, sender: Mailbox) -> Decision:
@@ -105,19 +107,34 @@ class DiscussHandler:
             return False
         return self.lc.address in loops
 
-    def _distribute(self, msg: Inbound, poster: Mailbox, decision: Decision,
-                    recipients: list[str]) -> Effects:
+    @cached_property
+    def sealer(self) -> PostSealer | None:
+        """Member copies as ciphertext under `[pgp] require_encryption` (discuss_crypto)."""
+        return PostSealer.from_config(self.cfg)
+
+    async def _distribute(self, msg: Inbound, poster: Mailbox, decision: Decision,
+                          recipients: list[str]) -> Effects:
         raw = rewrite(msg.raw, distribution_headers(self.lc, poster, decision.hits,
                                                     self.cfg.team_address))
+        out = OutgoingMessage(audience=Audience.EMBARGOED, envelope_from=self._bounces(),
+                              recipients=tuple(recipients), raw=raw, list_name=self.lc.name,
+                              reason="discuss.post")
+        sealed = None
+        if self.sealer is not None:  # gpg runs here, before the transaction
+            mid = original_message_id(parse_headers(msg.raw)) or new_message_id(self.lc.domain)
+            sealed = await self.sealer.seal(out, await self.store.members(), self.lc, mid,
+                                            self.clock.now())
 
         async def effects(tx: Tx) -> None:
-            await tx.enqueue(OutgoingMessage(
-                audience=Audience.EMBARGOED, envelope_from=self._bounces(),
-                recipients=tuple(recipients), raw=raw, list_name=self.lc.name,
-                reason="discuss.post"))
+            if sealed is None:
+                await tx.enqueue(out)
+            else:
+                await enqueue_sealed(tx, self.cfg, out, sealed, f"inbound:{msg.id}")
             await tx.audit("listbot", "discuss.approve", f"inbound:{msg.id}",
                            {"rule": decision.rule, "hits": list(decision.hits),
-                            "poster": poster.normalized, "recipients": len(recipients)})
+                            "poster": poster.normalized, "recipients": len(recipients),
+                            "encrypted": sealed is not None,
+                            "held": len(sealed.held) if sealed else 0})
         return effects
 
     def _bounces(self) -> str:
