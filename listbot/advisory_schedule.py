@@ -116,7 +116,8 @@ async def reschedule(svc: Advisories, number: int, when: datetime, actor: str) -
     pre, pub = await svc._render(doc, released=False, embargoed_copy=True, now=now)
     fan = None
     if cur.predisclosed_at is not None and pre is not None:
-        fan = await fanout.predisclosure(svc.r, doc, pre, await svc.store.members(),
+        fan = await fanout.predisclosure(svc.r, doc, pre,
+                                         await svc.embargo_audience(adv.case_id),
                                          case_id=adv.case_id, now=now)
     state = adv.state
     if svc.adv.two_person_rule and state is AdvisoryState.SCHEDULED:

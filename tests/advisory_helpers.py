@@ -43,7 +43,7 @@ def service(app: App, cfg: Config) -> Advisories:
 
 def draft(number: int = 465, embargo: datetime = EMBARGO, **changes: Any) -> Draft:
     values: dict[str, Any] = {
-        "number": number, "case_id": "SEC-2026-0001",
+        "number": number, "case_id": None,
         "title": "x86/HVM: missing bounds check on the XSAVE area",
         "cves": ("CVE-2024-45819",), "sections_text": SECTIONS_FILE,
         "patches": tuple(replace(p, filename=p.filename.replace("xsa465", f"xsa{number}"))
