@@ -16,13 +16,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import structlog
+
 from listbot import advisory_fanout as fanout
+from listbot.errors import TemporaryError
 from listbot.store import Tx
 from listbot.store import advisories as ops
-from listbot.store.advisories import AdvisoryState
+from listbot.store.advisories import AdvisoryRow, AdvisoryState
 
 if TYPE_CHECKING:  # the service calls in here; only its type is needed
     from listbot.advisories import Advisories
+
+log = structlog.get_logger("listbot.advisory_stage")
 
 ARMED = (AdvisoryState.AWAITING_CONFIRMATION, AdvisoryState.SCHEDULED)
 
@@ -50,6 +55,18 @@ async def stage(svc: Advisories, number: int, actor: str) -> int:
     doc = svc._doc(adv, cur)
     fan = await fanout.public_sealed(svc.r, doc, cur.public_raw, members, adv.embargo_at,
                                      now=svc.clock.now())
+    try:
+        return await _store(svc, adv, fan, key, actor)
+    except TemporaryError:
+        # Moved, cancelled or released while we encrypted: staging is only a head
+        # start; the next arming stages again and the release claim builds what is missing.
+        log.info("advisory.stage_skipped", advisory=number)
+        return 0
+
+
+async def _store(svc: Advisories, adv: AdvisoryRow, fan: fanout.Fanout, key: str,
+                 actor: str) -> int:
+    prefix, number = svc.adv.prefix, adv.number
     async with svc.store.unit() as tx:
         await svc._locked(tx, adv)  # moved meanwhile: TemporaryError, nothing staged
         await ops.cancel_staged(tx.conn, fanout.key_prefix(prefix, number), keep=key,
@@ -60,6 +77,6 @@ async def stage(svc: Advisories, number: int, actor: str) -> int:
             await ops.stage(tx.conn, ids)
             rows += len(ids)
         await tx.audit(actor, "advisory.staged", f"advisory:{prefix}-{number}",
-                       {"version": cur.version, "rows": rows,
+                       {"version": adv.current_version, "rows": rows,
                         "embargo_at": adv.embargo_at.isoformat()})
     return rows
