@@ -172,7 +172,11 @@ async def release_now(svc: Advisories, number: int, reason: str, actor: str) -> 
         await raise_alert(tx, svc.r.cfg, "advisory-released-early",
                           f"{subject} released now by {actor}: {reason.strip()}"[:180],
                           {"advisory": subject, "planned": adv.embargo_at.isoformat()})
-    return await svc.dispatcher.dispatch(svc.clock.now())
+    released = await svc.dispatcher.dispatch(svc.clock.now())
+    if number not in released and (await svc._load(number))[0].state is AdvisoryState.RELEASED:
+        # The daemon's own release loop claimed it first: released all the same, once.
+        released.append(number)
+    return released
 
 
 async def show(svc: Advisories, number: int, *, version: int | None = None,

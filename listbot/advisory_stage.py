@@ -55,17 +55,22 @@ async def stage(svc: Advisories, number: int, actor: str) -> int:
     doc = svc._doc(adv, cur)
     fan = await fanout.public_sealed(svc.r, doc, cur.public_raw, members, adv.embargo_at,
                                      now=svc.clock.now())
-    try:
-        return await _store(svc, adv, fan, key, actor)
-    except TemporaryError:
-        # Moved, cancelled or released while we encrypted: staging is only a head
-        # start; the next arming stages again and the release claim builds what is missing.
-        log.info("advisory.stage_skipped", advisory=number)
-        return 0
+    return await _store(svc, adv, fan, key, actor)
 
 
 async def _store(svc: Advisories, adv: AdvisoryRow, fan: fanout.Fanout, key: str,
                  actor: str) -> int:
+    try:
+        return await _store_rows(svc, adv, fan, key, actor)
+    except TemporaryError:
+        # Moved, cancelled or released while we encrypted: staging is only a head
+        # start; the next arming stages again and the release claim builds what is missing.
+        log.info("advisory.stage_skipped", advisory=adv.number)
+        return 0
+
+
+async def _store_rows(svc: Advisories, adv: AdvisoryRow, fan: fanout.Fanout, key: str,
+                      actor: str) -> int:
     prefix, number = svc.adv.prefix, adv.number
     async with svc.store.unit() as tx:
         await svc._locked(tx, adv)  # moved meanwhile: TemporaryError, nothing staged

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from listbot import advisory_fanout as fanout
 from listbot import advisory_schedule as sched
+from listbot import advisory_stage as staging
 from listbot.advisories import Change
 from listbot.app import App
 from listbot.clock import FakeClock
@@ -190,5 +192,31 @@ async def test_cancel_rearm_and_amend_replace_the_staged_rows(
         await sink.wait_deliveries(len(ALL_PUBLIC))
         assert sorted(sink.recipients()) == ALL_PUBLIC
         assert all(b"version 2" in rec.data for rec in sink.received)
+    finally:
+        await app.stop()
+
+
+async def test_staging_for_an_instant_that_moved_meanwhile_stores_nothing(
+        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        pgp_keys: PgpKeys) -> None:
+    """Encryption runs outside the transaction; if the release moved while it ran, the
+    rows it built are dropped (the arming that moved it staged its own)."""
+    cfg = cfg_for(make_config, sink, pgp_home, pgp_keys)
+    app = App.create(cfg, clock=clock)
+    await app.start()
+    try:
+        await add_members(app, pgp_keys)
+        svc = service(app, cfg)
+        await svc.create(draft(), "cli:alice")
+        await sched.schedule(svc, 465, "cli:alice")
+        seen, cur = await svc._load(465)  # what a slow staging run started from
+        old_key = fanout.public_key("XSA", 465, cur.version, seen.embargo_at)
+        fan = fanout.public(svc.r, svc._doc(seen, cur), cur.public_raw,
+                            await app.store.members(), seen.embargo_at)
+        await sched.reschedule(svc, 465, EMBARGO + timedelta(hours=3), "cli:alice")
+        before = await rows(app)
+        assert await staging._store(svc, seen, fan, old_key, "cli:alice") == 0
+        assert await rows(app) == before  # nothing added, nothing revived
+        assert not [k for k, _, s, _ in before if k == old_key and s == "staged"]
     finally:
         await app.stop()
