@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from listbot import advisory_fanout as fanout
+from listbot import advisory_stage as staging
+from listbot.advisory_case import case_audience, case_exists
 from listbot.advisory_config import AdvisoriesConfig, parse_advisories
 from listbot.advisory_format import DEPLOYMENT, REQUIRED_SECTIONS, AdvisoryDoc, Audience, Patch
 from listbot.advisory_format import parse_sections as parse_section_text
@@ -23,7 +25,7 @@ from listbot.config import Config
 from listbot.crypto import open_keyring, parse_pgp
 from listbot.errors import NotFound, Refused, TemporaryError, UsageError
 from listbot.member_crypto import copy_tag, inner_entity, usable_for_encryption, wrap_encrypted
-from listbot.model import OutboxState
+from listbot.model import Member, OutboxState
 from listbot.release import Dispatcher
 from listbot.store import Store, Tx
 from listbot.store import advisories as ops
@@ -90,6 +92,10 @@ class Advisories:
         self.dispatcher = dispatcher
         self.index = index
         self.case_check = case_check
+
+    async def embargo_audience(self, case_id: str | None) -> list[Member]:
+        """Who gets pre-disclosure copies: members, plus the case's reporter and parties."""
+        return await case_audience(self.store, case_id, await self.store.members())
 
     # --- content --------------------------------------------------------------------
     def _sections(self, text: str, restrictive: bool) -> dict[str, str]:
@@ -167,8 +173,10 @@ class Advisories:
                       cves=doc.cves if change.cves is None else change.cves,
                       sections=sections,
                       patches=doc.patches if change.patches is None else change.patches)
-        return await self._store_version(adv, new, actor, "advisory.amend",
-                                         {"updates": list(change.updates)})
+        version = await self._store_version(adv, new, actor, "advisory.amend",
+                                            {"updates": list(change.updates)})
+        await staging.stage(self, number, actor)  # an armed release now sends version K+1
+        return version
 
     async def _store_version(self, adv: AdvisoryRow, doc: AdvisoryDoc, actor: str,
                              action: str, detail: dict[str, object]) -> int:
@@ -181,7 +189,8 @@ class Advisories:
         if released:
             fan = fanout.public(self.r, doc, pub, await self.store.members(), adv.embargo_at)
         elif was_sent and pre is not None:
-            fan = await fanout.predisclosure(self.r, doc, pre, await self.store.members(),
+            fan = await fanout.predisclosure(self.r, doc, pre,
+                                             await self.embargo_audience(adv.case_id),
                                              case_id=adv.case_id, now=now)
         subject = subject_of(self.adv.prefix, adv.number)
         async with self.store.unit() as tx:
@@ -189,6 +198,7 @@ class Advisories:
             await ops.add_version(tx.conn, VersionRow(adv.number, doc.version, doc_to_json(doc),
                                                       pre, pub, doc.embargo_at, None, tx.now,
                                                       actor))
+            await staging.invalidate(tx, self, adv.number, f"version {doc.version} supersedes")
             sent = 0
             if fan is not None:
                 sent = await fanout.enqueue(tx, self.r, fan, subject)
@@ -211,7 +221,7 @@ class Advisories:
             raise Refused(f"version {v.version} does not carry the current embargo instant")
         doc = self._doc(adv, v)
         fan = await fanout.predisclosure(self.r, doc, v.predisclosure_raw,
-                                         await self.store.members(),
+                                         await self.embargo_audience(adv.case_id),
                                          case_id=adv.case_id, now=self.clock.now())
         subject = subject_of(self.adv.prefix, number)
         async with self.store.unit() as tx:
@@ -259,8 +269,10 @@ class Advisories:
 
 
 def build_service(cfg: Config, store: Store, clock: Clock, *,
-                  case_check: CaseCheck = case_id_well_formed) -> Advisories:
-    """The service with its renderer, dispatcher and index writer, from the config."""
+                  case_check: CaseCheck = case_exists) -> Advisories:
+    """The service with its renderer, dispatcher and index writer, from the config.
+
+    `advisory create --case ID` is refused unless the case is in the cases table."""
     pgp = parse_pgp(cfg)
     renderer = Renderer(cfg, parse_advisories(cfg), pgp, open_keyring(pgp))
     index = IndexWriter(renderer.adv, cfg.project_name, renderer.domain, clock)

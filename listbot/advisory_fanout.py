@@ -29,6 +29,12 @@ def dedupe_key(prefix: str, number: int, version: int, kind: str) -> str:
     return f"{key_prefix(prefix, number)}v{version}:{kind}"
 
 
+def public_key(prefix: str, number: int, version: int, instant: datetime) -> str:
+    """Public rows are keyed by the instant too: rows built for an instant that later
+    moved can never be mistaken for (or block) the rows built for the new one."""
+    return dedupe_key(prefix, number, version, f"public@{instant:%Y%m%dT%H%MZ}")
+
+
 @dataclass(frozen=True)
 class Fanout:
     messages: tuple[OutgoingMessage, ...]
@@ -58,7 +64,7 @@ async def predisclosure(r: Renderer, doc: AdvisoryDoc, raw: bytes, members: Sequ
 def public(r: Renderer, doc: AdvisoryDoc, raw: bytes, members: Sequence[Member],
            not_before: datetime) -> Fanout:
     """The public version to the public lists and every member; never before the instant."""
-    key = dedupe_key(doc.prefix, doc.number, doc.version, "public")
+    key = public_key(doc.prefix, doc.number, doc.version, not_before)
     mid = r.message_id(doc, Rendering.PUBLIC)
     outside = tuple(r.adv.public_lists) + tuple(m.address for m in members)
     base = OutgoingMessage(audience=Audience.PUBLIC, envelope_from=r.cfg.team_address,
@@ -67,6 +73,27 @@ def public(r: Renderer, doc: AdvisoryDoc, raw: bytes, members: Sequence[Member],
     team = replace(base, audience=Audience.TEAM, recipients=r.cfg.team_recipients,
                    not_before=None)
     return Fanout((base, team), ())
+
+
+async def public_sealed(r: Renderer, doc: AdvisoryDoc, raw: bytes, members: Sequence[Member],
+                        not_before: datetime, *, now: datetime) -> Fanout:
+    """As `public`; under `[pgp] require_encryption` each member's copy is ciphertext.
+
+    A member without a usable key gets the plaintext: the text is public at that
+    instant, so holding it back would protect nothing.
+    """
+    if not r.pgp.require_encryption or not members:
+        return public(r, doc, raw, members, not_before)
+    lists = public(r, doc, raw, (), not_before)
+    plan = await seal_for_members(
+        raw, members, keyring=r.keyring, pgp=replace(r.pgp, require_encryption=False),
+        now=now, hidden_recipients=r.adv.hidden_recipients,
+        message_id_for=lambda a: r.message_id(doc, Rendering.PUBLIC, copy_tag(a)),
+        plain_message_id=r.message_id(doc, Rendering.PUBLIC))
+    base = lists.messages[0]
+    copies = [replace(base, recipients=c.recipients, raw=c.raw, message_id=c.message_id)
+              for c in plan.copies]
+    return Fanout((*lists.messages, *copies), ())
 
 
 def dry_run(r: Renderer, fan: Fanout, plain: bytes, what: str) -> OutgoingMessage:

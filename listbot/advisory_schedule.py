@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from listbot import advisory_fanout as fanout
+from listbot import advisory_stage as staging
 from listbot.advisories import (
     EARLY_NOTE,
     OPEN,
@@ -59,6 +60,8 @@ async def schedule(svc: Advisories, number: int, actor: str, *, dry_run: bool = 
                              scheduled_by=actor, confirmed_by=None)
         await tx.audit(actor, "advisory.schedule", subject,
                        {"embargo_at": adv.embargo_at.isoformat(), "state": state.value})
+    # Encrypt the public copies now, so that the instant only has to send them.
+    await staging.stage(svc, number, actor)
     await svc.index.write(svc.store)
     return state.value
 
@@ -80,6 +83,7 @@ async def confirm(svc: Advisories, number: int, actor: str) -> None:
                              state=AdvisoryState.SCHEDULED.value, confirmed_by=actor)
         await tx.audit(actor, "advisory.confirm", subject_of(svc.adv.prefix, number),
                        {"scheduled_by": adv.scheduled_by})
+    await staging.stage(svc, number, actor)  # normally already staged: a no-op
 
 
 async def cancel(svc: Advisories, number: int, actor: str) -> None:
@@ -91,6 +95,7 @@ async def cancel(svc: Advisories, number: int, actor: str) -> None:
         if not await ops.set_fields(tx.conn, number, armed, state=AdvisoryState.DRAFT.value,
                                     confirmed_by=None):
             raise Refused(f"advisory {number} was released meanwhile")
+        await staging.invalidate(tx, svc, number, "release cancelled")
         await tx.audit(actor, "advisory.cancel", subject_of(svc.adv.prefix, number),
                        {"embargo_at": adv.embargo_at.isoformat()})
 
@@ -111,7 +116,8 @@ async def reschedule(svc: Advisories, number: int, when: datetime, actor: str) -
     pre, pub = await svc._render(doc, released=False, embargoed_copy=True, now=now)
     fan = None
     if cur.predisclosed_at is not None and pre is not None:
-        fan = await fanout.predisclosure(svc.r, doc, pre, await svc.store.members(),
+        fan = await fanout.predisclosure(svc.r, doc, pre,
+                                         await svc.embargo_audience(adv.case_id),
                                          case_id=adv.case_id, now=now)
     state = adv.state
     if svc.adv.two_person_rule and state is AdvisoryState.SCHEDULED:
@@ -121,6 +127,8 @@ async def reschedule(svc: Advisories, number: int, when: datetime, actor: str) -
         await svc._locked(tx, adv)
         await ops.set_fields(tx.conn, number, OPEN, embargo_at=at, state=state.value,
                              schedule_sequence=adv.schedule_sequence + 1)
+        # Rows built for the old instant must never go: cancelled in this transaction.
+        await staging.invalidate(tx, svc, number, f"instant moved to {at.isoformat()}")
         if fan is None:
             await ops.replace_rendering(tx.conn, number, cur.version, predisclosure_raw=pre,
                                         public_raw=pub, embargo_at=at, doc=cur.doc)
@@ -132,6 +140,7 @@ async def reschedule(svc: Advisories, number: int, when: datetime, actor: str) -
         await tx.audit(actor, "advisory.reschedule", subject,
                        {"from": adv.embargo_at.isoformat(), "to": at.isoformat(),
                         "version": doc.version, "state": state.value})
+    await staging.stage(svc, number, actor)
     await svc.index.write(svc.store)
     return doc.version
 
@@ -157,12 +166,17 @@ async def release_now(svc: Advisories, number: int, reason: str, actor: str) -> 
         await ops.set_fields(tx.conn, number, OPEN, embargo_at=at,
                              state=AdvisoryState.SCHEDULED.value,
                              schedule_sequence=adv.schedule_sequence + 1)
+        await staging.invalidate(tx, svc, number, "released early with a new text")
         await tx.audit(actor, "advisory.release_now", subject,
                        {"reason": reason, "planned": adv.embargo_at.isoformat()})
         await raise_alert(tx, svc.r.cfg, "advisory-released-early",
                           f"{subject} released now by {actor}: {reason.strip()}"[:180],
                           {"advisory": subject, "planned": adv.embargo_at.isoformat()})
-    return await svc.dispatcher.dispatch(svc.clock.now())
+    released = await svc.dispatcher.dispatch(svc.clock.now())
+    if number not in released and (await svc._load(number))[0].state is AdvisoryState.RELEASED:
+        # The daemon's own release loop claimed it first: released all the same, once.
+        released.append(number)
+    return released
 
 
 async def show(svc: Advisories, number: int, *, version: int | None = None,
@@ -185,7 +199,8 @@ async def status(svc: Advisories, number: int) -> list[dict[str, Any]]:
     out = []
     for key, item in rows:
         _, _, version, kind = key.split(":")
-        out.append({"version": int(version[1:]), "kind": kind, "recipient": item.recipient,
+        out.append({"version": int(version[1:]), "kind": kind.split("@")[0],
+                    "recipient": item.recipient,
                     "audience": item.audience.value,
                     "status": status_label(item.state, item.attempts),
                     "attempts": item.attempts, "reply": item.last_reply or ""})

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from listbot.advisories import build_service
+from listbot.advisory_config import parse_advisories
 from listbot.cases import SecurityHandler
 from listbot.cases_config import parse_cases
 from listbot.clock import Clock, SystemClock
@@ -36,6 +37,7 @@ from listbot.reminders import ReminderDispatcher
 from listbot.routing import Router
 from listbot.rules import RuleSet
 from listbot.store import Store
+from listbot.store.advisories import release_instants
 from listbot.store.cases import case_parties
 from listbot.timer import SchedulerTimer
 from listbot.transport import MaildirTransport, SMTPTransport, Transport
@@ -136,7 +138,10 @@ class App:
         async with self.store.unit() as tx:
             members = frozenset(m.address for m in await tx.members())
             parties = await case_parties(tx)
-        return GateFacts(members=members, team=self.cfg.team_addresses, case_parties=parties)
+            released = await release_instants(tx.conn)
+        prefix = parse_advisories(self.cfg).prefix
+        return GateFacts(members=members, team=self.cfg.team_addresses, case_parties=parties,
+                         releases={f"{prefix}-{n}": at for n, at in released.items()})
 
     def reload_rules(self) -> bool:
         """Load and validate every rule file; only a fully good set replaces the running

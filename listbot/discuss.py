@@ -8,12 +8,14 @@ from datetime import timedelta
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import structlog
 
 from listbot.clock import Clock
 from listbot.config import Config, ListConfig
+from listbot.discuss_crypto import PostSealer, enqueue_sealed
 from listbot.mailsafe import Mailbox, safe_header_value, sender_of, should_not_autoreply
 from listbot.model import Audience, Inbound, Member, OutgoingMessage
 from listbot.moderate import Verdict, classify, facts_from_message
@@ -120,7 +122,7 @@ class DiscussHandler:
         log.info("discuss.verdict", inbound_id=msg.id, action=verdict.action.value,
                  rule=verdict.rule, hits=list(verdict.hits))
         if verdict.action is Action.APPROVE:
-            return self._distribute(msg, sender, verdict, sorted(members))
+            return await self._distribute(msg, sender, verdict, sorted(members))
         if verdict.action is Action.HOLD and self.moderation is not None:
             return await self.moderation.hold(msg, sender.normalized, verdict)
         if verdict.action is Action.REJECT:
@@ -163,16 +165,31 @@ class DiscussHandler:
             return False
         return self.lc.address in loops
 
-    def _distribute(self, msg: Inbound, poster: Mailbox, verdict: Verdict,
-                    recipients: list[str]) -> Effects:
+    @cached_property
+    def sealer(self) -> PostSealer | None:
+        """Member copies as ciphertext under `[pgp] require_encryption` (discuss_crypto)."""
+        return PostSealer.from_config(self.cfg)
+
+    async def _distribute(self, msg: Inbound, poster: Mailbox, verdict: Verdict,
+                          recipients: list[str]) -> Effects:
         out = distribution(self.cfg, self.lc, msg.raw, poster=poster, hits=verdict.hits,
                            recipients=recipients)
+        sealed = None
+        if self.sealer is not None:  # gpg runs here, before the transaction
+            mid = original_message_id(parse_headers(msg.raw)) or new_message_id(self.lc.domain)
+            sealed = await self.sealer.seal(out, await self.store.members(), self.lc, mid,
+                                            self.clock.now())
 
         async def effects(tx: Tx) -> None:
-            await tx.enqueue(out)
+            if sealed is None:
+                await tx.enqueue(out)
+            else:
+                await enqueue_sealed(tx, self.cfg, out, sealed, f"inbound:{msg.id}")
             await tx.audit("listbot", "discuss.approve", f"inbound:{msg.id}",
                            {"rule": verdict.rule, "hits": list(verdict.hits),
-                            "poster": poster.normalized, "recipients": len(recipients)})
+                            "poster": poster.normalized, "recipients": len(recipients),
+                            "encrypted": sealed is not None,
+                            "held": len(sealed.held) if sealed else 0})
         return effects
 
     def _rejected(self, msg: Inbound, headers: EmailMessage, verdict: Verdict) -> Effects:

@@ -16,6 +16,16 @@ class GateFacts:
     team: frozenset[str]
     # Outside parties added to a case may receive that case's embargoed mail only.
     case_parties: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Advisory ("XSA-465") -> its embargo instant once released, None while not released.
+    # None as a whole: not loaded (unit tests); the daemon always loads it.
+    releases: Mapping[str, datetime | None] | None = None
+
+
+def advisory_of(dedupe_key: str | None) -> str | None:
+    """The advisory a row belongs to, from its dedupe key "adv:XSA-465:v1:..."."""
+    if not dedupe_key or not dedupe_key.startswith("adv:"):
+        return None
+    return dedupe_key.split(":", 2)[1]
 
 
 def _embargoed(item: OutboxItem, rcpt: str, facts: GateFacts, now: datetime) -> str | None:
@@ -32,6 +42,17 @@ def _team(item: OutboxItem, rcpt: str, facts: GateFacts, now: datetime) -> str |
 def _public(item: OutboxItem, rcpt: str, facts: GateFacts, now: datetime) -> str | None:
     if item.not_before is not None and now < item.not_before:
         return f"public copy before its embargo instant {item.not_before.isoformat()}"
+    adv = advisory_of(item.dedupe_key)
+    if adv is None or facts.releases is None:
+        return None
+    # Rows built ahead of the instant carry the instant they were built for: they may
+    # go only once the advisory is released AT THAT instant (a moved instant strands them).
+    released_at = facts.releases.get(adv)
+    if released_at is None:
+        return f"public copy of {adv}, which is not released"
+    if item.not_before is not None and item.not_before != released_at:
+        return (f"public copy of {adv} built for {item.not_before.isoformat()}, "
+                f"but it was released for {released_at.isoformat()}")
     return None
 
 

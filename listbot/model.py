@@ -32,6 +32,10 @@ class OutboxState(StrEnum):
     FAILED = "failed"  # permanent: the relay said 5xx or the retry period ran out
     REFUSED = "refused"  # the audience gate refused it; an alert was raised
     HELD = "held"  # waits for a person (e.g. a member without a usable key)
+    # Built ahead of an embargo instant (encrypted in advance); only the release claim,
+    # in its own transaction, turns these into PENDING rows.
+    STAGED = "staged"
+    CANCELLED = "cancelled"  # superseded before it was sent (instant moved, cancelled)
 
 
 class RecipientRole(StrEnum):
@@ -107,6 +111,7 @@ class OutboxItem:
     next_attempt_at: datetime
     last_reply: str | None
     message_id: str | None
+    dedupe_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from listbot.clock import Clock
 from listbot.config import Config, ListConfig
 from listbot.decisions import AlreadyDecided, Decided, Ignore
 from listbot.discuss import distribution, original_message_id, original_subject, parse_headers
+from listbot.discuss_crypto import PostSealer, enqueue_sealed
 from listbot.errors import ConfigError
 from listbot.mailsafe import sender_of
 from listbot.model import Audience, Inbound, OutgoingMessage
@@ -35,6 +36,7 @@ from listbot.notices import (
     moderation_request,
     rejection_notice,
 )
+from listbot.outbound import new_message_id
 from listbot.pgp import Keyring
 from listbot.rules import RuleSet, load_rules
 from listbot.store import Store, Tx
@@ -140,8 +142,18 @@ class Moderation:
             poster = sender_of(parse_headers(raw))
             if poster is None:
                 raise LookupError(f"held post {post.id} has no usable From")
-            await tx.enqueue(distribution(self.cfg, self.lc, raw, poster=poster,
-                                          hits=post.hits, recipients=recipients))
+            out = distribution(self.cfg, self.lc, raw, poster=poster, hits=post.hits,
+                               recipients=recipients)
+            sealer = PostSealer.from_config(self.cfg)
+            if sealer is None:
+                await tx.enqueue(out)
+            else:
+                # Approvals are rare: sealing inside the deciding transaction keeps the
+                # decision and the (encrypted) distribution one atomic step.
+                mid = post.message_id or new_message_id(self.lc.domain)
+                sealed = await sealer.seal(out, await tx.members(), self.lc, mid, tx.now)
+                await enqueue_sealed(tx, self.cfg, out, sealed, f"held:{post.id}")
+                detail["encrypted"] = True
             detail["recipients"] = len(recipients)
         elif decided.verb == "reject":
             template = decided.reason if decided.reason in NOTICE_TEMPLATES else "moderator"

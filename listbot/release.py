@@ -39,8 +39,12 @@ class Dispatcher:
         self.store = store
         self.index = index
 
-    async def dispatch(self, now: datetime) -> list[int]:
-        """Release everything due at `now`; returns the numbers this call released."""
+    async def dispatch(self, now: datetime,
+                       committed: Callable[[], None] | None = None) -> list[int]:
+        """Release everything due at `now`; returns the numbers this call released.
+
+        `committed` runs right after the claim commits (wake the delivery worker
+        before the slower index write)."""
         async with self.store.unit() as tx:
             claimed = await ops.claim_due(tx.conn, now)
             if not claimed:
@@ -48,6 +52,8 @@ class Dispatcher:
             members = await tx.members()
             for adv in claimed:
                 await self._release(tx, adv, members, now)
+        if committed is not None:
+            committed()
         await self.index.write(self.store)
         return [a.number for a in claimed]
 
@@ -62,8 +68,17 @@ class Dispatcher:
             raise RuntimeError(f"{subject}: stored text does not carry the embargo instant")
         doc = doc_from_json(v.doc, project=self.r.cfg.project_name, prefix=prefix,
                             number=adv.number, version=v.version, embargo_at=adv.embargo_at)
-        rows = await fanout.enqueue(tx, self.r, fanout.public(self.r, doc, v.public_raw,
-                                                               members, adv.embargo_at), subject)
+        # Rows staged ahead for exactly this (version, instant) go now; rows staged for
+        # anything else are cancelled; members not staged (added since, or nothing was
+        # staged) are built here, the slow way.
+        key = fanout.public_key(prefix, adv.number, v.version, adv.embargo_at)
+        await ops.cancel_staged(tx.conn, fanout.key_prefix(prefix, adv.number), keep=key,
+                                reason="cancelled: superseded by a new version or instant")
+        staged = await ops.release_staged(tx.conn, key, now)
+        missing = [m for m in members if m.address not in staged]
+        fan = await fanout.public_sealed(self.r, doc, v.public_raw, missing, adv.embargo_at,
+                                         now=now)
+        rows = len(staged) + await fanout.enqueue(tx, self.r, fan, subject)
         late = (now - adv.embargo_at).total_seconds()
         await tx.audit("listbot", "advisory.released", subject,
                        {"version": v.version, "rows": rows, "late_seconds": round(late, 3),
@@ -103,7 +118,7 @@ class Releaser:
         self._wake.set()
 
     async def run_once(self) -> list[int]:
-        released = await self.dispatcher.dispatch(self.clock.now())
+        released = await self.dispatcher.dispatch(self.clock.now(), self.on_released)
         if released:
             self.on_released()
         due = await self.dispatcher.next_due()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,9 +43,19 @@ def service(app: App, cfg: Config) -> Advisories:
 
 def draft(number: int = 465, embargo: datetime = EMBARGO, **changes: Any) -> Draft:
     values: dict[str, Any] = {
-        "number": number, "case_id": "SEC-2026-0001",
+        "number": number, "case_id": None,
         "title": "x86/HVM: missing bounds check on the XSAVE area",
         "cves": ("CVE-2024-45819",), "sections_text": SECTIONS_FILE,
         "patches": tuple(replace(p, filename=p.filename.replace("xsa465", f"xsa{number}"))
                         for p in PATCHES), "embargo_at": embargo, **changes}
     return Draft(**values)
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Poll a database condition that has no event of its own (an outcome commit)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)

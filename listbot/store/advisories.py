@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, String, cast, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from listbot.errors import NotFound, Refused
@@ -194,3 +194,53 @@ async def hold(conn: AsyncConnection, ids: Sequence[int]) -> None:
     if ids:
         await conn.execute(update(outbox).where(outbox.c.id.in_(ids))
                            .values(state=OutboxState.HELD.value))
+
+
+async def release_instants(conn: AsyncConnection) -> dict[int, datetime | None]:
+    """Advisory number -> its embargo instant if released, else None (for the gate)."""
+    rows = await conn.execute(select(advisories.c.number, advisories.c.state,
+                                     advisories.c.embargo_at))
+    return {r.number: r.embargo_at if r.state == AdvisoryState.RELEASED.value else None
+            for r in rows}
+
+
+async def stage(conn: AsyncConnection, ids: Sequence[int]) -> None:
+    """Rows built ahead of the instant: invisible to delivery until the release claim."""
+    if ids:
+        await conn.execute(update(outbox).where(outbox.c.id.in_(ids))
+                           .values(state=OutboxState.STAGED.value))
+
+
+async def staged_recipients(conn: AsyncConnection, dedupe_key: str) -> set[str]:
+    rows = await conn.execute(select(outbox.c.recipient).where(
+        outbox.c.dedupe_key == dedupe_key, outbox.c.state == OutboxState.STAGED.value))
+    return {r.recipient for r in rows}
+
+
+async def cancel_staged(conn: AsyncConnection, key_prefix: str, *, keep: str | None,
+                        reason: str) -> int:
+    """Staged rows of this advisory built for another (version, instant): never to be sent."""
+    query = update(outbox).where(outbox.c.dedupe_key.startswith(key_prefix),
+                                 outbox.c.state == OutboxState.STAGED.value)
+    if keep is not None:
+        query = query.where(outbox.c.dedupe_key != keep)
+    # The key is renamed so the (key, recipient) slot is free again: a release
+    # cancelled and re-armed at the same instant must get fresh rows, not a no-op.
+    renamed = outbox.c.dedupe_key.concat("~c").concat(cast(outbox.c.id, String))
+    result = await conn.execute(query.values(state=OutboxState.CANCELLED.value,
+                                             dedupe_key=renamed,
+                                             last_reply=reason).returning(outbox.c.id))
+    return len(result.all())
+
+
+async def release_staged(conn: AsyncConnection, dedupe_key: str, now: datetime) -> set[str]:
+    """At the claim: the staged rows for exactly this (version, instant) become sendable.
+
+    created_at restarts too: the retry period counts from the release, not from the
+    arming days earlier (else a 451 at the instant would fail the row at once)."""
+    result = await conn.execute(
+        update(outbox).where(outbox.c.dedupe_key == dedupe_key,
+                             outbox.c.state == OutboxState.STAGED.value)
+        .values(state=OutboxState.PENDING.value, next_attempt_at=now, created_at=now)
+        .returning(outbox.c.recipient))
+    return {r.recipient for r in result}

@@ -67,6 +67,7 @@ def to_item(r: Row[Any]) -> OutboxItem:
         next_attempt_at=r.next_attempt_at,
         last_reply=r.last_reply,
         message_id=r.message_id,
+        dedupe_key=r.dedupe_key,
     )
 
 

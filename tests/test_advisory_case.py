@@ -1,0 +1,77 @@
+"""An advisory's case: `create --case` needs a real case; its reporter and parties get
+the embargoed copies, with the case id on every row, and nobody from another case."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from listbot.advisories import Change
+from listbot.app import App
+from listbot.calendar import default_timeline
+from listbot.cases_config import parse_cases
+from listbot.clock import FakeClock
+from listbot.config import Config
+from listbot.errors import NotFound
+from listbot.store import cases as case_store
+from listbot.store.schema import outbox
+from tests import pgp_fixtures
+from tests.advisory_helpers import KEYED, PLAIN, TEAM, add_members, draft, service
+from tests.pgp_fixtures import PgpKeys
+from tests.sink import Sink
+from tests.test_release import cfg_for
+
+pgp_template = pgp_fixtures.pgp_template
+pgp_keys = pgp_fixtures.pgp_keys
+pgp_home = pgp_fixtures.pgp_home
+
+CASE, OTHER = "SEC-2026-0001", "SEC-2026-0002"
+REPORTER, PARTY, STRANGER = "finder@research.example", "psirt@cloud.example", "x@other.example"
+
+
+async def open_cases(app: App, keys: PgpKeys) -> None:
+    timeline = default_timeline(app.clock.now(), parse_cases(app.cfg).policy_for(2026))
+    async with app.store.unit() as tx:
+        await case_store.open_case(tx, case_id=CASE, reporter=REPORTER, subject="Bug",
+                                   timeline=timeline, reporter_fingerprint=keys.reporter)
+        await case_store.open_case(tx, case_id=OTHER, reporter=STRANGER, subject="Other",
+                                   timeline=timeline, reporter_fingerprint=None)
+        await case_store.add_party(tx, CASE, PARTY, "Cloud PSIRT", "cli:alice")
+
+
+async def test_case_must_exist_and_its_parties_get_the_predisclosure(
+        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        pgp_keys: PgpKeys) -> None:
+    app = App.create(cfg_for(make_config, sink, pgp_home, pgp_keys), clock=clock)
+    await app.start()
+    try:
+        await add_members(app, pgp_keys)
+        await open_cases(app, pgp_keys)
+        svc = service(app, app.cfg)
+        with pytest.raises(NotFound):
+            await svc.create(draft(case_id="SEC-2026-0999"), "cli:alice")  # well formed, absent
+        await svc.create(draft(case_id=CASE), "cli:alice")
+        await svc.predisclose(465, "cli:alice")
+        app.outbound_waker.wake()
+        everyone = sorted([KEYED, *PLAIN, *TEAM, REPORTER, PARTY])
+        await sink.wait_deliveries(len(everyone))
+        assert sorted(sink.recipients()) == everyone  # nobody of the other case
+        got = {r: rec.data for r, rec in sink.deliveries()}
+        assert b"multipart/encrypted" in got[REPORTER]  # the reporter's key is used
+        assert b"EMBARGOED" in got[PARTY]
+        async with app.store.unit() as tx:
+            cases = set((await tx.conn.execute(select(outbox.c.case_id)
+                                               .where(outbox.c.dedupe_key.like("adv:%"))))
+                        .scalars())
+            await case_store.remove_party(tx, CASE, PARTY, "cli:alice")
+        assert cases == {CASE}  # the gate lets parties through only with the case id
+        sink.received.clear()
+        await svc.amend(465, Change(updates=("Mitigation corrected.",)), "cli:alice")
+        app.outbound_waker.wake()
+        await sink.wait_deliveries(len(everyone) - 1)
+        assert PARTY not in sink.recipients()  # removed: no version 2
+    finally:
+        await app.stop()
