@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from email import message_from_bytes
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -25,7 +26,8 @@ pgp_home = pgp_fixtures.pgp_home
 DISCUSS = "discuss@lists.example.org"
 A, B, C = "security@vendor-a.example", "psirt@vendor-b.example", "secalert@vendor-c.example"
 TEAM = ["alice@example.org", "bob@example.org"]
-SECRET = "the XSAVE area overflow is reachable from PV guests"
+SECRET = ("The XSAVE area overflow is reachable from PV guests; the backport of the patch "
+          "builds and the crash reproduces without it")
 
 
 def decrypt(home: Path, raw: bytes) -> bytes:
@@ -39,9 +41,11 @@ def decrypt(home: Path, raw: bytes) -> bytes:
 
 
 async def start(make_config: Callable[..., Config], sink: Sink, clock: FakeClock,
-                home: Path, keys: PgpKeys, require: bool) -> App:
+                home: Path, keys: PgpKeys, require: bool,
+                extra: dict[str, Any] | None = None) -> App:
     app = App.create(make_config({"pgp": {"home": str(home), "team_fingerprint": keys.team,
-                                          "require_encryption": require}}, sink=sink),
+                                          "require_encryption": require}, **(extra or {})},
+                                 sink=sink),
                      clock=clock)
     await app.start()
     async with app.store.unit() as tx:
@@ -104,5 +108,36 @@ async def test_without_require_encryption_posts_are_unchanged(
         assert sink.recipients() == sorted([A, B, C])
         assert len(sink.received) == 1  # one plaintext transaction, original bytes
         assert sink.received[0].data.endswith(data[data.index(b"To: "):])
+    finally:
+        await app.stop()
+
+
+async def test_held_post_approved_later_still_goes_out_only_as_ciphertext(
+        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        pgp_keys: PgpKeys) -> None:
+    # Moderators here have no keys: their requests go in clear (the post is not the point).
+    app = await start(make_config, sink, clock, pgp_home, pgp_keys, True,
+                      {"moderation": {"encrypt_requests": False}})
+    try:
+        unclear = "Has anyone seen the XSAVE thing on their fleet? Curious what you all think"
+        data = post(f"Vendor A <{A}>", subject="question", body=f"{unclear}\r\n")
+        assert await lmtp_send(app, A, [DISCUSS], data) == {}
+        await settle(app)
+        held = await app.store.audit_listing(action_prefix="moderation.hold")
+        assert held, "an unclear post is held for a moderator"
+        post_id = int(held[0].subject.split(":")[1])
+        before = len(sink.deliveries())
+        async with app.store.unit() as tx:
+            await app.moderations["discuss"].decide_now(
+                tx, post_id, decider="alice@example.org", verb="approve", reason="",
+                via="cli")
+        app.outbound_waker.wake()
+        await sink.wait_deliveries(before + 2)
+        await settle(app)
+        for rcpt, rec in sink.deliveries()[before:]:
+            if rcpt in (A, B):
+                assert unclear.encode() not in rec.data
+                assert message_from_bytes(rec.data).get_content_type() == "multipart/encrypted"
+        assert C not in [r for r, _ in sink.deliveries()]
     finally:
         await app.stop()
