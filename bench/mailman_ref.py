@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Sink, load  # noqa: E402  (also puts the repository root on sys.path)
+from common import Sink, load  # also puts the repository root on sys.path
 
 MAILMAN_VERSION = "3.3.10"
 LIST = "discuss@lists.example.org"
@@ -144,16 +145,14 @@ class TimedSink(Sink):
         self.count += sum(1 for r in env.rcpt_tos if r.lower() in self.wanted)
         self.last = time.perf_counter()
 
-    async def wait_members(self, count: int, timeout: float) -> float:
-        deadline = time.perf_counter() + timeout
+    async def wait_members(self, count: int, limit_s: float) -> float:
+        deadline = time.perf_counter() + limit_s
         while self.count < count:
             if time.perf_counter() > deadline:
-                raise TimeoutError(f"{self.count} of {count} deliveries after {timeout} s")
+                raise TimeoutError(f"{self.count} of {count} deliveries after {limit_s} s")
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), 1.0)
-            except TimeoutError:
-                pass
         return self.last
 
 
@@ -180,8 +179,12 @@ async def ensure_venv(venv: Path, version: str) -> str:
     return have
 
 
-async def wait_port(port: int, timeout: float, log: Path) -> None:
-    deadline = time.perf_counter() + timeout
+def _tail(log: Path) -> str:
+    return log.read_text()[-3000:] if log.exists() else "(no log)"
+
+
+async def wait_port(port: int, limit_s: float, log: Path) -> None:
+    deadline = time.perf_counter() + limit_s
     while True:
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -189,29 +192,53 @@ async def wait_port(port: int, timeout: float, log: Path) -> None:
             return
         except OSError:
             if time.perf_counter() > deadline:
-                tail = log.read_text()[-3000:] if log.exists() else "(no log)"
-                raise TimeoutError(f"Mailman's LMTP runner not up on {port}:\n{tail}")
+                raise TimeoutError(
+                    f"Mailman's LMTP runner not up on {port}:\n{_tail(log)}") from None
             await asyncio.sleep(0.2)
 
 
-async def stop_master(mailman: list[str], env: dict[str, str], var: Path) -> None:
-    await sh(*mailman, "stop", env=env, check=False)
-    pid_file = var / "master.pid"
-    for _ in range(150):  # the master removes its pid file once its runners are gone
-        if not pid_file.exists():
-            return
-        await asyncio.sleep(0.2)
+def _master_pid(var: Path) -> int:
     try:
-        pid = int(pid_file.read_text().split()[0])
-        os.kill(pid, 9)
+        return int((var / "master.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
-        pass
+        return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+async def stop_master(mailman: list[str], env: dict[str, str], var: Path) -> None:
+    """`mailman stop`, then wait for the master (a daemon, not our child) to exit."""
+    pid = _master_pid(var)
+    await sh(*mailman, "stop", env=env, check=False)
+    for _ in range(300):
+        if not pid or not _alive(pid):
+            return
+        await asyncio.sleep(0.1)
+    print(f"  mailman master {pid} still up 30 s after `mailman stop`: killing it")
+    _kill_tree(pid)
+
+
+def _kill_tree(pid: int) -> None:
+    for child in Path("/proc").glob("[0-9]*"):  # its runners first
+        try:
+            if int((child / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                os.kill(int(child.name), 9)
+        except (OSError, ValueError, IndexError):
+            pass
+    with contextlib.suppress(OSError):
+        os.kill(pid, 9)
 
 
 async def run_mailman(posts: int = 500, members: int = 20, concurrency: int = 10, *,
                       venv: str | os.PathLike[str] | None = None,
                       version: str = MAILMAN_VERSION, keep: bool = False,
-                      timeout: float = 240.0) -> dict[str, Any]:
+                      limit_s: float = 240.0) -> dict[str, Any]:
     """Set up Mailman, push `posts` posts to a list of `members`; return the figures."""
     tmp = Path(tempfile.mkdtemp(prefix="mailman-ref-"))
     try:
@@ -233,16 +260,24 @@ async def run_mailman(posts: int = 500, members: int = 20, concurrency: int = 10
         if os.geteuid() == 0:
             mailman.append("--run-as-root")
 
+        t1 = time.perf_counter()
         await sh(*mailman, "shell", "-r", "mmbench_setup.setup", LIST, str(members),
                  env=env)
         started = False
         try:
-            await sh(*mailman, "start", "-q", env=env)
             started = True
+            # The master daemonizes and keeps its stdio: give it a file, not a pipe.
+            with (tmp / "start.log").open("wb") as out:
+                proc = await asyncio.create_subprocess_exec(
+                    *mailman, "start", env=env, stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out, stderr=out)
+                if await proc.wait() != 0:
+                    raise RuntimeError((tmp / "start.log").read_text())
             await wait_port(lmtp_port, 60, var / "logs" / "mailman.log")
+            startup_s = time.perf_counter() - t1
             expected = posts * members
             accept_s, first = await load(lmtp_port, addresses[0], LIST, posts, concurrency)
-            last = await sink.wait_members(expected, timeout)
+            last = await sink.wait_members(expected, limit_s)
         finally:
             if started:
                 await stop_master(mailman, env, var)
@@ -252,12 +287,13 @@ async def run_mailman(posts: int = 500, members: int = 20, concurrency: int = 10
             print(f"  kept {tmp}")
         total = last - first
         return {"version": have, "posts": posts, "members": members,
-                "concurrency": concurrency, "install_s": install_s,
+                "concurrency": concurrency, "install_s": install_s, "startup_s": startup_s,
                 "accept_s": accept_s, "accept_per_s": posts / accept_s,
                 "total_s": total, "posts_per_s": posts / total,
                 "deliveries_per_s": expected / total,
                 "transactions": len(sink.received),
-                "errors": _count(logs / "error"), "shunted": _files(var / "queue" / "shunt")}
+                "errors": _count(logs / "error"), "shunted": _files(var / "queue" / "shunt"),
+                "loadavg_1m": os.getloadavg()[0]}
     finally:
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -281,6 +317,9 @@ async def main(args: argparse.Namespace) -> None:
     print(f"  {r['posts_per_s']:.1f} posts/s end to end, {r['deliveries_per_s']:.0f} "
           f"deliveries/s, {r['transactions']} SMTP transactions at the sink "
           f"(error log lines {r['errors']}, shunted {r['shunted']})")
+    print(f"  setup: venv ready in {r['install_s']:.0f} s, list and runners up in "
+          f"{r['startup_s']:.0f} s; load average {r['loadavg_1m']:.1f} at the end "
+          f"({os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":
