@@ -46,6 +46,7 @@ from listbot.worker import Handler, Worker
 
 log = structlog.get_logger("listbot.app")
 
+DRAIN_SECONDS = 30.0  # how long SIGTERM waits for in-flight work before cancelling it
 BACKSTOP = timedelta(hours=1)  # longest sleep of the held-post dispatcher
 
 
@@ -280,8 +281,7 @@ class App:
         self.stopping.set()
         self.inbound_waker.wake()
         self.outbound_waker.wake()
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self._drain()
         if self.timer is not None:
             self.timer.shutdown()
         if self.timer_task is not None:
@@ -291,6 +291,19 @@ class App:
         await self.transport.close()
         await self.store.close()
         log.info("daemon.stopped")
+
+    async def _drain(self) -> None:
+        """Give running work DRAIN_SECONDS to finish; then cancel what is left and say so.
+        Whatever is cancelled is still claimed in the store and is retried after its
+        lease, so a stuck task can delay mail but never lose it."""
+        if not self.tasks:
+            return
+        _, pending = await asyncio.wait(self.tasks, timeout=DRAIN_SECONDS)
+        if pending:
+            log.error("daemon.drain_timeout", tasks=sorted(t.get_name() for t in pending))
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=5)
 
     async def serve(self) -> None:
         """Run until SIGTERM or SIGINT; SIGHUP reloads; systemd hears of each step."""

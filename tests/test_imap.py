@@ -28,7 +28,9 @@ MEMBER = "security@vendor-a.example"
 
 def mail(n: int, sender: str = "reporter@example.net") -> bytes:
     return (f"From: {sender}\r\nTo: security@example.org\r\nSubject: report {n}\r\n"
-            f"Message-ID: <report-{n}@example.net>\r\n\r\nDetails {n}.\r\n").encode()
+            f"Message-ID: <report-{n}@example.net>\r\n\r\n"
+            f"Details {n}: the XSA-465 patch applies to 4.17 and the backport builds.\r\n"
+            ).encode()
 
 
 @pytest.fixture

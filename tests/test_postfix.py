@@ -32,7 +32,8 @@ DISCUSS = "discuss@lists.example.org"
 
 def post(subject: str) -> str:
     return (f"From: Vendor A <{MEMBER}>\nTo: {DISCUSS}\nSubject: {subject}\n"
-            f"Message-ID: <{abs(hash(subject))}@vendor-a.example>\n\nPatch applies.\n")
+            f"Message-ID: <{abs(hash(subject))}@vendor-a.example>\n\n"
+            "The XSA-465 patch applies to 4.17; the backport builds and passes the tests.\n")
 
 
 @pytest.fixture
