@@ -278,9 +278,9 @@ _CATEGORY_RE = re.compile(
     re.IGNORECASE,
 )
 _ALL_RE = re.compile(
-    r"\b(?:all|each|every one) of (?:our|the|its) (?:products|services|offerings|instances)\b"
-    r"|\ball (?:our|its) (?:products|services|offerings|(?:virtual )?(?:machines|servers"
-    r"|instances))\b|\bevery (?:product|service|offering|instance|server) we\b"
+    r"\b(?:all|each|every one) (?:of )?(?:our|the|its) (?:\w+ )?(?:products|services|offerings"
+    r"|(?:virtual )?(?:machines|servers|instances|hosts))\b"
+    r"|\bevery (?:product|service|offering|instance|server|appliance) we\b"
     r"|\bexclusively\b|\bour (?:sole|only|single) (?:product|service|offering)\b",
     re.IGNORECASE,
 )
@@ -326,7 +326,7 @@ _USE_CUE = (
 _ORG_WORDS = r"[A-Z0-9][\w&'.-]*(?:[ ](?:(?:of|and|for|de|der|the|&)[ ])?[A-Z0-9][\w&'.-]*){0,6}"
 _ORG_PATTERNS = (
     re.compile(rf"\bon behalf of (?:the )?({_ORG_WORDS})"),
-    re.compile(rf"\b(?:[Ww]e are|[Ww]e're) ({_ORG_WORDS})"),
+    re.compile(rf"\b(?:[Ww]e are|[Ww]e're) (?:the )?({_ORG_WORDS})"),
     re.compile(rf"\b(?:I am|I'm|I work)\b[^.\n]{{0,60}}?\b(?:at|with|for) ({_ORG_WORDS})"),
 )
 _COMPANY_SUFFIX = (
@@ -363,8 +363,9 @@ def _from_fields(values: dict[str, str], policy: AppPolicy) -> ApplicationFields
     for kind, key in _EVIDENCE_KEY.items():
         for url in tx.urls(values.get(key, "")):
             links.append(Evidence(url=url, kinds=frozenset({kind}), context=key))
+    # Under its own label the statement need not name the policy again.
     policy_ok = policy_value is not None and (
-        _is_policy_statement(policy_value) or tx.oneline(policy_value).lower() in _POLICY_VALUE_OK
+        _says_read_and_keep(policy_value) or tx.oneline(policy_value).lower() in _POLICY_VALUE_OK
     )
     return ApplicationFields(
         organisation=tx.oneline(organisation.split("\n")[0]) if organisation else None,
@@ -415,7 +416,7 @@ def _from_free_text(body: tx.Body, policy: AppPolicy) -> ApplicationFields:
 
 def _first(candidates: Iterable[str]) -> str | None:
     for candidate in candidates:
-        return tx.oneline(candidate)
+        return tx.oneline(tx.unbulleted(candidate))
     return None
 
 
@@ -430,10 +431,25 @@ def _organisation(body: tx.Body, sentences: list[str], policy: AppPolicy) -> str
         if match:
             candidates.append(match.group(1))
     for candidate in candidates:
-        name = candidate.strip().rstrip(".,;:")
-        if name and name.lower() != project and name.lower() not in ("i", "we", "the"):
+        name = _trim_org(candidate)
+        if name and name.lower() != project:
             return tx.oneline(name)
     return None
+
+
+_ABBREVIATIONS = frozenset({"inc", "ltd", "co", "corp", "bros", "sp", "st"})
+
+
+def _trim_org(candidate: str) -> str:
+    words = candidate.strip().rstrip(",;:").split(" ")
+    while words and words[-1] in ("I", "We", "Our", "The", "&"):
+        words.pop()
+    if words and words[-1].endswith("."):
+        last = words[-1][:-1]
+        # "B.V." and "Ltd." keep their point; a sentence's full stop does not.
+        if "." not in last and last.lower() not in _ABBREVIATIONS:
+            words[-1] = last
+    return " ".join(words)
 
 
 def _products_free(
@@ -443,28 +459,45 @@ def _products_free(
     ignored = {policy.project_name.lower(), "i", "we", "our", "us"}
     ignored |= {w.lower() for w in (organisation or "").split()}
     all_s = some_s = list_s = None
-    for sentence in sentences:
+    for index, sentence in enumerate(sentences):
         if not project_re.search(sentence):
             continue
         if all_s is None and _ALL_RE.search(sentence) and not _SOME_RE.search(sentence):
             all_s = tx.oneline(sentence)
         if some_s is None and _SOME_RE.search(sentence):
             some_s = tx.oneline(sentence)
-        if list_s is None and _PRODUCT_WORD_RE.search(sentence):
-            words = re.findall(r"[\w][\w-]*", sentence)[1:]
+        plain = _without_urls(sentence)
+        if list_s is None and _PRODUCT_WORD_RE.search(plain):
+            words = re.findall(r"[\w][\w-]*", tx.unbulleted(plain))[1:]
             names = [w for w in words if w[0].isupper() and w.lower() not in ignored]
-            if _LIST_CUE_RE.search(sentence) or names:
-                list_s = tx.oneline(sentence)
+            if _LIST_CUE_RE.search(plain) or names:
+                list_s = tx.oneline(_with_bullets(sentences, index))
     return all_s, some_s, list_s
 
 
+def _without_urls(text: str) -> str:
+    for url in tx.urls(text):
+        text = text.replace(url, " ")
+    return text
+
+
+def _with_bullets(sentences: list[str], index: int) -> str:
+    """A lead-in ending in ":" with the bullet items that follow it."""
+    parts = [sentences[index]]
+    if parts[0].endswith(":"):
+        for item in sentences[index + 1 : index + 9]:
+            if not item.startswith(("-", "*", "\u2022")):
+                break
+            parts.append(item)
+    return " ".join(parts)
+
+
 def _is_policy_statement(text: str) -> bool:
-    return bool(
-        _POLICY_WORD_RE.search(text)
-        and _READ_RE.search(text)
-        and _KEEP_RE.search(text)
-        and not _NEGATED_RE.search(text)
-    )
+    return bool(_POLICY_WORD_RE.search(text)) and _says_read_and_keep(text)
+
+
+def _says_read_and_keep(text: str) -> bool:
+    return bool(_READ_RE.search(text) and _KEEP_RE.search(text) and not _NEGATED_RE.search(text))
 
 
 def _free_links(sentences: list[str], policy: AppPolicy) -> list[Evidence]:
@@ -703,10 +736,11 @@ def _check_eligibility(fields: ApplicationFields, make: _Make) -> ItemResult:
 
 def _check_products(fields: ApplicationFields, policy: AppPolicy, make: _Make) -> ItemResult:
     p = policy.project_name
-    if fields.products:
-        return make("products", ItemStatus.FOUND, fields.products, None)
+    # A plain "all of them" is the clearer answer when both were read.
     if fields.all_products:
         return make("products", ItemStatus.FOUND, fields.all_products, None)
+    if fields.products:
+        return make("products", ItemStatus.FOUND, fields.products, None)
     if fields.some_products:
         problem = f"you say that not all your products use {p}, but not which of them do"
         return make("products", ItemStatus.MISSING, fields.some_products, problem)
@@ -723,7 +757,7 @@ def _check_evidence(
     if good:
         return make(key, ItemStatus.FOUND, " ".join(good), None)
     if offered:
-        reasons = "; ".join(f"{url} is {classify_link(url, policy)}" for url in offered)
+        reasons = "; ".join(f"{url}: {classify_link(url, policy)}" for url in offered)
         return make(key, ItemStatus.UNACCEPTABLE, " ".join(offered), reasons)
     hint = "no link to an ordinary public web page was given for this"
     unclear = [e.url for e in fields.links if not e.kinds]
@@ -752,7 +786,7 @@ def _check_alias(fields: ApplicationFields, policy: AppPolicy, make: _Make) -> I
         return make("alias", ItemStatus.UNACCEPTABLE, ", ".join(aliases), problem)
     reason = classify_alias(aliases[0], policy)
     if reason is not None:
-        return make("alias", ItemStatus.UNACCEPTABLE, aliases[0], f"{aliases[0]} is {reason}")
+        return make("alias", ItemStatus.UNACCEPTABLE, aliases[0], f"{aliases[0]}: {reason}")
     return make("alias", ItemStatus.FOUND, aliases[0], None)
 
 

@@ -31,8 +31,12 @@ _MAX_CLOSING_SIGNATURE_LINES = 12
 
 _FIELD_LINE_RE = re.compile(r"^[ \t]{0,3}([A-Za-z0-9(][A-Za-z0-9 ()/'&.-]{0,60}?)[ \t]*:(.*)$")
 _PLACEHOLDER_RE = re.compile(r"^\[[^\]\n]*\]$")
-_SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+(?=\S)")
+# Sentence ends, and the start of each bullet or numbered item.
+_SENTENCE_SPLIT_RE = re.compile(
+    r"(?<=[.!?])\s+(?=\S)|\n(?=[ \t]{0,8}(?:[-*\u2022]|[0-9]{1,2}[.)])[ \t])"
+)
 _PARAGRAPH_SPLIT_RE = re.compile(r"\n[ \t]*\n")
+_BULLET_RE = re.compile(r"^(?:[-*\u2022]|[0-9]{1,2}[.)])\s+")
 
 # Only scheme-qualified URLs and bare www. hosts; the latter so that a link
 # without its scheme is reported as such rather than silently missed.
@@ -93,9 +97,15 @@ def sentences(text: str) -> list[str]:
     found: list[str] = []
     for paragraph in _PARAGRAPH_SPLIT_RE.split(text):
         for sentence in _SENTENCE_SPLIT_RE.split(paragraph.strip()):
-            if sentence.strip():
-                found.append(sentence.strip())
+            # Wrapped lines are one sentence: cues must match across the wrap.
+            flat = " ".join(sentence.split())
+            if flat:
+                found.append(flat)
     return found
+
+
+def unbulleted(sentence: str) -> str:
+    return _BULLET_RE.sub("", sentence, count=1)
 
 
 def is_placeholder(value: str) -> bool:
@@ -105,36 +115,31 @@ def is_placeholder(value: str) -> bool:
 def parse_fields(lines: list[str], label_key: dict[str, str], project: str) -> dict[str, str]:
     """`Label: value` lines whose label is known, by canonical key.
 
-    A value goes on in indented lines; a label alone on its line takes the
-    following lines up to a blank line or the next label.  A repeated label adds
-    to its value, so two "Role alias:" lines give two aliases, not the last one.
-    Template placeholders ("[...]") count as empty.
+    A value goes on over the following lines (mail clients wrap long lines)
+    until a blank line or the next known label; after a blank line it goes on
+    only with indented lines.  A repeated label adds to its value, so two
+    "Role alias:" lines give two aliases, not the last one.  Template
+    placeholders ("[...]") count as empty.
     """
     values: dict[str, list[str]] = {}
     current: str | None = None
-    open_ended = False
     after_blank = False
     for line in lines:
         match = _FIELD_LINE_RE.match(line)
         key = label_key.get(normalise_label(match.group(1), project)) if match else None
         if match is not None and key is not None:
             current = key
-            first = match.group(2).strip()
-            open_ended = not first
-            values.setdefault(key, []).append(first)
+            values.setdefault(key, []).append(match.group(2).strip())
             after_blank = False
+        elif current is None:
             continue
-        if current is None:
-            continue
-        if not line.strip():
+        elif not line.strip():
             after_blank = True
-            continue
-        indented = line[:1] in (" ", "\t")
-        if not indented and (after_blank or not open_ended):
+        elif after_blank and line[:1] not in (" ", "\t"):
             current = None
-            continue
-        after_blank = False
-        values[current].append(line.strip())
+        else:
+            after_blank = False
+            values[current].append(line.strip())
     return {
         key: "\n".join(part for part in parts if part and not is_placeholder(part)).strip()
         for key, parts in values.items()
