@@ -137,7 +137,7 @@ _DEFAULT_LINK_DENY_PATTERNS = (
     (r"\.pdf$", "a PDF document, not a web page"),
     (r"\.(docx?|odt|pptx?|xlsx?|zip)$", "a document file, not a web page"),
     (r"\.(mp4|webm|mov|avi|mkv)$", "a video"),
-    (r"^blog\.|/blogs?(/|$)", "a blog post"),
+    (r"^blog\.|/blogs?(/|$)", "a blog post, not an ordinary web page"),
     (r"/(login|log-in|signin|sign-in|sign_in|sso|auth)(/|$|\.)", "a login page, not public"),
 )
 

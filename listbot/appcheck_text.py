@@ -16,7 +16,8 @@ QUOTE_LIMIT = 200
 
 # Where a reply quotes the earlier conversation without ">" markers.
 _REPLY_CUT_RE = re.compile(
-    r"^[ \t]*(?:On [^\n]{0,300}wrote:|-{2,}[ \t]*Original Message[ \t]*-{2,})[ \t]*$",
+    r"^[ \t]*(?:On [^\n]{0,300}wrote:|-{2,}[ \t]*Original Message[ \t]*-{2,})[ \t]*$"
+    r"|^From: [^\n]{1,300}\n(?:Sent|Date): ",
     re.MULTILINE | re.IGNORECASE,
 )
 _CLOSING_RE = re.compile(

@@ -466,3 +466,15 @@ def test_signature_addresses_and_links_are_not_read() -> None:
     fields = extract_application(text, POLICY)
     assert fields.aliases == ()
     assert fields.links == ()
+
+
+def test_top_posted_reply_reads_only_the_new_text() -> None:
+    earlier = render_reply(check_file("followup_1.eml"), POLICY)
+    text = (
+        "Our security page: https://atlantico-cloud.example/en/security\n\n"
+        "From: predisclosure-applications@lists.example.org\n"
+        "Sent: Monday, 31 March 2025 10:13\n\n" + earlier
+    )
+    fields = extract_application(text, POLICY)
+    assert not fields.form
+    assert [e.url for e in fields.links] == ["https://atlantico-cloud.example/en/security"]
