@@ -20,14 +20,19 @@ from listbot.clock import Clock, SystemClock
 from listbot.config import Config, ListConfig, ListKind
 from listbot.crypto import open_keyring, parse_pgp
 from listbot.delivery import Delivery
-from listbot.discuss import DiscussHandler
+from listbot.discuss import DiscussHandler, RuleBook
+from listbot.errors import ConfigError
 from listbot.gate import GateFacts
 from listbot.handlers import RecordOnly
 from listbot.ingest import IntakeHandler, start_server
 from listbot.model import RecipientRole
+from listbot.moderation import Moderation, ModerationHandler, load_checked_rules
+from listbot.moderation_config import parse_moderation, parse_rules_config
+from listbot.pgp import Keyring
 from listbot.release import Releaser
 from listbot.reminders import ReminderDispatcher
 from listbot.routing import Router
+from listbot.rules import RuleSet
 from listbot.store import Store
 from listbot.store.cases import case_parties
 from listbot.timer import SchedulerTimer
@@ -49,15 +54,23 @@ def make_transport(cfg: Config) -> Transport:
     return MaildirTransport(cfg.delivery.maildir)
 
 
-def build_handlers(cfg: Config, store: Store,
-                   clock: Clock) -> dict[tuple[str, RecipientRole], Handler]:
+def build_handlers(cfg: Config, store: Store, clock: Clock, *,
+                   rulebook: RuleBook | None = None, keyring: Keyring | None = None,
+                   moderations: dict[str, Moderation] | None = None,
+                   ) -> dict[tuple[str, RecipientRole], Handler]:
     handlers: dict[tuple[str, RecipientRole], Handler] = {}
+    moderations = moderations if moderations is not None else build_moderations(
+        cfg, store, clock, keyring)
     for lc in cfg.lists.values():
         handlers[(lc.name, RecipientRole.REQUEST)] = RecordOnly("subscription_request_ignored")
         handlers[(lc.name, RecipientRole.BOUNCES)] = RecordOnly("bounce_recorded")
         if lc.kind is ListKind.DISCUSS:
             handlers[(lc.name, RecipientRole.POST)] = DiscussHandler(
-                cfg=cfg, lc=lc, store=store, clock=clock)
+                cfg=cfg, lc=lc, store=store, clock=clock, rulebook=rulebook,
+                moderation=moderations.get(lc.name), keyring=keyring)
+        if lc.name in moderations:
+            handlers[(lc.name, RecipientRole.MODERATION)] = ModerationHandler(
+                moderations[lc.name])
         if lc.kind is ListKind.SECURITY:
             handlers[(lc.name, RecipientRole.POST)] = security_handler(cfg, lc, store, clock)
     return handlers
@@ -69,6 +82,20 @@ def security_handler(cfg: Config, lc: ListConfig, store: Store, clock: Clock) ->
     needs_gpg = bool(pgp.team_fingerprint) or cases.encrypt_team_copies
     return SecurityHandler(cfg=cfg, lc=lc, store=store, clock=clock, cases=cases, pgp=pgp,
                            keyring=open_keyring(pgp) if needs_gpg else None)
+
+
+def build_moderations(cfg: Config, store: Store, clock: Clock,
+                      keyring: Keyring | None) -> dict[str, Moderation]:
+    """Held-post services of the moderated (discuss) lists."""
+    mc = parse_moderation(cfg)
+    return {lc.name: Moderation(cfg=cfg, lc=lc, mc=mc, store=store, clock=clock,
+                                keyring=keyring)
+            for lc in cfg.lists.values() if lc.kind is ListKind.DISCUSS}
+
+
+def make_keyring(cfg: Config) -> Keyring | None:
+    home = parse_pgp(cfg).home
+    return open_keyring(parse_pgp(cfg)) if home.is_dir() else None
 
 
 @dataclass
@@ -85,6 +112,9 @@ class App:
     intake: list[IntakeHandler] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     bound: dict[str, tuple[str, int]] = field(default_factory=dict)
+    rulebook: RuleBook = field(default_factory=lambda: RuleBook(RuleSet(())))
+    keyring: Keyring | None = None
+    moderations: dict[str, Moderation] = field(default_factory=dict)
     timer: SchedulerTimer | None = None
     reminders: ReminderDispatcher | None = None
     timer_task: asyncio.Task[None] | None = None
@@ -102,11 +132,37 @@ class App:
             parties = await case_parties(tx)
         return GateFacts(members=members, team=self.cfg.team_addresses, case_parties=parties)
 
+    def reload_rules(self) -> bool:
+        """Load and validate every rule file; only a fully good set replaces the running
+        one (DESIGN.md §4.9). Returns whether the rules were replaced."""
+        directory = parse_rules_config(self.cfg).directory
+        try:
+            ruleset = load_checked_rules(directory)
+        except ConfigError as exc:
+            log.error("rules.reload_refused", problems=list(exc.problems))
+            return False
+        self.rulebook.replace(ruleset)
+        log.info("rules.loaded", directory=str(directory), lists=list(ruleset.names()))
+        return True
+
+    async def dispatch_moderation(self) -> None:
+        """Reminders and expiries of held posts; re-arms the timer for the next one."""
+        upcoming = [await m.dispatch(self.clock.now()) for m in self.moderations.values()]
+        due = min((t for t in upcoming if t is not None), default=None)
+        if due is not None and self.timer is not None and not self.stopping.is_set():
+            self.timer.wake_at("moderation", due, self.dispatch_moderation)
+        self.outbound_waker.wake()
+
     async def start(self) -> None:
+        if not self.reload_rules():
+            raise ConfigError(["rules: the rule files have errors (see the log)"])
         self.store.claim_single_instance()
         await self.store.upgrade()
-        worker = Worker(store=self.store, handlers=build_handlers(self.cfg, self.store,
-                                                                  self.clock),
+        self.keyring = make_keyring(self.cfg)
+        self.moderations = build_moderations(self.cfg, self.store, self.clock, self.keyring)
+        handlers = build_handlers(self.cfg, self.store, self.clock, rulebook=self.rulebook,
+                                  keyring=self.keyring, moderations=self.moderations)
+        worker = Worker(store=self.store, handlers=handlers,
                         owner=self.owner, lease_seconds=self.cfg.lease_seconds,
                         batch=self.cfg.worker_batch,
                         poll_interval=self.cfg.poll_interval_seconds,
@@ -124,6 +180,7 @@ class App:
         self.timer = SchedulerTimer()
         self.timer.start()
         await self._start_reminders(self.timer)
+        await self.dispatch_moderation()
         self._spawn("release", self._release_loop)
         await self._listen()
         log.info("daemon.started", owner=self.owner, listening=self.bound)
@@ -196,6 +253,7 @@ class App:
         stop_requested = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop_requested.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_rules)
         await self.start()
         try:
             await stop_requested.wait()

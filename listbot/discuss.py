@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
+from typing import TYPE_CHECKING
 
 import structlog
 
 from listbot.clock import Clock
 from listbot.config import Config, ListConfig
 from listbot.mailsafe import Mailbox, safe_header_value, sender_of, should_not_autoreply
-from listbot.model import Audience, Inbound, OutgoingMessage
+from listbot.model import Audience, Inbound, Member, OutgoingMessage
+from listbot.moderate import Verdict, classify, facts_from_message
+from listbot.notices import rejection_notice
 from listbot.outbound import mailbox, new_message_id, plain_message, rewrite
+from listbot.pgp import Keyring
+from listbot.pgp_mime import verify_message
+from listbot.rules import Action, Role, RuleSet
 from listbot.store import Store, Tx
 from listbot.worker import Effects
+
+if TYPE_CHECKING:
+    from listbot.moderation import Moderation
 
 log = structlog.get_logger("listbot.discuss")
 
@@ -64,39 +72,89 @@ def distribution_headers(lc: ListConfig, poster: Mailbox, hits: Sequence[str],
     ]
 
 
-@dataclass(frozen=True)
-class Decision:
-    action: str  # approve, reject, hold, discard
-    rule: str
-    reason: str
-    hits: tuple[str, ...] = ()
+def distribution(cfg: Config, lc: ListConfig, raw: bytes, *, poster: Mailbox,
+                 hits: Sequence[str], recipients: Sequence[str]) -> OutgoingMessage:
+    """The post as distributed: original bytes, our headers prepended (DESIGN.md §4.5)."""
+    return OutgoingMessage(
+        audience=Audience.EMBARGOED, envelope_from=f"{lc.local_part}-bounces@{lc.domain}",
+        recipients=tuple(recipients),
+        raw=rewrite(raw, distribution_headers(lc, poster, hits, cfg.team_address)),
+        list_name=lc.name, reason="discuss.post")
+
+
+class RuleBook:
+    """The rules in force; replaced whole on a good reload (App.reload_rules)."""
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.ruleset = ruleset
+
+    def replace(self, ruleset: RuleSet) -> None:
+        self.ruleset = ruleset
 
 
 class DiscussHandler:
     batchable = True  # each post is decided on its own
 
-    def __init__(self, *, cfg: Config, lc: ListConfig, store: Store, clock: Clock) -> None:
+    def __init__(self, *, cfg: Config, lc: ListConfig, store: Store, clock: Clock,
+                 rulebook: RuleBook | None = None, moderation: Moderation | None = None,
+                 keyring: Keyring | None = None) -> None:
         self.cfg = cfg
         self.lc = lc
         self.store = store
         self.clock = clock
+        self.rulebook = rulebook or RuleBook(RuleSet(()))
+        self.moderation = moderation
+        self.keyring = keyring
+        self.team = {m.address: m.fingerprint for m in cfg.team_members}
 
     async def handle(self, msg: Inbound) -> Effects:
         headers = parse_headers(msg.raw)
         if self._is_own_loop(headers):
             return self._audit_only(msg, "discuss.loop_discarded", "carries our own X-Loop")
         sender = sender_of(headers)
-        members = {m.address for m in await self.store.members()}
-        if sender is None or sender.normalized not in members:
+        members = {m.address: m for m in await self.store.members()}
+        role = self._role(sender, members)
+        if sender is None or role is Role.NONMEMBER:
             return self._nonmember(msg, headers, sender)
-        decision = await self.decide(msg, headers, sender)
-        if decision.action == "approve":
-            return self._distribute(msg, sender, decision, sorted(members))
-        return self._audit_only(msg, f"discuss.{decision.action}", decision.reason)
+        verdict = await self.decide(msg, sender, role, members)
+        log.info("discuss.verdict", inbound_id=msg.id, action=verdict.action.value,
+                 rule=verdict.rule, hits=list(verdict.hits))
+        if verdict.action is Action.APPROVE:
+            return self._distribute(msg, sender, verdict, sorted(members))
+        if verdict.action is Action.HOLD and self.moderation is not None:
+            return await self.moderation.hold(msg, sender.normalized, verdict)
+        if verdict.action is Action.REJECT:
+            return self._rejected(msg, headers, verdict)
+        return self._audit_only(msg, f"discuss.{verdict.action.value}", verdict.reason,
+                                verdict)
 
-    async def decide(self, msg: Inbound, headers: EmailMessage, sender: Mailbox) -> Decision:
-        """Members' posts are approved until moderation rules decide otherwise."""
-        return Decision("approve", "member", "sender is a member", ("member",))
+    def _role(self, sender: Mailbox | None, members: Mapping[str, Member]) -> Role:
+        if sender is None:
+            return Role.NONMEMBER
+        if sender.normalized in self.lc.moderators:
+            return Role.MODERATOR
+        if sender.normalized in self.team:
+            return Role.TEAM
+        return Role.MEMBER if sender.normalized in members else Role.NONMEMBER
+
+    async def decide(self, msg: Inbound, sender: Mailbox, role: Role,
+                     members: Mapping[str, Member]) -> Verdict:
+        """The list's rules on the message facts; no rules loaded means hold."""
+        rules = self.rulebook.ruleset.get(self.lc.name)
+        if rules is None:
+            return Verdict(Action.HOLD, "no-rules", "no rules loaded for this list", None, ())
+        member = members.get(sender.normalized)
+        fpr = self.team.get(sender.normalized) or (member.fingerprint if member else None)
+        signed = await self._signed_by(msg.raw, fpr)
+        facts = facts_from_message(msg.raw, sender_role=role, signed_by_sender=signed)
+        return classify(facts, rules)
+
+    async def _signed_by(self, raw: bytes, fingerprint: str | None) -> bool:
+        # gpg only runs for mail that looks signed: most posts are not.
+        if fingerprint is None or self.keyring is None or b"-----BEGIN PGP SIGNATURE" not in raw:
+            return False
+        verification = await verify_message(raw, self.keyring, [fingerprint], self.clock.now())
+        return verification.valid
 
     def _is_own_loop(self, headers: EmailMessage) -> bool:
         try:
@@ -105,27 +163,53 @@ class DiscussHandler:
             return False
         return self.lc.address in loops
 
-    def _distribute(self, msg: Inbound, poster: Mailbox, decision: Decision,
+    def _distribute(self, msg: Inbound, poster: Mailbox, verdict: Verdict,
                     recipients: list[str]) -> Effects:
-        raw = rewrite(msg.raw, distribution_headers(self.lc, poster, decision.hits,
-                                                    self.cfg.team_address))
+        out = distribution(self.cfg, self.lc, msg.raw, poster=poster, hits=verdict.hits,
+                           recipients=recipients)
 
         async def effects(tx: Tx) -> None:
-            await tx.enqueue(OutgoingMessage(
-                audience=Audience.EMBARGOED, envelope_from=self._bounces(),
-                recipients=tuple(recipients), raw=raw, list_name=self.lc.name,
-                reason="discuss.post"))
+            await tx.enqueue(out)
             await tx.audit("listbot", "discuss.approve", f"inbound:{msg.id}",
-                           {"rule": decision.rule, "hits": list(decision.hits),
+                           {"rule": verdict.rule, "hits": list(verdict.hits),
                             "poster": poster.normalized, "recipients": len(recipients)})
+        return effects
+
+    def _rejected(self, msg: Inbound, headers: EmailMessage, verdict: Verdict) -> Effects:
+        """Rejected by a rule: the poster gets the rule's notice (rate-limited, RFC 3834)."""
+        no_reply = should_not_autoreply(headers, own_list_ids=[self.lc.list_id],
+                                        own_loop=self.lc.address,
+                                        envelope_sender=msg.envelope_from or None)
+        to = msg.envelope_from.strip().lower()
+        notice = None
+        if no_reply is None and self.moderation is not None and "@" in to:
+            notice = rejection_notice(
+                cfg=self.cfg, lc=self.lc, mc=self.moderation.mc, to=to,
+                subject=original_subject(headers), message_id=original_message_id(headers),
+                template=verdict.notice or "moderator", reason=verdict.reason,
+                now=self.clock.now())
+
+        async def effects(tx: Tx) -> None:
+            sent = notice is not None and await self._within_rate(tx, to)
+            if sent and notice is not None:
+                await tx.enqueue(notice)
+            await tx.audit("listbot", "discuss.reject", f"inbound:{msg.id}",
+                           {"rule": verdict.rule, "reason": verdict.reason,
+                            "hits": list(verdict.hits), "notice": verdict.notice,
+                            "sent": sent, "no_reply_reason": no_reply})
         return effects
 
     def _bounces(self) -> str:
         return f"{self.lc.local_part}-bounces@{self.lc.domain}"
 
-    def _audit_only(self, msg: Inbound, action: str, reason: str) -> Effects:
+    def _audit_only(self, msg: Inbound, action: str, reason: str,
+                    verdict: Verdict | None = None) -> Effects:
+        detail: dict[str, object] = {"reason": reason}
+        if verdict is not None:
+            detail.update(rule=verdict.rule, hits=list(verdict.hits))
+
         async def effects(tx: Tx) -> None:
-            await tx.audit("listbot", action, f"inbound:{msg.id}", {"reason": reason})
+            await tx.audit("listbot", action, f"inbound:{msg.id}", detail)
         return effects
 
     def _nonmember(self, msg: Inbound, headers: EmailMessage, sender: Mailbox | None) -> Effects:

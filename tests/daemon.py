@@ -13,7 +13,8 @@ MEMBERS = [("Vendor A", "security@vendor-a.example"), ("Vendor B", "psirt@vendor
            ("Vendor C", "secalert@vendor-c.example")]
 
 
-def post(sender: str, subject: str = "Re: [XSA-465] backport", body: str = "Looks good.\r\n",
+def post(sender: str, subject: str = "Re: [XSA-465] backport",
+         body: str = "The backport applies and builds cleanly.\r\n",
          to: str = "discuss@lists.example.org", extra: str = "") -> bytes:
     return (f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
             f"Message-ID: <{abs(hash((sender, subject, body)))}@test.example>\r\n{extra}"
