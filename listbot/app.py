@@ -9,6 +9,7 @@ import signal
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -41,6 +42,8 @@ from listbot.waker import Waker
 from listbot.worker import Handler, Worker
 
 log = structlog.get_logger("listbot.app")
+
+BACKSTOP = timedelta(hours=1)  # longest sleep of the held-post dispatcher
 
 
 def make_owner(cfg: Config) -> str:
@@ -146,11 +149,19 @@ class App:
         return True
 
     async def dispatch_moderation(self) -> None:
-        """Reminders and expiries of held posts; re-arms the timer for the next one."""
-        upcoming = [await m.dispatch(self.clock.now()) for m in self.moderations.values()]
-        due = min((t for t in upcoming if t is not None), default=None)
-        if due is not None and self.timer is not None and not self.stopping.is_set():
-            self.timer.wake_at("moderation", due, self.dispatch_moderation)
+        """Reminders and expiries of held posts; re-arms the wake-up for the next one.
+
+        The wake-up is armed at least hourly, so holds made since the last pass are
+        seen without another trigger. Its delay is measured on the injected clock and
+        applied to the scheduler's real time, so a faked clock never makes it spin.
+        """
+        now = self.clock.now()
+        upcoming = [await m.dispatch(now) for m in self.moderations.values()]
+        due = min((t for t in upcoming if t is not None), default=now + BACKSTOP)
+        delay = min(max(due - now, timedelta(seconds=1)), BACKSTOP)
+        if self.timer is not None and not self.stopping.is_set():
+            self.timer.wake_at("moderation", datetime.now(UTC) + delay,
+                               self.dispatch_moderation)
         self.outbound_waker.wake()
 
     async def start(self) -> None:

@@ -7,7 +7,7 @@ Interface
 ---------
 ``issue(tx, kind=, item_id=, list_name=, issued_to=, expires_at=, token=None)``
     Opens the item for decision (once) and stores a reply token (192 bits from
-    ``secrets``, made here or by ``commands.new_token()`` beforehand) for one
+    ``secrets``, made here or by ``new_reply_token()`` beforehand) for one
     decider; returns ``IssuedToken``. Only the token's SHA-256 digest is stored;
     put ``IssuedToken.token`` in the reply address (``<list>-moderation+TOKEN@domain``)
     and forget it.
@@ -35,18 +35,13 @@ the item-specific effects, in the same transaction.
 
 from __future__ import annotations
 
+import base64
+import secrets
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from listbot.commands import (
-    Command,
-    Ignored,
-    command_source,
-    new_token,
-    parse_reply,
-    token_digest,
-)
+from listbot.commands import Command, Ignored, command_source, parse_reply, token_digest
 from listbot.mailsafe import sender_of
 from listbot.pgp import Keyring
 from listbot.pgp_mime import canonical, split_entity, verify_message
@@ -54,9 +49,36 @@ from listbot.store import Tx
 from listbot.store import decisions as ops
 from listbot.store.decisions import ItemRecord, TokenRecord
 
-__all__ = ["AlreadyDecided", "Authority", "Decided", "Ignore", "IssuedToken", "ItemRecord",
-           "Reply", "TokenRecord", "apply", "decide", "issue", "item_state", "lookup",
-           "read_reply"]
+__all__ = [
+    "AlreadyDecided",
+    "Authority",
+    "Decided",
+    "Ignore",
+    "IssuedToken",
+    "ItemRecord",
+    "Reply",
+    "TokenRecord",
+    "apply",
+    "decide",
+    "issue",
+    "item_state",
+    "lookup",
+    "new_reply_token",
+    "read_reply",
+]
+
+
+TOKEN_BYTES = 24  # 192 bits
+
+
+def new_reply_token() -> str:
+    """192 CSPRNG bits as lower-case base32 (39 characters of [a-z2-7]).
+
+    Mail systems fold the case of addresses (listbot's own intake lower-cases every
+    recipient), so a token in a sub-address must survive case folding intact.
+    """
+    return base64.b32encode(secrets.token_bytes(TOKEN_BYTES)).decode("ascii").rstrip(
+        "=").lower()
 
 
 @dataclass(frozen=True)
@@ -119,7 +141,7 @@ async def issue(tx: Tx, *, kind: str, item_id: str, list_name: str, issued_to: s
                 expires_at: datetime, token: str | None = None) -> IssuedToken:
     """`token` lets a caller build (and encrypt) the request mail before the transaction."""
     await ops.open_item(tx.conn, kind, item_id, list_name, tx.now)
-    token = token or new_token()
+    token = (token or new_reply_token()).lower()
     token_id = await ops.insert_token(tx.conn, digest=token_digest(token), kind=kind,
                                       item_id=item_id, list_name=list_name,
                                       issued_to=issued_to, now=tx.now, expires_at=expires_at)
@@ -127,9 +149,9 @@ async def issue(tx: Tx, *, kind: str, item_id: str, list_name: str, issued_to: s
 
 
 async def lookup(tx: Tx, token: str | None) -> TokenRecord | None:
-    if not token:
+    if not token or len(token) > 64:
         return None
-    return await ops.find_token(tx.conn, token_digest(token))
+    return await ops.find_token(tx.conn, token_digest(token.strip().lower()))
 
 
 async def item_state(tx: Tx, kind: str, item_id: str) -> ItemRecord | None:

@@ -19,7 +19,6 @@ import structlog
 from listbot import decisions
 from listbot.alerts import raise_alert
 from listbot.clock import Clock
-from listbot.commands import new_token
 from listbot.config import Config, ListConfig
 from listbot.decisions import AlreadyDecided, Decided, Ignore
 from listbot.discuss import distribution, original_message_id, original_subject, parse_headers
@@ -75,7 +74,7 @@ class Moderation:
             if self.mc.encrypt_requests and fpr is None:
                 missing.append(f"{moderator}: no registered key")
                 continue
-            token = new_token()
+            token = decisions.new_reply_token()
             try:
                 mail = await moderation_request(
                     lc=self.lc, facts=facts, held_raw=raw, moderator=moderator, token=token,

@@ -415,7 +415,7 @@ _SIMPLE_PARSERS: dict[str, Callable[[object, str, _Problems], Condition | None]]
 
 def _outcome(table: dict[str, Any], path: str, p: _Problems, fallback: str) -> Outcome | None:
     raw = table.get("action")
-    if raw not in {a.value for a in Action}:
+    if not isinstance(raw, str) or raw not in {a.value for a in Action}:
         p.add(f"{path}.action" if path else "action",
               f"expected one of {[a.value for a in Action]}, got {raw!r}")
         return None

@@ -13,6 +13,7 @@ from listbot.errors import EX_SOFTWARE, EX_USAGE, ListbotError
 from listbot.cli import core  # noqa: F401  isort: skip
 from listbot.cli import cases  # noqa: F401  isort: skip
 from listbot.cli import advisories  # noqa: F401  isort: skip
+from listbot.cli import moderation  # noqa: F401  isort: skip
 
 __all__ = ["main", "root"]
 
