@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from listbot.advisories import build_service
+from listbot.applications import application_handlers
 from listbot.cases import SecurityHandler
 from listbot.cases_config import parse_cases
 from listbot.clock import Clock, SystemClock
@@ -76,6 +77,9 @@ def build_handlers(cfg: Config, store: Store, clock: Clock, *,
                 moderations[lc.name])
         if lc.kind is ListKind.SECURITY:
             handlers[(lc.name, RecipientRole.POST)] = security_handler(cfg, lc, store, clock)
+        if lc.kind is ListKind.APPLICATIONS:
+            for role, handler in application_handlers(cfg, lc, store, clock, keyring).items():
+                handlers[(lc.name, role)] = handler
     return handlers
 
 
