@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from listbot.model import OutboxState
+from listbot.store import members as member_ops
 from listbot.store.schema import outbox
 from listbot.store.schema_applications import (
     delivery_alerts,
@@ -107,23 +108,22 @@ async def failure_summary(conn: AsyncConnection) -> list[dict[str, object]]:
     return [dict(r._mapping) for r in rows]
 
 
-async def failed_outbox_after(conn: AsyncConnection, after_id: int,
-                              recipients: frozenset[str]) -> list[tuple[int, str]]:
-    """FAILED outbox rows (permanent refusals by the relay) to the given addresses."""
+async def unrecorded_outbox_failures(conn: AsyncConnection,
+                                     recipients: frozenset[str]) -> list[tuple[int, str]]:
+    """FAILED outbox rows (permanent refusals by the relay) to these addresses that are
+    not in the delivery record yet. Rows fail in any order, so no high-water mark."""
     if not recipients:
         return []
+    seen = {str(v) for v in await conn.scalars(select(delivery_failures.c.source_id).where(
+        delivery_failures.c.source == "outbox"))}
     rows = await conn.execute(select(outbox.c.id, outbox.c.recipient).where(
-        outbox.c.id > after_id, outbox.c.state == OutboxState.FAILED.value,
+        outbox.c.state == OutboxState.FAILED.value,
         outbox.c.recipient.in_(sorted(recipients))).order_by(outbox.c.id))
-    return [(int(r.id), str(r.recipient)) for r in rows]
+    return [(int(r.id), str(r.recipient)) for r in rows if str(r.id) not in seen]
 
 
-async def last_outbox_failure_seen(conn: AsyncConnection) -> int:
-    value = await conn.scalar(select(func.max(delivery_failures.c.source_id)).where(
-        delivery_failures.c.source == "outbox"))
-    return int(value) if value else 0
-
-
-def outbox_source_id(outbox_id: int) -> str:
-    """Zero-padded so that the text column orders like the number."""
-    return f"{outbox_id:020d}"
+async def load_public(conn: AsyncConnection) -> tuple[list[tuple[str, datetime]],
+                                                      list[tuple[datetime, str]]]:
+    """Names with their dates, and the change history: what the public roster shows."""
+    current = [(m.name, m.added_at) for m in await member_ops.current(conn)]
+    return current, [(c.at, c.text) for c in await changes(conn)]
