@@ -247,3 +247,21 @@ def test_alert_policy() -> None:
     assert should_alert(2, 2, None, START, window)
     assert not should_alert(5, 2, START - timedelta(days=1), START, window)
     assert should_alert(5, 2, START - window, START, window)
+
+
+def test_config_problems_are_reported_with_their_key_paths(
+        make_config: Callable[..., Config]) -> None:
+    from listbot.errors import ConfigError
+    cfg = make_config({"applications": {"subscribers": ["not an address"], "decision_days": 0,
+                                        "role_allow_patterns": ["(unclosed"], "bogus": 1},
+                       "members": {"bounce_threshold": 0, "bounce_window_days": "x"}})
+    with pytest.raises(ConfigError) as exc:
+        parse_applications(cfg)
+    text = "\n".join(exc.value.problems)
+    for path in ("applications.subscribers[0]", "applications.decision_days",
+                 "applications.role_allow_patterns", "applications.bogus"):
+        assert path in text
+    with pytest.raises(ConfigError) as exc:
+        parse_members(cfg)
+    assert {p.split(":")[0] for p in exc.value.problems} == {
+        "members.bounce_threshold", "members.bounce_window_days"}
