@@ -195,13 +195,16 @@ class Applications:
         state = app_ops.ACCEPTED if decided.verb == "accept" else app_ops.REJECTED
         if not await app_ops.settle(tx.conn, app.id, state, by=decided.decider,
                                     reason=decided.reason, now=tx.now):
-            raise LookupError(f"application {app.id} is no longer open")
+            raise Refused(f"application {app.id} changed while being decided; decide again")
+        # Read again after our UPDATE (which holds the row): the version we settled.
+        app = await app_ops.get(tx.conn, app.id) or app
         name = app.organisation or app.org_key
         detail: dict[str, object] = {"via": via, "token_id": decided.token_id,
                                      "reason": decided.reason}
         if decided.verb == "accept":
             alias = alias_of(fields_from_json(app.fields))
-            assert alias is not None  # refusal_of_accept checked it
+            if alias is None or (problem := refusal_of_accept(app)) is not None:
+                raise Refused(problem or f"application {app.id} has no single role alias")
             member = await tx.add_member(name, alias, None)
             await roster_ops.record_change(tx.conn, member_name=member.name, action="added",
                                            text=f"Added {member.name}", actor=decided.decider,

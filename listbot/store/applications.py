@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, and_, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from listbot.errors import TemporaryError
 from listbot.store.schema_applications import application_messages, applications
 
 OPEN = "open"
@@ -74,10 +76,15 @@ async def listing(conn: AsyncConnection, states: list[str] | None) -> list[Appli
 async def create(conn: AsyncConnection, *, list_name: str, org_key: str,
                  organisation: str | None, sender: str, fields: str, checklist: str,
                  complete: bool, now: datetime) -> int:
-    result = await conn.execute(insert(applications).values(
-        list_name=list_name, org_key=org_key, organisation=organisation, sender=sender,
-        state=OPEN, fields=fields, checklist=checklist, complete=complete, messages=1,
-        created_at=now, updated_at=now).returning(applications.c.id))
+    try:
+        result = await conn.execute(insert(applications).values(
+            list_name=list_name, org_key=org_key, organisation=organisation, sender=sender,
+            state=OPEN, fields=fields, checklist=checklist, complete=complete, messages=1,
+            created_at=now, updated_at=now).returning(applications.c.id))
+    except IntegrityError as exc:
+        # Another daemon opened this organisation's application first: handle the
+        # message again, and it becomes a follow-up to that one.
+        raise TemporaryError(f"concurrent application from {org_key}") from exc
     return int(result.scalar_one())
 
 
@@ -93,8 +100,13 @@ async def update_open(conn: AsyncConnection, app_id: int, *, organisation: str |
 
 async def settle(conn: AsyncConnection, app_id: int, state: str, *, by: str, reason: str,
                  now: datetime) -> bool:
-    result = await conn.execute(update(applications).where(and_(
-        applications.c.id == app_id, applications.c.state == OPEN)).values(
+    """Close an open application. Acceptance also requires the stored checklist to be
+    complete in this very UPDATE, so a concurrent follow-up cannot slip an incomplete
+    application through."""
+    guard = [applications.c.id == app_id, applications.c.state == OPEN]
+    if state == ACCEPTED:
+        guard.append(applications.c.complete.is_(True))
+    result = await conn.execute(update(applications).where(and_(*guard)).values(
             state=state, decided_at=now, decided_by=by, decision_reason=reason))
     return result.rowcount == 1
 

@@ -29,6 +29,9 @@ applications = Table(
     Column("decided_by", Text),
     Column("decision_reason", Text),
     Index("ix_applications_org", "org_key", "state"),
+    # At most one open application per organisation, even with several daemons.
+    Index("uq_applications_open", "list_name", "org_key", unique=True,
+          sqlite_where=Column("state") == "open", postgresql_where=Column("state") == "open"),
 )
 
 application_messages = Table(

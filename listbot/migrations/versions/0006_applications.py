@@ -35,6 +35,9 @@ def upgrade() -> None:
         sa.Column("decision_reason", sa.Text),
     )
     op.create_index("ix_applications_org", "applications", ["org_key", "state"])
+    op.create_index("uq_applications_open", "applications", ["list_name", "org_key"],
+                    unique=True, sqlite_where=sa.text("state = 'open'"),
+                    postgresql_where=sa.text("state = 'open'"))
     op.create_table(
         "application_messages",
         sa.Column("id", Id, primary_key=True, autoincrement=True),
