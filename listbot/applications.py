@@ -174,7 +174,7 @@ class Applications:
         app = await app_ops.get(tx.conn, app_id)
         if app is None or app.list_name != self.lc.name:
             raise LookupError(f"no application {app_id} on {self.lc.name}")
-        problem = self.precondition(app, verb, reason)
+        problem = await self.precondition(tx, app, verb, reason)
         if problem is not None and app.state == app_ops.OPEN:
             raise Refused(problem)
         result = await decisions.decide(tx, kind=KIND, item_id=str(app_id), decider=decider,
@@ -183,9 +183,17 @@ class Applications:
             await self.carry_out(tx, app, result, via)
         return result
 
-    def precondition(self, app: ApplicationRow, verb: str, reason: str) -> str | None:
+    async def precondition(self, tx: Tx, app: ApplicationRow, verb: str,
+                           reason: str) -> str | None:
+        """Why this decision cannot be carried out now, or None."""
         if verb == "accept":
-            return refusal_of_accept(app)
+            if (problem := refusal_of_accept(app)) is not None:
+                return problem
+            alias = alias_of(fields_from_json(app.fields))
+            for member in await tx.members():
+                if member.address == alias or member.name == app.organisation:
+                    return f"{member.name} <{member.address}> is already a member"
+            return None
         if verb == "reject" and not reason.strip():
             return "a rejection needs a reason: it is posted to the list"
         return None
@@ -292,7 +300,7 @@ class ApplicationDecisionHandler:
             await tx.audit("listbot", "application.reply_ignored", subject,
                            {"reason": "no such application", "sender": reply.decider})
             return
-        problem = self.s.precondition(app, reply.verb, reply.argument)
+        problem = await self.s.precondition(tx, app, reply.verb, reply.argument)
         if problem is not None and app.state == app_ops.OPEN:
             # The token stays unspent: the same person may decide again once it is complete.
             await tx.enqueue(answer(self.s.lc, to=reply.decider, app_id=reply.item_id,

@@ -278,3 +278,18 @@ async def test_checklist_replies_are_rate_limited(app: App, sink: Sink) -> None:
                                      .encode(), 1))
     await sink.wait_deliveries(limit + (limit + 3) * (len(SUBSCRIBERS) + len(TEAM)))
     assert len(to(sink, "ingrid.solberg@fjordhost.example")) == limit
+
+
+async def test_accept_of_an_existing_member_is_refused_not_quarantined(
+        app: App, sink: Sink, pgp_home: Path, pgp_keys: PgpKeys) -> None:
+    async with app.store.unit() as tx:
+        await tx.add_member("Someone else", "security@nimbus-cloud.example", None)
+    await send(app, example("free_cloud_narrative.eml"))
+    await sink.wait_deliveries(1 + len(SUBSCRIBERS) + len(TEAM))
+    before = len(sink.deliveries())
+    await sign_and_send(app, pgp_home, pgp_keys.moderator, ALICE, tokens_for(sink)[ALICE],
+                        "accept\n")
+    await sink.wait_deliveries(before + 1)
+    assert "already a member" in text_of(sink.received[-1])
+    assert (await applications(app))[0].state == "open"
+    assert (await app.store.queue_counts())["inbound"].get("quarantined", 0) == 0
