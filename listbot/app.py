@@ -15,6 +15,9 @@ import structlog
 
 from listbot.advisories import build_service
 from listbot.advisory_config import parse_advisories
+from listbot.applications import application_handlers
+from listbot.applications_config import parse_members
+from listbot.bounces import BounceHandler
 from listbot.cases import SecurityHandler
 from listbot.cases_config import parse_cases
 from listbot.clock import Clock, SystemClock
@@ -27,6 +30,7 @@ from listbot.gate import GateFacts
 from listbot.handlers import RecordOnly
 from listbot.imap_poll import ImapPoller, parse_imap
 from listbot.ingest import IntakeHandler, start_server
+from listbot.member_watch import MemberWatch
 from listbot.metrics import Metrics, parse_metrics
 from listbot.model import RecipientRole
 from listbot.moderation import Moderation, ModerationHandler, load_checked_rules
@@ -70,7 +74,7 @@ def build_handlers(cfg: Config, store: Store, clock: Clock, *,
         cfg, store, clock, keyring)
     for lc in cfg.lists.values():
         handlers[(lc.name, RecipientRole.REQUEST)] = RecordOnly("subscription_request_ignored")
-        handlers[(lc.name, RecipientRole.BOUNCES)] = RecordOnly("bounce_recorded")
+        handlers[(lc.name, RecipientRole.BOUNCES)] = BounceHandler(cfg, parse_members(cfg))
         if lc.kind is ListKind.DISCUSS:
             handlers[(lc.name, RecipientRole.POST)] = DiscussHandler(
                 cfg=cfg, lc=lc, store=store, clock=clock, rulebook=rulebook,
@@ -80,6 +84,9 @@ def build_handlers(cfg: Config, store: Store, clock: Clock, *,
                 moderations[lc.name])
         if lc.kind is ListKind.SECURITY:
             handlers[(lc.name, RecipientRole.POST)] = security_handler(cfg, lc, store, clock)
+        if lc.kind is ListKind.APPLICATIONS:
+            for role, handler in application_handlers(cfg, lc, store, clock, keyring).items():
+                handlers[(lc.name, role)] = handler
     return handlers
 
 
@@ -127,6 +134,8 @@ class App:
     rulebook: RuleBook = field(default_factory=lambda: RuleBook(RuleSet(())))
     keyring: Keyring | None = None
     moderations: dict[str, Moderation] = field(default_factory=dict)
+    members_waker: Waker = field(default_factory=Waker)
+    member_watch: MemberWatch | None = None
 
     @classmethod
     def create(cls, cfg: Config, *, clock: Clock | None = None,
@@ -194,6 +203,7 @@ class App:
                             waker=self.outbound_waker, metrics=self.metrics)
         self._spawn("worker", worker.run)
         self._spawn("delivery", delivery.run)
+        self._spawn("members", self._watch_members)
         listener = self.store.listener(inbound=self.inbound_waker.wake,
                                        outbox=self.outbound_waker.wake)
         if listener is not None:
@@ -219,9 +229,18 @@ class App:
 
     def _committed(self) -> None:
         self.outbound_waker.wake()
+        self.members_waker.wake()
         if self.reminders is not None:
             # A new or changed case may bring a reminder closer: re-arm from the database.
             self.timer_task = asyncio.get_running_loop().create_task(self.reminders.wake())
+
+    async def _watch_members(self, stopping: asyncio.Event) -> None:
+        """Public roster files, delivery record, member key expiry (listbot.member_watch)."""
+        self.member_watch = MemberWatch(
+            cfg=self.cfg, mc=parse_members(self.cfg), store=self.store, clock=self.clock,
+            keyring=self.keyring,
+            warning_window=timedelta(days=parse_pgp(self.cfg).expiry_warning_days))
+        await self.member_watch.run(stopping, self.members_waker)
 
     async def _release_loop(self, stopping: asyncio.Event) -> None:
         """Advisory releases: start-up pass, then timer wake-ups (listbot.release)."""

@@ -31,6 +31,8 @@ def write_config(tmp_path: Path, db_url: str, sink_port: int,
         "database": {"url": db_url},
         "delivery": {"smtp": {"port": sink_port}},
         "worker": {"poll_interval_seconds": 0.2},
+        # The daemon refuses to start without good moderation rules.
+        "rules": {"dir": str(Path(__file__).resolve().parent.parent / "rules")},
     })
     path = tmp_path / "listbot.toml"
     path.write_text(to_toml(merge(data, extra or {})))

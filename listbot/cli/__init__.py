@@ -15,6 +15,7 @@ from listbot.cli import cases  # noqa: F401  isort: skip
 from listbot.cli import advisories  # noqa: F401  isort: skip
 from listbot.cli import production  # noqa: F401  isort: skip
 from listbot.cli import moderation  # noqa: F401  isort: skip
+from listbot.cli import applications  # noqa: F401  isort: skip
 
 __all__ = ["main", "root"]
 

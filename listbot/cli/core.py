@@ -16,6 +16,7 @@ from listbot.mailsafe import check_line_endings, normalize_address
 from listbot.model import InboundState, OutboxState
 from listbot.routing import Router
 from listbot.store import Arrival, Store
+from listbot.store import roster as roster_ops
 
 EX_NOUSER = 67
 
@@ -119,6 +120,9 @@ def members_add(ctx: Context, name: str, address: str, fingerprint: str | None) 
     async def add(store: Store) -> None:
         async with store.unit() as tx:
             member = await tx.add_member(name, addr, fpr)
+            await roster_ops.record_change(tx.conn, member_name=member.name, action="added",
+                                           text=f"Added {member.name}", actor="cli",
+                                           now=tx.now)
             await tx.audit("cli", "member.added", f"member:{member.name}",
                            {"address": addr, "fingerprint": fpr})
 
@@ -134,6 +138,10 @@ def members_remove(ctx: Context, name_or_address: str, reason: str) -> None:
     async def remove(store: Store) -> str:
         async with store.unit() as tx:
             member = await tx.remove_member(name_or_address, reason)
+            # The public history says who left and when; the reason stays in the audit.
+            await roster_ops.record_change(tx.conn, member_name=member.name, action="removed",
+                                           text=f"Removed {member.name}", actor="cli",
+                                           now=tx.now)
             await tx.audit("cli", "member.removed", f"member:{member.name}",
                            {"address": member.address, "reason": reason})
             return member.name

@@ -1,0 +1,129 @@
+"""Store operations of the roster: public change history, key warnings, delivery
+failures of member role addresses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from listbot.model import OutboxState
+from listbot.store import members as member_ops
+from listbot.store.schema import outbox
+from listbot.store.schema_applications import (
+    delivery_alerts,
+    delivery_failures,
+    key_warnings,
+    roster_changes,
+)
+
+
+@dataclass(frozen=True)
+class RosterChange:
+    id: int
+    at: datetime
+    member_name: str
+    action: str
+    text: str
+
+
+async def record_change(conn: AsyncConnection, *, member_name: str, action: str, text: str,
+                        actor: str, now: datetime) -> None:
+    await conn.execute(insert(roster_changes).values(
+        at=now, member_name=member_name, action=action, text=text, actor=actor))
+
+
+async def changes(conn: AsyncConnection) -> list[RosterChange]:
+    rows = await conn.execute(select(roster_changes).order_by(roster_changes.c.at,
+                                                              roster_changes.c.id))
+    return [RosterChange(r.id, r.at, r.member_name, r.action, r.text) for r in rows]
+
+
+async def last_change_id(conn: AsyncConnection) -> int:
+    return int(await conn.scalar(select(func.max(roster_changes.c.id))) or 0)
+
+
+async def warn_once(conn: AsyncConnection, *, fingerprint: str, expires_at: datetime,
+                    member_name: str, now: datetime) -> bool:
+    """Claim the one warning for this key and expiry; False when it was already sent."""
+    found = await conn.execute(select(key_warnings.c.id).where(
+        key_warnings.c.fingerprint == fingerprint, key_warnings.c.expires_at == expires_at))
+    if found.first() is not None:
+        return False
+    try:
+        async with conn.begin_nested():
+            await conn.execute(insert(key_warnings).values(
+                fingerprint=fingerprint, expires_at=expires_at, member_name=member_name,
+                sent_at=now))
+    except IntegrityError:  # another daemon warned first
+        return False
+    return True
+
+
+async def record_failure(conn: AsyncConnection, *, address: str, member_name: str | None,
+                         permanent: bool, source: str, source_id: str,
+                         now: datetime) -> bool:
+    found = await conn.execute(select(delivery_failures.c.id).where(
+        delivery_failures.c.source == source, delivery_failures.c.source_id == source_id,
+        delivery_failures.c.address == address))
+    if found.first() is not None:
+        return False
+    await conn.execute(insert(delivery_failures).values(
+        address=address, member_name=member_name, permanent=permanent, source=source,
+        source_id=source_id, at=now))
+    return True
+
+
+async def permanent_failures_since(conn: AsyncConnection, address: str,
+                                   since: datetime) -> int:
+    value = await conn.scalar(select(func.count()).select_from(delivery_failures).where(
+        delivery_failures.c.address == address, delivery_failures.c.permanent.is_(True),
+        delivery_failures.c.at >= since))
+    return int(value or 0)
+
+
+async def last_alert(conn: AsyncConnection, address: str) -> datetime | None:
+    value = await conn.scalar(select(func.max(delivery_alerts.c.at)).where(
+        delivery_alerts.c.address == address))
+    return value if isinstance(value, datetime) else None
+
+
+async def record_alert(conn: AsyncConnection, address: str, failures: int,
+                       now: datetime) -> None:
+    await conn.execute(insert(delivery_alerts).values(address=address, at=now,
+                                                      failures=failures))
+
+
+async def failure_summary(conn: AsyncConnection) -> list[dict[str, object]]:
+    rows = await conn.execute(
+        select(delivery_failures.c.address, delivery_failures.c.member_name,
+               delivery_failures.c.permanent, func.count().label("count"),
+               func.max(delivery_failures.c.at).label("last_at"))
+        .group_by(delivery_failures.c.address, delivery_failures.c.member_name,
+                  delivery_failures.c.permanent)
+        .order_by(delivery_failures.c.address))
+    return [dict(r._mapping) for r in rows]
+
+
+async def unrecorded_outbox_failures(conn: AsyncConnection,
+                                     recipients: frozenset[str]) -> list[tuple[int, str]]:
+    """FAILED outbox rows (permanent refusals by the relay) to these addresses that are
+    not in the delivery record yet. Rows fail in any order, so no high-water mark."""
+    if not recipients:
+        return []
+    seen = {str(v) for v in await conn.scalars(select(delivery_failures.c.source_id).where(
+        delivery_failures.c.source == "outbox"))}
+    rows = await conn.execute(select(outbox.c.id, outbox.c.recipient).where(
+        outbox.c.state == OutboxState.FAILED.value,
+        outbox.c.recipient.in_(sorted(recipients))).order_by(outbox.c.id))
+    return [(int(r.id), str(r.recipient)) for r in rows if str(r.id) not in seen]
+
+
+async def load_public(conn: AsyncConnection) -> tuple[list[tuple[str, datetime]],
+                                                      list[tuple[datetime, str]]]:
+    """Names with their dates, and the change history: what the public roster shows."""
+    current = [(m.name, m.added_at) for m in await member_ops.current(conn)]
+    return current, [(c.at, c.text) for c in await changes(conn)]
