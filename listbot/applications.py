@@ -279,9 +279,8 @@ class ApplicationDecisionHandler:
 
     async def handle(self, msg: Inbound) -> Effects:
         async with self.s.store.unit() as tx:
-            record = await decisions.lookup(tx, msg.detail)
-        if record is not None and (record.kind != KIND or record.list_name != self.s.lc.name):
-            record = None  # a token of another list or service is no token here
+            record = await decisions.lookup(tx, msg.detail, kind=KIND,
+                                            list_name=self.s.lc.name)
         reply = await decisions.read_reply(msg.raw, record, authority=self.s.authority,
                                            keyring=self.s.keyring, now=self.s.clock.now(),
                                            verbs=APP_VERBS)

@@ -11,7 +11,7 @@ Interface
     decider; returns ``IssuedToken``. Only the token's SHA-256 digest is stored;
     put ``IssuedToken.token`` in the reply address (``<list>-moderation+TOKEN@domain``)
     and forget it.
-``lookup(tx, token) -> TokenRecord | None``
+``lookup(tx, token, kind=, list_name=) -> TokenRecord | None``
     The stored record of a token, by digest (None when unknown or malformed).
 ``read_reply(raw, record, authority=, keyring=, now=, verbs=) -> Reply | Ignore``
     The slow part, outside any transaction: is the token live and unused, is the
@@ -148,10 +148,14 @@ async def issue(tx: Tx, *, kind: str, item_id: str, list_name: str, issued_to: s
     return IssuedToken(token, token_id, expires_at)
 
 
-async def lookup(tx: Tx, token: str | None) -> TokenRecord | None:
+async def lookup(tx: Tx, token: str | None, *, kind: str, list_name: str) -> TokenRecord | None:
+    """The token's record, if it was issued for this kind of item on this list."""
     if not token or len(token) > 64:
         return None
-    return await ops.find_token(tx.conn, token_digest(token.strip().lower()))
+    record = await ops.find_token(tx.conn, token_digest(token.strip().lower()))
+    if record is None or record.kind != kind or record.list_name != list_name:
+        return None  # a token of another list or service is no token here
+    return record
 
 
 async def item_state(tx: Tx, kind: str, item_id: str) -> ItemRecord | None:

@@ -221,9 +221,8 @@ class ModerationHandler:
 
     async def handle(self, msg: Inbound) -> Effects:
         async with self.m.store.unit() as tx:
-            record = await decisions.lookup(tx, msg.detail)
-        if record is not None and (record.kind != KIND or record.list_name != self.m.lc.name):
-            record = None  # a token of another list or service is no token here
+            record = await decisions.lookup(tx, msg.detail, kind=KIND,
+                                            list_name=self.m.lc.name)
         reply = await decisions.read_reply(msg.raw, record, authority=self.m.authority,
                                            keyring=self.m.keyring, now=self.m.clock.now(),
                                            verbs=VERBS)

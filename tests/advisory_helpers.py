@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from listbot import advisory_schedule as sched
 from listbot.advisories import Advisories, Draft, build_service
 from listbot.app import App
+from listbot.clock import FakeClock
 from listbot.config import Config
 from tests.advisory_samples import PATCHES, SECTIONS_FILE
 from tests.pgp_fixtures import PgpKeys
@@ -39,6 +42,23 @@ async def add_members(app: App, keys: PgpKeys) -> None:
 
 def service(app: App, cfg: Config) -> Advisories:
     return build_service(cfg, app.store, app.clock)
+
+
+@asynccontextmanager
+async def advisory_daemon(cfg: Config, clock: FakeClock, keys: PgpKeys, *,
+                          arm: bool) -> AsyncIterator[tuple[App, Advisories]]:
+    """A started daemon with the members and advisory 465 drafted (and armed if asked)."""
+    app = App.create(cfg, clock=clock)
+    await app.start()
+    try:
+        await add_members(app, keys)
+        svc = service(app, cfg)
+        await svc.create(draft(), "cli:alice")
+        if arm:
+            await sched.schedule(svc, 465, "cli:alice")
+        yield app, svc
+    finally:
+        await app.stop()
 
 
 def draft(number: int = 465, embargo: datetime = EMBARGO, **changes: Any) -> Draft:

@@ -39,10 +39,17 @@ async def test_tokens_are_stored_as_digests_and_spent_once(db_url: str,
             stored = [r.digest for r in await tx.conn.execute(select(decision_tokens))]
             assert stored == [token_digest(issued.token)]
             assert issued.token not in stored
-            record = await decisions.lookup(tx, issued.token.upper())  # case-folded by MTAs
+            record = await decisions.lookup(tx, issued.token.upper(),  # case-folded by MTAs
+                                            kind="thing", list_name="discuss")
             assert record is not None and record.item_id == "7"
             mutated = issued.token[:-2] + ("a" if issued.token[-2] != "a" else "b")
-            assert await decisions.lookup(tx, mutated + issued.token[-1]) is None
+            assert await decisions.lookup(tx, mutated + issued.token[-1], kind="thing",
+                                          list_name="discuss") is None
+            # The same token is no token for another list or another kind of item.
+            assert await decisions.lookup(tx, issued.token, kind="thing",
+                                          list_name="other") is None
+            assert await decisions.lookup(tx, issued.token, kind="application",
+                                          list_name="discuss") is None
         async with store.unit() as tx:
             first = await decisions.apply(tx, _reply(issued.token_id, "a@x.example"))
         async with store.unit() as tx:

@@ -28,6 +28,7 @@ from tests.advisory_helpers import (
     TEAM,
     add_members,
     advisory_config,
+    advisory_daemon,
     draft,
     service,
 )
@@ -56,12 +57,8 @@ async def alerts(app: App, kind: str) -> list[str]:
 async def test_gate_refuses_embargoed_to_outsider_and_public_before_instant(
         make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
-    app = App.create(cfg_for(make_config, sink, pgp_home, pgp_keys), clock=clock)
-    await app.start()
-    try:
-        await add_members(app, pgp_keys)
-        svc = service(app, app.cfg)
-        await svc.create(draft(), "cli:alice")
+    cfg = cfg_for(make_config, sink, pgp_home, pgp_keys)
+    async with advisory_daemon(cfg, clock, pgp_keys, arm=False) as (app, svc):
         raw = await sched.show(svc, 465)
         public = await sched.show(svc, 465, public=True)
         async with app.store.unit() as tx:
@@ -79,8 +76,6 @@ async def test_gate_refuses_embargoed_to_outsider_and_public_before_instant(
         refused = await alerts(app, "gate-refused")
         assert any("embargoed mail" in s for s in refused)
         assert any("before its embargo instant" in s for s in refused)
-    finally:
-        await app.stop()
 
 
 async def test_member_without_key_is_held_alerted_and_released_once_keyed(
@@ -88,12 +83,7 @@ async def test_member_without_key_is_held_alerted_and_released_once_keyed(
         pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, pgp={
         "home": str(pgp_home), "team_fingerprint": pgp_keys.team, "require_encryption": True})
-    app = App.create(cfg, clock=clock)
-    await app.start()
-    try:
-        await add_members(app, pgp_keys)
-        svc = service(app, cfg)
-        await svc.create(draft(), "cli:alice")
+    async with advisory_daemon(cfg, clock, pgp_keys, arm=False) as (app, svc):
         await svc.predisclose(465, "cli:alice")
         app.outbound_waker.wake()
         await sink.wait_deliveries(1 + 2 + 2 * 2)  # keyed member, team, two alerts to team
@@ -111,8 +101,6 @@ async def test_member_without_key_is_held_alerted_and_released_once_keyed(
         copy = [rec.data for r, rec in sink.deliveries() if r == PLAIN[0]]
         assert len(copy) == 1 and b"multipart/encrypted" in copy[0]
         assert b"ISSUE DESCRIPTION" not in copy[0]
-    finally:
-        await app.stop()
 
 
 async def test_two_person_rule_dry_run_and_release_now(
@@ -120,12 +108,7 @@ async def test_two_person_rule_dry_run_and_release_now(
         pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys,
                   advisories={"two_person_rule": True})
-    app = App.create(cfg, clock=clock)
-    await app.start()
-    try:
-        await add_members(app, pgp_keys)
-        svc = service(app, cfg)
-        await svc.create(draft(), "cli:alice")
+    async with advisory_daemon(cfg, clock, pgp_keys, arm=False) as (app, svc):
         await svc.predisclose(465, "cli:alice", dry_run=True)
         await sched.schedule(svc, 465, "cli:Alice", dry_run=True)
         app.outbound_waker.wake()
@@ -147,8 +130,6 @@ async def test_two_person_rule_dry_run_and_release_now(
         public = await sched.show(svc, 465, public=True)
         assert b"NOTE REGARDING EARLY RELEASE" in public and b"Exploited in the wild." in public
         assert await alerts(app, "advisory-released-early")
-    finally:
-        await app.stop()
 
 
 async def test_overdue_release_at_start_up_is_sent_with_a_lateness_alert(
@@ -179,13 +160,7 @@ async def test_relay_451_at_the_instant_is_delivered_after_recovery_once(
         make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys)
-    app = App.create(cfg, clock=clock)
-    await app.start()
-    try:
-        await add_members(app, pgp_keys)
-        svc = service(app, cfg)
-        await svc.create(draft(), "cli:alice")
-        await sched.schedule(svc, 465, "cli:alice")
+    async with advisory_daemon(cfg, clock, pgp_keys, arm=True) as (app, svc):
         sink.responder = lambda env: "451 4.3.0 try again later"
         clock.set(EMBARGO)
         assert await svc.dispatcher.dispatch(clock.now()) == [465]
@@ -200,8 +175,6 @@ async def test_relay_451_at_the_instant_is_delivered_after_recovery_once(
         app.outbound_waker.wake()
         await sink.wait_deliveries(len(ALL_PUBLIC))
         assert sorted(sink.recipients()) == ALL_PUBLIC
-    finally:
-        await app.stop()
 
 
 async def test_randomised_schedules_never_early_never_twice_never_lost(

@@ -24,9 +24,7 @@ from tests.advisory_helpers import (
     PLAIN,
     PUBLIC_LISTS,
     TEAM,
-    add_members,
-    draft,
-    service,
+    advisory_daemon,
 )
 from tests.pgp_fixtures import PgpKeys
 from tests.sink import Sink
@@ -58,13 +56,7 @@ async def test_armed_release_is_encrypted_ahead_and_only_sent_at_the_claim(
         pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, pgp={
         "home": str(pgp_home), "team_fingerprint": pgp_keys.team, "require_encryption": True})
-    app = App.create(cfg, clock=clock)
-    await app.start()
-    try:
-        await add_members(app, pgp_keys)
-        svc = service(app, cfg)
-        await svc.create(draft(), "cli:alice")
-        await sched.schedule(svc, 465, "cli:alice")
+    async with advisory_daemon(cfg, clock, pgp_keys, arm=True) as (app, svc):
         staged = await rows(app)
         assert {s for _, _, s, _ in staged} == {OutboxState.STAGED.value}
         assert sorted(r for _, r, _, _ in staged) == ALL_PUBLIC
@@ -86,21 +78,13 @@ async def test_armed_release_is_encrypted_ahead_and_only_sent_at_the_claim(
         assert got[KEYED] == keyed_body  # the very bytes built ahead
         assert encrypted(got[LATE_MEMBER])  # built at the claim, the slow way
         assert all(not encrypted(got[a]) for a in [*PUBLIC_LISTS, *TEAM])
-    finally:
-        await app.stop()
 
 
 async def test_reschedule_later_never_lets_prebuilt_copies_out_at_the_old_instant(
         make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys)
-    app = App.create(cfg, clock=clock)
-    await app.start()
-    try:
-        await add_members(app, pgp_keys)
-        svc = service(app, cfg)
-        await svc.create(draft(), "cli:alice")
-        await sched.schedule(svc, 465, "cli:alice")
+    async with advisory_daemon(cfg, clock, pgp_keys, arm=True) as (app, svc):
         later = EMBARGO + timedelta(hours=1)
         await sched.reschedule(svc, 465, later, "cli:alice")
         by_state: dict[str, list[str]] = {}
@@ -130,8 +114,6 @@ async def test_reschedule_later_never_lets_prebuilt_copies_out_at_the_old_instan
         app.outbound_waker.wake()
         await sink.wait_deliveries(len(ALL_PUBLIC))
         assert sorted(sink.recipients()) == ALL_PUBLIC  # once each, the new rows
-    finally:
-        await app.stop()
 
 
 async def test_stale_row_after_release_is_refused_for_its_instant(
@@ -139,13 +121,7 @@ async def test_stale_row_after_release_is_refused_for_its_instant(
         pgp_keys: PgpKeys) -> None:
     """Released at the moved instant; a row built for the old instant still may not go."""
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys)
-    app = App.create(cfg, clock=clock)
-    await app.start()
-    try:
-        await add_members(app, pgp_keys)
-        svc = service(app, cfg)
-        await svc.create(draft(), "cli:alice")
-        await sched.schedule(svc, 465, "cli:alice")
+    async with advisory_daemon(cfg, clock, pgp_keys, arm=True) as (app, svc):
         earlier = EMBARGO - timedelta(hours=2)
         await sched.reschedule(svc, 465, earlier, "cli:alice")
         clock.set(earlier)
@@ -163,21 +139,13 @@ async def test_stale_row_after_release_is_refused_for_its_instant(
         await sink.wait_deliveries(len(TEAM))
         assert set(sink.recipients()) == set(TEAM)
         assert any("built for" in s for s in await alerts(app, "gate-refused"))
-    finally:
-        await app.stop()
 
 
 async def test_cancel_rearm_and_amend_replace_the_staged_rows(
         make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys)
-    app = App.create(cfg, clock=clock)
-    await app.start()
-    try:
-        await add_members(app, pgp_keys)
-        svc = service(app, cfg)
-        await svc.create(draft(), "cli:alice")
-        await sched.schedule(svc, 465, "cli:alice")
+    async with advisory_daemon(cfg, clock, pgp_keys, arm=True) as (app, svc):
         await sched.cancel(svc, 465, "cli:alice")
         assert {s for _, _, s, _ in await rows(app)} == {"cancelled"}
         await sched.schedule(svc, 465, "cli:alice")  # same instant, same version
@@ -192,8 +160,6 @@ async def test_cancel_rearm_and_amend_replace_the_staged_rows(
         await sink.wait_deliveries(len(ALL_PUBLIC))
         assert sorted(sink.recipients()) == ALL_PUBLIC
         assert all(b"version 2" in rec.data for rec in sink.received)
-    finally:
-        await app.stop()
 
 
 async def test_staging_for_an_instant_that_moved_meanwhile_stores_nothing(
@@ -202,13 +168,7 @@ async def test_staging_for_an_instant_that_moved_meanwhile_stores_nothing(
     """Encryption runs outside the transaction; if the release moved while it ran, the
     rows it built are dropped (the arming that moved it staged its own)."""
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys)
-    app = App.create(cfg, clock=clock)
-    await app.start()
-    try:
-        await add_members(app, pgp_keys)
-        svc = service(app, cfg)
-        await svc.create(draft(), "cli:alice")
-        await sched.schedule(svc, 465, "cli:alice")
+    async with advisory_daemon(cfg, clock, pgp_keys, arm=True) as (app, svc):
         seen, cur = await svc._load(465)  # what a slow staging run started from
         old_key = fanout.public_key("XSA", 465, cur.version, seen.embargo_at)
         fan = fanout.public(svc.r, svc._doc(seen, cur), cur.public_raw,
@@ -218,5 +178,3 @@ async def test_staging_for_an_instant_that_moved_meanwhile_stores_nothing(
         assert await staging._store(svc, seen, fan, old_key, "cli:alice") == 0
         assert await rows(app) == before  # nothing added, nothing revived
         assert not [k for k, _, s, _ in before if k == old_key and s == "staged"]
-    finally:
-        await app.stop()

@@ -13,7 +13,16 @@ import click
 from listbot.application_state import checklist_from_json
 from listbot.applications import Applications
 from listbot.applications_config import parse_applications
-from listbot.cli.common import Context, emit, json_option, pass_ctx, root, run, with_store
+from listbot.cli.common import (
+    AS_OPTION,
+    Context,
+    emit,
+    json_option,
+    pass_ctx,
+    root,
+    run,
+    with_store,
+)
 from listbot.cli.core import members
 from listbot.clock import SystemClock
 from listbot.config import Config, ListKind
@@ -93,10 +102,6 @@ def applications_show(ctx: Context, app_id: int, as_json: bool) -> None:
                                             "duplicate", "subject"])
 
 
-_AS = click.option("--as", "actor", default=None, metavar="NAME",
-                   help="Who decides (recorded in the audit log); default cli:$USER.")
-
-
 def _decide(ctx: Context, app_id: int, verb: str, reason: str, actor: str | None) -> None:
     cfg = ctx.cfg
     decider = actor or f"cli:{getpass.getuser()}"
@@ -118,7 +123,7 @@ def _decide(ctx: Context, app_id: int, verb: str, reason: str, actor: str | None
 
 @applications_group.command("accept")
 @click.argument("app_id", type=int)
-@_AS
+@AS_OPTION
 @pass_ctx
 def applications_accept(ctx: Context, app_id: int, actor: str | None) -> None:
     """Accept (refused while any required item is missing); adds the member."""
@@ -128,7 +133,7 @@ def applications_accept(ctx: Context, app_id: int, actor: str | None) -> None:
 @applications_group.command("reject")
 @click.argument("app_id", type=int)
 @click.argument("reason", nargs=-1, required=True)
-@_AS
+@AS_OPTION
 @pass_ctx
 def applications_reject(ctx: Context, app_id: int, reason: tuple[str, ...],
                         actor: str | None) -> None:

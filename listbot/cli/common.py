@@ -30,6 +30,10 @@ class Context:
         return self._cfg
 
 
+AS_OPTION = click.option("--as", "actor", default=None, metavar="NAME",
+                         help="Who decides (recorded in the audit log); default cli:$USER.")
+
+
 @click.group()
 @click.option("--config", "config_path", metavar="FILE",
               help="Config file (else $LISTBOT_CONFIG, else /etc/listbot/listbot.toml).")

@@ -8,7 +8,16 @@ from typing import Any
 
 import click
 
-from listbot.cli.common import Context, emit, json_option, pass_ctx, root, run, with_store
+from listbot.cli.common import (
+    AS_OPTION,
+    Context,
+    emit,
+    json_option,
+    pass_ctx,
+    root,
+    run,
+    with_store,
+)
 from listbot.clock import SystemClock
 from listbot.decisions import AlreadyDecided
 from listbot.errors import EX_DATAERR, NotFound, Refused
@@ -120,13 +129,9 @@ def _decide(ctx: Context, post_id: int, verb: str, reason: str, actor: str | Non
     click.echo(run(with_store(cfg, decide)))
 
 
-_AS = click.option("--as", "actor", default=None, metavar="NAME",
-                   help="Who decides (recorded in the audit log); default cli:$USER.")
-
-
 @held.command("approve")
 @click.argument("post_id", type=int)
-@_AS
+@AS_OPTION
 @pass_ctx
 def held_approve(ctx: Context, post_id: int, actor: str | None) -> None:
     """Distribute a held post to the list."""
@@ -137,7 +142,7 @@ def held_approve(ctx: Context, post_id: int, actor: str | None) -> None:
 @click.argument("post_id", type=int)
 @click.option("--reason", default="moderator", show_default=True,
               help="Reason text for the poster, or a notice name: policy, off-topic.")
-@_AS
+@AS_OPTION
 @pass_ctx
 def held_reject(ctx: Context, post_id: int, reason: str, actor: str | None) -> None:
     """Reject a held post; the poster gets a notice with the reason."""
@@ -146,7 +151,7 @@ def held_reject(ctx: Context, post_id: int, reason: str, actor: str | None) -> N
 
 @held.command("discard")
 @click.argument("post_id", type=int)
-@_AS
+@AS_OPTION
 @pass_ctx
 def held_discard(ctx: Context, post_id: int, actor: str | None) -> None:
     """Drop a held post without telling the poster."""
