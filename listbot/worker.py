@@ -93,14 +93,22 @@ class Worker:
             return None
 
     async def _commit_batch(self, batch: list[tuple[Inbound, Effects]]) -> None:
-        """One transaction for the batch, a savepoint per message: one message's failure
-        rolls back only its own effects."""
-        if not batch:
-            return
+        """Shared transactions for the batch, a savepoint per message: one message's
+        failure rolls back only its own effects."""
+        while batch:
+            taken = await self._commit_some(batch)
+            batch = batch[taken:]
+        self.on_committed()
+
+    async def _commit_some(self, batch: list[tuple[Inbound, Effects]]) -> int:
+        """Commits a prefix of the batch and says how long it was: the transaction ends
+        early when an arrival waits for the writer, so senders are not kept waiting."""
         failed: list[tuple[Inbound, BaseException]] = []
+        taken = 0
         try:
             async with self.store.unit() as tx:
                 for msg, effects in batch:
+                    taken += 1
                     try:
                         async with tx.conn.begin_nested():
                             await effects(tx)
@@ -108,19 +116,21 @@ class Worker:
                                 raise LeaseLost(msg.id)
                     except Exception as exc:
                         failed.append((msg, exc))
+                    if self.store.arrivals_waiting():
+                        break
         except Exception as whole:
-            for msg, _ in batch:
+            for msg, _ in batch[:taken]:
                 await self._fail(msg, whole)
-            return
+            return taken
         failed_ids = {m.id for m, _ in failed}
         for msg, error in failed:
             await self._fail(msg, error)
-        for msg, _ in batch:
+        for msg, _ in batch[:taken]:
             if msg.id not in failed_ids:
                 log.info("worker.done", inbound_id=msg.id, list=msg.list_name)
                 if self.metrics is not None:
                     self.metrics.handled(msg.list_name, "done")
-        self.on_committed()
+        return taken
 
     async def _fail(self, msg: Inbound, exc: BaseException) -> None:
         bound = log.bind(inbound_id=msg.id, list=msg.list_name, role=msg.role.value)

@@ -41,12 +41,17 @@ async def test_upgrade_is_idempotent_and_nothing_pending(store: Store) -> None:
     assert await store.pending_migrations() == []
 
 
-async def test_concurrent_arrivals_all_committed_with_distinct_ids(store: Store) -> None:
-    results = await asyncio.gather(*(store.store_arrivals([arrival(i)]) for i in range(40)))
+async def test_concurrent_arrivals_all_committed_each_id_its_own_message(store: Store) -> None:
+    # Callers of one group commit get their ids back from one multi-row INSERT: each id
+    # must name that caller's message, also with several recipients (LMTP) per caller.
+    batches = [[arrival(i * 10 + k) for k in range(1 + i % 3)] for i in range(40)]
+    results = await asyncio.gather(*(store.store_arrivals(b) for b in batches))
     ids = [i for r in results for i in r]
-    assert len(set(ids)) == 40
+    assert len(set(ids)) == len(ids) == sum(len(b) for b in batches)
+    for batch, got in zip(batches, results, strict=True):
+        assert [await store.inbound_raw(i) for i in got] == [a.raw for a in batch]
     rows = await store.inbound_listing([InboundState.NEW])
-    assert len(rows) == 40
+    assert len(rows) == len(ids)
 
 
 async def test_claim_is_exclusive_until_lease_expires(store: Store, clock: FakeClock) -> None:

@@ -38,6 +38,7 @@ from listbot.store.engine import (
 )
 from listbot.store.inbound import Arrival
 from listbot.store.notify import INBOUND, OUTBOX, Listener, notify
+from listbot.store.writer import WriterQueue
 
 __all__ = ["Arrival", "Listener", "Store", "Tx"]
 
@@ -96,6 +97,7 @@ class Store:
         self.sqlite = is_sqlite(url)
         self._lock: SingleInstanceLock | None = None
         self._committer: _GroupCommitter | None = None
+        self._writer = WriterQueue() if self.sqlite else None
 
     @classmethod
     def open(cls, url: str, clock: Clock) -> Store:
@@ -124,8 +126,18 @@ class Store:
             self._lock.acquire()
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[Tx]:
-        """A transaction; database trouble surfaces as TemporaryError (retry later)."""
+    async def unit(self, *, urgent: bool = False) -> AsyncIterator[Tx]:
+        """A transaction; database trouble surfaces as TemporaryError (retry later).
+        `urgent`: someone waits on this commit (a 250), so it goes before background work."""
+        if self._writer is None:  # PostgreSQL: row locks, no single writer
+            async with self._transaction() as tx:
+                yield tx
+            return
+        async with self._writer.hold(urgent=urgent), self._transaction() as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Tx]:
         try:
             async with self.engine.begin() as conn:
                 yield Tx(conn, self.clock.now())
@@ -150,6 +162,10 @@ class Store:
             return await tx.conn.run_sync(pending_migrations_sync)
 
     # --- intake -----------------------------------------------------------------------
+    def arrivals_waiting(self) -> bool:
+        """An arrival's commit waits for SQLite's one writer (never on PostgreSQL)."""
+        return self._writer is not None and self._writer.urgent_waiting
+
     async def store_arrivals(self, arrivals: Sequence[Arrival]) -> list[int]:
         """Commit arrivals; concurrent callers share one commit (group commit)."""
         if self._committer is None:
@@ -157,7 +173,7 @@ class Store:
         return await self._committer.submit(arrivals)
 
     async def _insert_batch(self, arrivals: Sequence[Arrival]) -> list[int]:
-        async with self.unit() as tx:
+        async with self.unit(urgent=True) as tx:
             ids = await inbound_ops.insert_arrivals(tx.conn, arrivals, tx.now)
             await notify(tx.conn, INBOUND)
             return ids

@@ -47,10 +47,16 @@ async def insert_arrivals(
     conn: AsyncConnection, arrivals: Sequence[Arrival], now: datetime
 ) -> list[int]:
     rows = [arrival_row(a, now) for a in arrivals]
-    result = await conn.execute(
-        insert(inbound).returning(inbound.c.id, sort_by_parameter_order=True), rows
-    )
-    return [r.id for r in result]
+    if conn.dialect.name != "sqlite":
+        result = await conn.execute(
+            insert(inbound).returning(inbound.c.id, sort_by_parameter_order=True), rows
+        )
+        return [r.id for r in result]
+    # SQLAlchemy cannot prove RETURNING order on SQLite and would send one INSERT per
+    # row. Under SQLite's single writer, one multi-row INSERT takes rowids in the order
+    # of its VALUES, each above every existing one: the sorted ids are in row order.
+    result = await conn.execute(insert(inbound).returning(inbound.c.id), rows)
+    return sorted(r.id for r in result)
 
 
 def to_inbound(r: Row[Any]) -> Inbound:
