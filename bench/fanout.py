@@ -2,6 +2,10 @@
 delivery at the recording sink; and one post to 1,000 members.
 
     python3 bench/fanout.py [--posts 500] [--members 20] [--big 1000] [--db sqlite]
+                            [--mailman [--venv DIR]]
+
+--mailman runs GNU Mailman 3 on the same posts in the same run (bench/mailman_ref.py
+sets it up) and prints listbot's end-to-end posts/s as a multiple of Mailman's.
 """
 
 from __future__ import annotations
@@ -69,9 +73,10 @@ async def run(posts: int, members: int, db: str, concurrency: int) -> dict[str, 
 
 
 def _one_post(sender: str) -> bytes:
-    return (f"From: <{sender}>\r\nTo: {RCPT}\r\nSubject: fixed packages available\r\n"
-            f"Message-ID: <one@bench.example>\r\n\r\nFixed packages are available.\r\n"
-            ).encode()
+    # Worded as the shipped rules approve: a held post would never reach the sink.
+    return (f"From: <{sender}>\r\nTo: {RCPT}\r\nSubject: Re: [XSA-465] fixed packages\r\n"
+            f"Message-ID: <one@bench.example>\r\n\r\nFixed packages for XSA-465 are "
+            f"available to list members in our private repository.\r\n").encode()
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -82,6 +87,12 @@ async def main(args: argparse.Namespace) -> None:
     print(f"  {r['posts_per_s']:.0f} posts/s end to end, {r['deliveries_per_s']:.0f} "
           f"deliveries/s, {r['transactions']:.0f} SMTP transactions at the sink")
     print(f"  daemon RSS idle {r['idle_rss_mb']:.0f} MB, peak {r['peak_rss_mb']:.0f} MB")
+    if args.mailman:
+        from mailman_ref import run_mailman
+        m = await run_mailman(args.posts, args.members, args.concurrency, venv=args.venv)
+        print(f"  reference: mailman {m['version']} {m['posts_per_s']:.1f} posts/s end to "
+              f"end ({m['accept_per_s']:.0f} msgs/s over LMTP); listbot / mailman = "
+              f"{r['posts_per_s'] / m['posts_per_s']:.1f}x")
     if args.big:
         b = await run(1, args.big, args.db, 1)
         print(f"1 post x {args.big} members: delivered {b['total_s']:.2f} s after its 250 "
@@ -95,4 +106,7 @@ if __name__ == "__main__":
     parser.add_argument("--big", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--mailman", action="store_true",
+                        help="also run GNU Mailman 3 on the same load (the reference)")
+    parser.add_argument("--venv", help="Mailman's virtual environment to create or reuse")
     asyncio.run(main(parser.parse_args()))
