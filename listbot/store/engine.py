@@ -7,17 +7,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from listbot.errors import TemporaryError
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# The newest migration. When the database is already there, start-up checks this one
+# row and never imports Alembic, which would cost the daemon ~10 MB for its lifetime;
+# tests/test_migrations.py keeps it equal to Alembic's own head.
+HEAD_REVISION = "0007_join"
 
 
 def is_sqlite(url: str) -> bool:
@@ -84,18 +84,35 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _alembic_config(conn: Connection) -> AlembicConfig:
+def _alembic_config(conn: Connection) -> Any:
+    from alembic.config import Config as AlembicConfig  # lazily: see HEAD_REVISION
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = conn
     return cfg
 
 
+def at_head_sync(conn: Connection) -> bool:
+    """The database carries exactly HEAD_REVISION (checked without Alembic)."""
+    if not inspect(conn).has_table("alembic_version"):
+        return False
+    rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    return [r[0] for r in rows] == [HEAD_REVISION]
+
+
 def upgrade_sync(conn: Connection) -> None:
+    if at_head_sync(conn):
+        return
+    from alembic import command
+
     command.upgrade(_alembic_config(conn), "heads")
 
 
 def pending_migrations_sync(conn: Connection) -> list[str]:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(_alembic_config(conn))
     current = set(MigrationContext.configure(conn).get_current_heads())
     heads = set(script.get_heads())

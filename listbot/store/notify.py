@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
 
-import psycopg
 import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -40,6 +39,8 @@ class Listener:
         self.wakers = wakers
 
     async def run(self, stopping: asyncio.Event) -> None:
+        import psycopg  # only daemons on PostgreSQL listen: SQLite ones never load it
+
         delay = 0.5
         while not stopping.is_set():
             try:
@@ -52,6 +53,8 @@ class Listener:
                 delay = min(delay * 2, 30.0)
 
     async def _listen(self, stopping: asyncio.Event) -> None:
+        import psycopg
+
         async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
             for channel in self.wakers:
                 await conn.execute(f'LISTEN "{channel}"')
