@@ -41,7 +41,6 @@ from listbot.application_state import (
 )
 from listbot.applications_config import ApplicationsConfig, parse_applications
 from listbot.clock import Clock
-from listbot.commands import new_token
 from listbot.config import Config, ListConfig
 from listbot.decisions import AlreadyDecided, Authority, Decided, Ignore, Reply
 from listbot.discuss import original_message_id, original_subject, parse_headers
@@ -158,10 +157,9 @@ class Applications:
                                  update: bool) -> None:
         expires = tx.now + timedelta(days=self.ac.decision_days)
         for member in sorted(self.authority.deciders):
-            token = new_token()
             issued = await decisions.issue(tx, kind=KIND, item_id=str(facts.app_id),
                                            list_name=self.lc.name, issued_to=member,
-                                           expires_at=expires, token=token)
+                                           expires_at=expires)
             await tx.enqueue(decision_request(
                 self.lc, facts, to=member, token=issued.token,
                 signed=self.authority.require_signature, body=body, update=update,
