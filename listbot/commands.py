@@ -1,4 +1,4 @@
-"""Pure parsing of moderator and team replies, and the tokens that address them.
+"""Pure parsing of moderator and team replies.
 
 A reply acts on the first non-empty, non-quoted line of its first text/plain
 part. Everything here fails closed: what cannot be read with certainty is
@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import re
-import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 from email import policy
@@ -21,8 +18,6 @@ from email.parser import BytesParser
 
 from listbot.mailsafe import auto_submitted_reason
 
-TOKEN_BYTES = 24  # 192 bits
-TOKEN_LENGTH = 32  # len(token_urlsafe(24)): 24 bytes, base64 without padding
 KNOWN_VERBS = frozenset({"approve", "reject", "discard", "accept"})
 # Only a rejection carries text (its reason); any other verb must stand alone,
 # so "Approve? No, reject" can never read as an approval.
@@ -31,43 +26,12 @@ MAX_ARGUMENT = 1000
 MAX_DEPTH = 12
 MAX_PARTS = 500
 
-_TOKEN_RE = re.compile(rf"[A-Za-z0-9_-]{{{TOKEN_LENGTH}}}")
 _BEGIN_SIGNED = "-----BEGIN PGP SIGNED MESSAGE-----"
 _BEGIN_SIGNATURE = "-----BEGIN PGP SIGNATURE-----"
 _NEWLINE_RE = re.compile(r"\r\n|\r|\n")
 _ATTRIBUTION_RE = re.compile(r"on\b.*\bwrote:", re.IGNORECASE)
 _COMMAND_RE = re.compile(r"([A-Za-z]+)(.*)", re.ASCII | re.DOTALL)
 _ENDS = ("-----original message-----", "________________________________")
-
-
-def new_token() -> str:
-    """192 random bits in the URL- and local-part-safe alphabet [A-Za-z0-9_-]."""
-    return secrets.token_urlsafe(TOKEN_BYTES)
-
-
-def token_digest(token: str) -> str:
-    """What the store keeps of a token: it never holds the token itself."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def digest_matches(token: str, digest: str) -> bool:
-    return hmac.compare_digest(token_digest(token), digest.lower())
-
-
-def token_from_recipient(rcpt: str, local_prefix: str) -> str | None:
-    """``PREFIX+TOKEN@domain`` -> TOKEN, or None unless it is exactly that shape."""
-    if not isinstance(rcpt, str) or not isinstance(local_prefix, str) or not local_prefix:
-        return None
-    address = rcpt.strip()
-    if address.startswith("<") and address.endswith(">"):
-        address = address[1:-1]
-    local, at, domain = address.rpartition("@")
-    if not at or not domain or "@" in local or any(c.isspace() for c in address):
-        return None
-    prefix, plus, token = local.partition("+")
-    if not plus or prefix.lower() != local_prefix.lower():
-        return None
-    return token if _TOKEN_RE.fullmatch(token) else None
 
 
 @dataclass(frozen=True)
@@ -195,12 +159,6 @@ def command_source(raw: bytes) -> CommandSource | None:
         return _find(bytes(raw), 0, None)
     except Exception:  # odd MIME must not break the worker; no part = ignored
         return None
-
-
-def command_text_part(raw: bytes) -> bytes | None:
-    """The exact bytes of the part the command is read from."""
-    source = command_source(raw)
-    return None if source is None else source.part
 
 
 def _signed_text(lines: list[str]) -> list[str] | None:

@@ -36,12 +36,13 @@ the item-specific effects, in the same transaction.
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from listbot.commands import Command, Ignored, command_source, parse_reply, token_digest
+from listbot.commands import Command, Ignored, command_source, parse_reply
 from listbot.mailsafe import sender_of
 from listbot.pgp import Keyring
 from listbot.pgp_mime import canonical, split_entity, verify_message
@@ -79,6 +80,11 @@ def new_reply_token() -> str:
     """
     return base64.b32encode(secrets.token_bytes(TOKEN_BYTES)).decode("ascii").rstrip(
         "=").lower()
+
+
+def token_digest(token: str) -> str:
+    """What the store keeps of a token: it never holds the token itself."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

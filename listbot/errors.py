@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-EX_OK = 0
 EX_USAGE = 64
 EX_DATAERR = 65
-EX_NOINPUT = 66
-EX_UNAVAILABLE = 69
+EX_NOUSER = 67
 EX_SOFTWARE = 70
 EX_TEMPFAIL = 75
 EX_CONFIG = 78

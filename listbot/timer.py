@@ -45,6 +45,3 @@ class SchedulerTimer:
     def cancel(self, key: str) -> None:
         if self._scheduler.get_job(key) is not None:
             self._scheduler.remove_job(key)
-
-    def pending(self) -> list[tuple[str, datetime]]:
-        return [(job.id, job.next_run_time) for job in self._scheduler.get_jobs()]

@@ -10,8 +10,7 @@ from sqlalchemy import select
 
 from listbot import decisions
 from listbot.clock import FakeClock
-from listbot.commands import token_digest
-from listbot.decisions import AlreadyDecided, Decided, Ignore, Reply
+from listbot.decisions import AlreadyDecided, Decided, Ignore, Reply, token_digest
 from listbot.store import Store
 from listbot.store.schema_moderation import decision_tokens
 

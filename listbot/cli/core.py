@@ -11,14 +11,19 @@ import click
 from listbot import log as log_setup
 from listbot.app import App
 from listbot.cli.common import Context, emit, json_option, pass_ctx, root, run, with_store
-from listbot.errors import EX_CONFIG, EX_DATAERR, ConfigError, MessageRejected, TemporaryError
+from listbot.errors import (
+    EX_CONFIG,
+    EX_DATAERR,
+    EX_NOUSER,
+    ConfigError,
+    MessageRejected,
+    TemporaryError,
+)
 from listbot.mailsafe import check_line_endings, normalize_address
 from listbot.model import InboundState, OutboxState
 from listbot.routing import Router
 from listbot.store import Arrival, Store
 from listbot.store import roster as roster_ops
-
-EX_NOUSER = 67
 
 
 @root.command()
