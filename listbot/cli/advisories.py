@@ -3,7 +3,6 @@ release-now, show, status, report, pending."""
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,14 +13,20 @@ from listbot import advisory_schedule as sched
 from listbot.advisories import Advisories, Change, Draft, build_service
 from listbot.advisory_format import Patch
 from listbot.advisory_index import collect, render
-from listbot.cli.common import Context, emit, json_option, pass_ctx, root, run, with_store
+from listbot.cli.common import (
+    AS_OPTION,
+    Context,
+    cli_actor,
+    emit,
+    json_option,
+    pass_ctx,
+    root,
+    run,
+    with_store,
+)
 from listbot.clock import SystemClock
 from listbot.errors import UsageError
 from listbot.store import Store
-
-
-def actor_of(as_name: str | None) -> str:
-    return f"cli:{as_name or os.environ.get('USER', 'unknown')}"
 
 
 def parse_instant(text: str) -> datetime:
@@ -52,9 +57,6 @@ def go(ctx: Context, work: object) -> object:
     return run(with_store(cfg, body))
 
 
-as_option = click.option("--as", "as_name", help="Who acts (a team member's name).")
-
-
 @root.group()
 def advisory() -> None:
     """Security advisories: pre-disclosure and public release."""
@@ -69,15 +71,15 @@ def advisory() -> None:
 @click.option("--patch", "patch_specs", multiple=True, help="FILE=VERSIONS (repeatable).")
 @click.option("--embargo", required=True, help="Release instant, 'YYYY-MM-DD HH:MM' UTC.")
 @click.option("--restrictive", is_flag=True, help="Restrictive deployment-during-embargo text.")
-@as_option
+@AS_OPTION
 @pass_ctx
 def create(ctx: Context, *, case_id: str | None, number: int | None, title: str,
            cves: tuple[str, ...], sections: str, patch_specs: tuple[str, ...], embargo: str,
-           restrictive: bool, as_name: str | None) -> None:
+           restrictive: bool, actor: str | None) -> None:
     """Render, sign and store version 1."""
     d = Draft(number, case_id, title, cves, Path(sections).read_text(encoding="utf-8"),
               patches(patch_specs), parse_instant(embargo), restrictive)
-    n = go(ctx, lambda svc: svc.create(d, actor_of(as_name)))
+    n = go(ctx, lambda svc: svc.create(d, cli_actor(actor)))
     click.echo(f"advisory {n} version 1 stored")
 
 
@@ -88,16 +90,16 @@ def create(ctx: Context, *, case_id: str | None, number: int | None, title: str,
 @click.option("--cve", "cves", multiple=True)
 @click.option("--sections", type=click.Path(exists=True, dir_okay=False))
 @click.option("--patch", "patch_specs", multiple=True)
-@as_option
+@AS_OPTION
 @pass_ctx
 def amend(ctx: Context, *, number: int, updates: tuple[str, ...], title: str | None,
           cves: tuple[str, ...], sections: str | None, patch_specs: tuple[str, ...],
-          as_name: str | None) -> None:
+          actor: str | None) -> None:
     """Make version K+1 (sent to the pre-disclosure list, or public after the release)."""
     change = Change(updates, title, cves or None,
                     Path(sections).read_text(encoding="utf-8") if sections else None,
                     patches(patch_specs) if patch_specs else None)
-    v = go(ctx, lambda svc: svc.amend(number, change, actor_of(as_name)))
+    v = go(ctx, lambda svc: svc.amend(number, change, cli_actor(actor)))
     click.echo(f"advisory {number} version {v} stored")
 
 
@@ -105,12 +107,12 @@ def amend(ctx: Context, *, number: int, updates: tuple[str, ...], title: str | N
 @click.argument("number", type=int)
 @click.option("--version", type=int)
 @click.option("--dry-run", is_flag=True, help="Send the exact message to the team only.")
-@as_option
+@AS_OPTION
 @pass_ctx
 def predisclose(ctx: Context, number: int, version: int | None, dry_run: bool,
-                as_name: str | None) -> None:
+                actor: str | None) -> None:
     """Send the embargoed version to every member role address and the team."""
-    rows = go(ctx, lambda svc: svc.predisclose(number, actor_of(as_name), version=version,
+    rows = go(ctx, lambda svc: svc.predisclose(number, cli_actor(actor), version=version,
                                                dry_run=dry_run))
     click.echo(f"queued {rows} deliveries" + (" (dry run, team only)" if dry_run else ""))
 
@@ -118,63 +120,63 @@ def predisclose(ctx: Context, number: int, version: int | None, dry_run: bool,
 @advisory.command()
 @click.argument("number", type=int)
 @click.option("--dry-run", is_flag=True, help="Send the public message to the team only.")
-@as_option
+@AS_OPTION
 @pass_ctx
-def schedule(ctx: Context, number: int, dry_run: bool, as_name: str | None) -> None:
+def schedule(ctx: Context, number: int, dry_run: bool, actor: str | None) -> None:
     """Arm the public release at the embargo instant."""
-    click.echo(go(ctx, lambda svc: sched.schedule(svc, number, actor_of(as_name),
+    click.echo(go(ctx, lambda svc: sched.schedule(svc, number, cli_actor(actor),
                                                   dry_run=dry_run)))
 
 
 @advisory.command()
 @click.argument("number", type=int)
-@as_option
+@AS_OPTION
 @pass_ctx
-def confirm(ctx: Context, number: int, as_name: str | None) -> None:
+def confirm(ctx: Context, number: int, actor: str | None) -> None:
     """Second team member confirms an armed release (two-person rule)."""
-    go(ctx, lambda svc: sched.confirm(svc, number, actor_of(as_name)))
+    go(ctx, lambda svc: sched.confirm(svc, number, cli_actor(actor)))
     click.echo("confirmed")
 
 
 @advisory.command()
 @click.argument("number", type=int)
 @click.option("--at", "at", required=True, help="New instant, 'YYYY-MM-DD HH:MM' UTC.")
-@as_option
+@AS_OPTION
 @pass_ctx
-def reschedule(ctx: Context, number: int, at: str, as_name: str | None) -> None:
+def reschedule(ctx: Context, number: int, at: str, actor: str | None) -> None:
     """Move the embargo instant."""
-    v = go(ctx, lambda svc: sched.reschedule(svc, number, parse_instant(at), actor_of(as_name)))
+    v = go(ctx, lambda svc: sched.reschedule(svc, number, parse_instant(at), cli_actor(actor)))
     click.echo(f"advisory {number} now version {v}")
 
 
 @advisory.command()
 @click.argument("number", type=int)
-@as_option
+@AS_OPTION
 @pass_ctx
-def cancel(ctx: Context, number: int, as_name: str | None) -> None:
+def cancel(ctx: Context, number: int, actor: str | None) -> None:
     """Disarm a scheduled release (back to draft)."""
-    go(ctx, lambda svc: sched.cancel(svc, number, actor_of(as_name)))
+    go(ctx, lambda svc: sched.cancel(svc, number, cli_actor(actor)))
     click.echo("cancelled")
 
 
 @advisory.command("release-now")
 @click.argument("number", type=int)
 @click.option("--reason", required=True)
-@as_option
+@AS_OPTION
 @pass_ctx
-def release_now(ctx: Context, number: int, reason: str, as_name: str | None) -> None:
+def release_now(ctx: Context, number: int, reason: str, actor: str | None) -> None:
     """Embargo broken or exploited in the wild: release at once."""
-    go(ctx, lambda svc: sched.release_now(svc, number, reason, actor_of(as_name)))
+    go(ctx, lambda svc: sched.release_now(svc, number, reason, cli_actor(actor)))
     click.echo("released; the daemon delivers it")
 
 
 @advisory.command("resolve-held")
 @click.argument("number", type=int)
-@as_option
+@AS_OPTION
 @pass_ctx
-def resolve_held(ctx: Context, number: int, as_name: str | None) -> None:
+def resolve_held(ctx: Context, number: int, actor: str | None) -> None:
     """Send held copies to members whose key is now usable."""
-    n = go(ctx, lambda svc: svc.resolve_held(number, actor_of(as_name)))
+    n = go(ctx, lambda svc: svc.resolve_held(number, cli_actor(actor)))
     click.echo(f"released {n} held copies")
 
 

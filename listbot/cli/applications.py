@@ -3,7 +3,6 @@ members export/set-key/failures."""
 
 from __future__ import annotations
 
-import getpass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from listbot.applications_config import parse_applications
 from listbot.cli.common import (
     AS_OPTION,
     Context,
+    cli_actor,
     emit,
     json_option,
     pass_ctx,
@@ -104,7 +104,7 @@ def applications_show(ctx: Context, app_id: int, as_json: bool) -> None:
 
 def _decide(ctx: Context, app_id: int, verb: str, reason: str, actor: str | None) -> None:
     cfg = ctx.cfg
-    decider = actor or f"cli:{getpass.getuser()}"
+    decider = cli_actor(actor)
 
     async def decide(store: Store) -> str:
         service = _service(cfg, store)
@@ -192,7 +192,7 @@ def members_set_key(ctx: Context, name: str, key_file: Path) -> None:
             raise Refused(f"{info.fingerprint}: {problem}")
         async with store.unit() as tx:
             member = await tx.set_member_key(name, info.fingerprint)
-            await tx.audit(f"cli:{getpass.getuser()}", "member.key_set",
+            await tx.audit(cli_actor(None), "member.key_set",
                            f"member:{member.name}",
                            {"fingerprint": info.fingerprint,
                             "expires": info.expires.isoformat() if info.expires else None})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 from datetime import datetime
 from typing import Any
 
@@ -12,16 +10,22 @@ import click
 from listbot.calendar import apply_requested_date, explain, exploited_in_the_wild
 from listbot.case_model import Case, CaseState
 from listbot.cases_config import parse_cases
-from listbot.cli.common import Context, emit, json_option, pass_ctx, root, run, with_store
+from listbot.cli.common import (
+    AS_OPTION,
+    Context,
+    cli_actor,
+    emit,
+    json_option,
+    pass_ctx,
+    root,
+    run,
+    with_store,
+)
 from listbot.clock import ensure_utc
 from listbot.errors import UsageError
 from listbot.mailsafe import normalize_address
 from listbot.store import Store
 from listbot.store import cases as case_store
-
-
-def actor(as_name: str | None) -> str:
-    return as_name or f"cli:{os.environ.get('USER') or getpass.getuser()}"
 
 
 def row(case: Case) -> dict[str, Any]:
@@ -99,12 +103,12 @@ def show(ctx: Context, case_id: str, as_json: bool) -> None:
 @click.option("--team-accepts-later", is_flag=True,
               help="With --requested-date: accept a date later than the planned one.")
 @click.option("--exploited", is_flag=True, help="Exploited in the wild: release now.")
-@click.option("--as", "as_name", help="Who makes the change (for the audit log).")
+@AS_OPTION
 @pass_ctx
 def set_cmd(ctx: Context, *, case_id: str, state: str | None, cves: tuple[str, ...],
             embargo: str | None, advisory: str | None, credits: str | None,
             notes: str | None, patch_attached: bool | None, requested_date: str | None,
-            team_accepts_later: bool, exploited: bool, as_name: str | None) -> None:
+            team_accepts_later: bool, exploited: bool, actor: str | None) -> None:
     """Change case facts; every change is audited with its old and new value."""
     changes: dict[str, Any] = {}
     if state:
@@ -132,7 +136,7 @@ def set_cmd(ctx: Context, *, case_id: str, state: str | None, cves: tuple[str, .
                     raise UsageError(str(exc)) from exc
             if exploited:
                 timeline = exploited_in_the_wild(timeline or c.timeline, tx.now)
-            return await case_store.update_case(tx, c.id, actor(as_name), changes,
+            return await case_store.update_case(tx, c.id, cli_actor(actor), changes,
                                                 timeline=timeline)
     updated = run(with_store(ctx.cfg, work))
     emit([row(updated)], False, ["id", "state", "embargo", "predisclosure", "cves"])
@@ -161,10 +165,10 @@ def timeline(ctx: Context, case_id: str, with_explanation: bool, as_json: bool) 
 @click.argument("case_id")
 @click.argument("address")
 @click.option("--name", default="", help="Organisation (e.g. the vendor's PSIRT).")
-@click.option("--as", "as_name")
+@AS_OPTION
 @pass_ctx
 def add_party(ctx: Context, case_id: str, address: str, name: str,
-              as_name: str | None) -> None:
+              actor: str | None) -> None:
     """Let an outside security contact receive this case's mail (this case only)."""
     try:
         normalized = normalize_address(address)
@@ -173,7 +177,7 @@ def add_party(ctx: Context, case_id: str, address: str, name: str,
 
     async def work(store: Store) -> None:
         async with store.unit() as tx:
-            await case_store.add_party(tx, case_id, normalized, name, actor(as_name))
+            await case_store.add_party(tx, case_id, normalized, name, cli_actor(actor))
     run(with_store(ctx.cfg, work))
     click.echo(f"{normalized} added to {case_id.upper()}")
 
@@ -181,13 +185,13 @@ def add_party(ctx: Context, case_id: str, address: str, name: str,
 @case.command("remove-party")
 @click.argument("case_id")
 @click.argument("address")
-@click.option("--as", "as_name")
+@AS_OPTION
 @pass_ctx
-def remove_party(ctx: Context, case_id: str, address: str, as_name: str | None) -> None:
+def remove_party(ctx: Context, case_id: str, address: str, actor: str | None) -> None:
     """Stop sending this case's mail to an outside party."""
     async def work(store: Store) -> None:
         async with store.unit() as tx:
             await case_store.remove_party(tx, case_id, normalize_address(address),
-                                          actor(as_name))
+                                          cli_actor(actor))
     run(with_store(ctx.cfg, work))
     click.echo(f"{address} removed from {case_id.upper()}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
+import os
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,7 +33,19 @@ class Context:
 
 
 AS_OPTION = click.option("--as", "actor", default=None, metavar="NAME",
-                         help="Who decides (recorded in the audit log); default cli:$USER.")
+                         help="Who acts (recorded in the audit log); default cli:LOGIN.")
+
+
+def cli_actor(as_name: str | None) -> str:
+    """Who the audit log names for a shell command: --as NAME, else cli:LOGIN."""
+    return as_name or f"cli:{_login()}"
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # a DynamicUser has no passwd entry and maybe no $USER
+        return f"uid{os.getuid()}"
 
 
 @click.group()

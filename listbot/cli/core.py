@@ -10,7 +10,16 @@ import click
 
 from listbot import log as log_setup
 from listbot.app import App
-from listbot.cli.common import Context, emit, json_option, pass_ctx, root, run, with_store
+from listbot.cli.common import (
+    Context,
+    cli_actor,
+    emit,
+    json_option,
+    pass_ctx,
+    root,
+    run,
+    with_store,
+)
 from listbot.errors import (
     EX_CONFIG,
     EX_DATAERR,
@@ -126,9 +135,9 @@ def members_add(ctx: Context, name: str, address: str, fingerprint: str | None) 
         async with store.unit() as tx:
             member = await tx.add_member(name, addr, fpr)
             await roster_ops.record_change(tx.conn, member_name=member.name, action="added",
-                                           text=f"Added {member.name}", actor="cli",
+                                           text=f"Added {member.name}", actor=cli_actor(None),
                                            now=tx.now)
-            await tx.audit("cli", "member.added", f"member:{member.name}",
+            await tx.audit(cli_actor(None), "member.added", f"member:{member.name}",
                            {"address": addr, "fingerprint": fpr})
 
     run(with_store(ctx.cfg, add))
@@ -145,9 +154,9 @@ def members_remove(ctx: Context, name_or_address: str, reason: str) -> None:
             member = await tx.remove_member(name_or_address, reason)
             # The public history says who left and when; the reason stays in the audit.
             await roster_ops.record_change(tx.conn, member_name=member.name, action="removed",
-                                           text=f"Removed {member.name}", actor="cli",
+                                           text=f"Removed {member.name}", actor=cli_actor(None),
                                            now=tx.now)
-            await tx.audit("cli", "member.removed", f"member:{member.name}",
+            await tx.audit(cli_actor(None), "member.removed", f"member:{member.name}",
                            {"address": member.address, "reason": reason})
             return member.name
 

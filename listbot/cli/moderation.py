@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import click
 from listbot.cli.common import (
     AS_OPTION,
     Context,
+    cli_actor,
     emit,
     json_option,
     pass_ctx,
@@ -107,7 +107,7 @@ def held_show(ctx: Context, post_id: int, raw: bool, as_json: bool) -> None:
 
 def _decide(ctx: Context, post_id: int, verb: str, reason: str, actor: str | None) -> None:
     cfg = ctx.cfg
-    decider = actor or f"cli:{getpass.getuser()}"
+    decider = cli_actor(actor)
     mc = parse_moderation(cfg)
 
     async def decide(store: Store) -> str:
