@@ -6,6 +6,8 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from listbot.clock import FakeClock
 from listbot.errors import NotFound, Refused, TemporaryError
@@ -163,3 +165,13 @@ async def test_unreachable_database_is_temporary(clock: FakeClock) -> None:
     with pytest.raises(TemporaryError):
         await store.store_arrivals([arrival()])
     await store.close()
+
+
+async def test_database_errors_never_carry_the_bound_values(store: Store) -> None:
+    # A failed statement's text ends in logs and quarantine notes: no message bytes there.
+    for engine in (store.engine, store.read_engine):
+        async with engine.connect() as conn:
+            with pytest.raises(DBAPIError) as caught:
+                await conn.execute(text("SELECT :body FROM no_such_table"),
+                                   {"body": "EMBARGOED-BODY"})
+        assert "EMBARGOED-BODY" not in str(caught.value)

@@ -34,7 +34,7 @@ def make_read_engine(url: str, writer: AsyncEngine) -> AsyncEngine:
     the writer's lock. On PostgreSQL the one engine serves both."""
     if not is_sqlite(url):
         return writer
-    engine = create_async_engine(url, pool_size=4, max_overflow=4,
+    engine = create_async_engine(url, pool_size=4, max_overflow=4, hide_parameters=True,
                                  connect_args={"timeout": 30})
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -53,14 +53,17 @@ def make_read_engine(url: str, writer: AsyncEngine) -> AsyncEngine:
 
 
 def make_engine(url: str) -> AsyncEngine:
+    # hide_parameters: a database error's text carries its bound values (message bytes,
+    # addresses) into logs and quarantine notes unless told not to.
     if not is_sqlite(url):
-        return create_async_engine(url, pool_size=8, max_overflow=4, pool_pre_ping=True)
+        return create_async_engine(url, pool_size=8, max_overflow=4, pool_pre_ping=True,
+                                   hide_parameters=True)
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     # A few pooled connections: opening one costs a thread and the PRAGMAs below, and
     # writers are serialised by BEGIN IMMEDIATE anyway.
-    engine = create_async_engine(url, pool_size=4, max_overflow=4,
+    engine = create_async_engine(url, pool_size=4, max_overflow=4, hide_parameters=True,
                                  connect_args={"timeout": 30})
     _sqlite_pragmas(engine)
     return engine
