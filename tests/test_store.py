@@ -20,6 +20,7 @@ from listbot.model import (
     Route,
 )
 from listbot.store import Arrival, Store
+from listbot.store import roster as roster_ops
 
 ROUTE = Route("discuss", RecipientRole.POST, None)
 LEASE = timedelta(seconds=60)
@@ -175,3 +176,33 @@ async def test_database_errors_never_carry_the_bound_values(store: Store) -> Non
                 await conn.execute(text("SELECT :body FROM no_such_table"),
                                    {"body": "EMBARGOED-BODY"})
         assert "EMBARGOED-BODY" not in str(caught.value)
+
+
+@pytest.mark.postgres
+async def test_insert_if_absent_loser_of_a_race_is_a_no_op(pg_url: str,
+                                                           clock: FakeClock) -> None:
+    # Two daemons record the same failure: the second waits for the first's commit and
+    # then does nothing — no IntegrityError that would quarantine its message.
+    store = Store.open(pg_url, clock)
+    await store.upgrade()
+    values = {"address": "psirt@vendor.example", "member_name": None, "permanent": True,
+              "source": "bounce", "source_id": "7", "now": clock.now()}
+    try:
+        async with store.engine.connect() as first, store.engine.connect() as second:
+            await first.begin()
+            await second.begin()
+            assert await roster_ops.record_failure(first, **values)
+            pid = await second.scalar(text("SELECT pg_backend_pid()"))
+            loser = asyncio.create_task(roster_ops.record_failure(second, **values))
+            async with store.engine.connect() as probe:  # until the second one waits
+                while not loser.done() and not await probe.scalar(text(
+                        "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = :pid"),
+                        {"pid": pid}):
+                    await probe.rollback()
+            await first.commit()
+            assert await loser is False
+            await second.commit()
+        async with store.engine.connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM delivery_failures")) == 1
+    finally:
+        await store.close()

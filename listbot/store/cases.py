@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, and_, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from listbot.calendar import Timeline
 from listbot.case_model import Case, CaseState, MessageKind, Party, format_case_id
@@ -23,6 +22,7 @@ from listbot.errors import NotFound, Refused
 from listbot.store import Tx
 from listbot.store.schema_cases import case_messages, case_reminders, cases
 from listbot.store.schema_cases import case_parties as parties_table
+from listbot.store.upsert import insert_if_absent
 
 
 def _to_case(r: Row[Any]) -> Case:
@@ -192,12 +192,8 @@ async def case_parties(tx: Tx) -> dict[str, frozenset[str]]:
 
 async def claim_reminder(tx: Tx, case_id: str, key: str) -> bool:
     """Record a reminder as sent; False when it already was (by us or another daemon)."""
-    dialect = sqlite if tx.conn.dialect.name == "sqlite" else postgresql
-    stmt = dialect.insert(case_reminders).values(case_id=case_id, key=key, sent_at=tx.now)
-    # RETURNING, not rowcount: psycopg reports no reliable rowcount for ON CONFLICT.
-    result = await tx.conn.execute(stmt.on_conflict_do_nothing(
-        index_elements=["case_id", "key"]).returning(case_reminders.c.id))
-    return result.first() is not None
+    return await insert_if_absent(tx.conn, case_reminders, {
+        "case_id": case_id, "key": key, "sent_at": tx.now}, keys=("case_id", "key"))
 
 
 async def sent_reminders(tx: Tx, case_id: str) -> list[tuple[str, datetime]]:

@@ -9,6 +9,7 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from listbot.store.schema_moderation import decision_items, decision_tokens
+from listbot.store.upsert import insert_if_absent
 
 OPEN = "open"
 DECIDED = "decided"
@@ -43,11 +44,9 @@ class ItemRecord:
 async def open_item(conn: AsyncConnection, kind: str, item_id: str, list_name: str,
                     now: datetime) -> None:
     """Make (kind, item_id) decidable; a second call for the same item changes nothing."""
-    found = await conn.execute(select(decision_items.c.id).where(
-        decision_items.c.kind == kind, decision_items.c.item_id == item_id))
-    if found.first() is None:
-        await conn.execute(insert(decision_items).values(
-            kind=kind, item_id=item_id, list_name=list_name, state=OPEN, opened_at=now))
+    await insert_if_absent(conn, decision_items, {
+        "kind": kind, "item_id": item_id, "list_name": list_name, "state": OPEN,
+        "opened_at": now}, keys=("kind", "item_id"))
 
 
 async def insert_token(conn: AsyncConnection, *, digest: str, kind: str, item_id: str,

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from listbot.model import OutboxState
@@ -19,6 +18,7 @@ from listbot.store.schema_applications import (
     key_warnings,
     roster_changes,
 )
+from listbot.store.upsert import insert_if_absent
 
 
 @dataclass(frozen=True)
@@ -49,32 +49,19 @@ async def last_change_id(conn: AsyncConnection) -> int:
 async def warn_once(conn: AsyncConnection, *, fingerprint: str, expires_at: datetime,
                     member_name: str, now: datetime) -> bool:
     """Claim the one warning for this key and expiry; False when it was already sent."""
-    found = await conn.execute(select(key_warnings.c.id).where(
-        key_warnings.c.fingerprint == fingerprint, key_warnings.c.expires_at == expires_at))
-    if found.first() is not None:
-        return False
-    try:
-        async with conn.begin_nested():
-            await conn.execute(insert(key_warnings).values(
-                fingerprint=fingerprint, expires_at=expires_at, member_name=member_name,
-                sent_at=now))
-    except IntegrityError:  # another daemon warned first
-        return False
-    return True
+    return await insert_if_absent(conn, key_warnings, {
+        "fingerprint": fingerprint, "expires_at": expires_at, "member_name": member_name,
+        "sent_at": now}, keys=("fingerprint", "expires_at"))
 
 
 async def record_failure(conn: AsyncConnection, *, address: str, member_name: str | None,
                          permanent: bool, source: str, source_id: str,
                          now: datetime) -> bool:
-    found = await conn.execute(select(delivery_failures.c.id).where(
-        delivery_failures.c.source == source, delivery_failures.c.source_id == source_id,
-        delivery_failures.c.address == address))
-    if found.first() is not None:
-        return False
-    await conn.execute(insert(delivery_failures).values(
-        address=address, member_name=member_name, permanent=permanent, source=source,
-        source_id=source_id, at=now))
-    return True
+    """Record one failure; False when this (source, id, address) was recorded before."""
+    return await insert_if_absent(conn, delivery_failures, {
+        "address": address, "member_name": member_name, "permanent": permanent,
+        "source": source, "source_id": source_id, "at": now},
+        keys=("source", "source_id", "address"))
 
 
 async def permanent_failures_since(conn: AsyncConnection, address: str,
