@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from listbot.case_model import MessageKind
 from listbot.clock import FakeClock
 from listbot.errors import NotFound, Refused, TemporaryError
 from listbot.model import (
@@ -20,6 +21,7 @@ from listbot.model import (
     Route,
 )
 from listbot.store import Arrival, Store
+from listbot.store import cases as case_store
 from listbot.store import roster as roster_ops
 
 ROUTE = Route("discuss", RecipientRole.POST, None)
@@ -206,3 +208,17 @@ async def test_insert_if_absent_loser_of_a_race_is_a_no_op(pg_url: str,
             assert await conn.scalar(text("SELECT count(*) FROM delivery_failures")) == 1
     finally:
         await store.close()
+
+
+async def test_case_of_a_reply_is_its_closest_known_ancestor(store: Store) -> None:
+    async with store.unit() as tx:
+        for case_id, mid in (("SEC-2026-0001", "<a@x>"), ("SEC-2026-0002", "<b@x>")):
+            await case_store.record_message(tx, case_id, inbound_id=None, message_id=mid,
+                                            kind=MessageKind.REPORT, sender="r@x",
+                                            subject="s", encrypted=False, plaintext=None)
+    async with store.unit() as tx:
+        assert await case_store.case_by_message_ids(tx, ["<n@x>", "<b@x>", "<a@x>"]) \
+            == "SEC-2026-0002"
+        assert await case_store.case_by_message_ids(tx, ["<a@x>", "<b@x>"]) == "SEC-2026-0001"
+        assert await case_store.case_by_message_ids(tx, ["<n@x>"]) is None
+        assert await case_store.case_by_message_ids(tx, []) is None

@@ -24,6 +24,8 @@ from listbot.store.schema_cases import case_messages, case_reminders, cases
 from listbot.store.schema_cases import case_parties as parties_table
 from listbot.store.upsert import insert_if_absent
 
+MAX_REFERENCES = 100
+
 
 def _to_case(r: Row[Any]) -> Case:
     return Case(id=r.id, state=CaseState(r.state), reporter=r.reporter,
@@ -81,12 +83,14 @@ async def list_cases(tx: Tx, states: Sequence[CaseState] = ()) -> list[Case]:
 
 async def case_by_message_ids(tx: Tx, message_ids: Sequence[str]) -> str | None:
     """The case a reply belongs to, from the Message-IDs it refers to (newest first)."""
-    for mid in message_ids:
-        found = await tx.conn.scalar(select(case_messages.c.case_id).where(
-            case_messages.c.message_id == mid).limit(1))
-        if found is not None:
-            return str(found)
-    return None
+    # One query, however long the sender made References; the closest ancestor wins.
+    wanted = list(message_ids[:MAX_REFERENCES])
+    if not wanted:
+        return None
+    rows = await tx.conn.execute(select(case_messages.c.message_id, case_messages.c.case_id)
+                                 .where(case_messages.c.message_id.in_(wanted)))
+    found = {r.message_id: str(r.case_id) for r in rows}
+    return next((found[mid] for mid in wanted if mid in found), None)
 
 
 async def record_message(tx: Tx, case_id: str, *, inbound_id: int | None,
