@@ -45,7 +45,7 @@ class MemberWatch:
                  keyring: Keyring | None, warning_window: timedelta) -> None:
         self.cfg, self.mc, self.store, self.clock = cfg, mc, store, clock
         self.keyring, self.warning_window = keyring, warning_window
-        self.written: tuple[object, ...] | None = None
+        self.written: tuple[int, int, int] | None = None
         self.next_key_check: datetime | None = None
 
     async def dispatch(self, now: datetime) -> None:
@@ -60,14 +60,14 @@ class MemberWatch:
         """Rewrite the public roster files when the roster changed since the last write."""
         if self.mc.roster_dir is None:
             return False
-        async with self.store.unit() as tx:
+        async with self.store.read() as tx:
+            version = await roster_ops.version(tx.conn)
+            if version == self.written:
+                return False
             current, changes = await roster_ops.load_public(tx.conn)
-        signature = (tuple(current), tuple(changes))
-        if signature == self.written:
-            return False
         roster = public_roster(self.cfg.project_name, current, changes)
         await asyncio.to_thread(write_all, roster, self.mc.roster_dir)
-        self.written = signature
+        self.written = version
         log.info("roster.written", directory=str(self.mc.roster_dir), members=len(current))
         return True
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import String, cast, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from listbot.model import OutboxState
 from listbot.store import members as member_ops
-from listbot.store.schema import outbox
+from listbot.store.schema import members, outbox
 from listbot.store.schema_applications import (
     delivery_alerts,
     delivery_failures,
@@ -42,8 +42,12 @@ async def changes(conn: AsyncConnection) -> list[RosterChange]:
     return [RosterChange(r.id, r.at, r.member_name, r.action, r.text) for r in rows]
 
 
-async def last_change_id(conn: AsyncConnection) -> int:
-    return int(await conn.scalar(select(func.max(roster_changes.c.id))) or 0)
+async def version(conn: AsyncConnection) -> tuple[int, int, int]:
+    """Changes whenever what the public roster shows may have: cheap to poll."""
+    last_change = await conn.scalar(select(func.max(roster_changes.c.id)))
+    row = (await conn.execute(select(func.count(), func.max(members.c.id)).where(
+        members.c.removed_at.is_(None)))).one()
+    return int(last_change or 0), int(row[0] or 0), int(row[1] or 0)
 
 
 async def warn_once(conn: AsyncConnection, *, fingerprint: str, expires_at: datetime,
@@ -101,12 +105,15 @@ async def unrecorded_outbox_failures(conn: AsyncConnection,
     not in the delivery record yet. Rows fail in any order, so no high-water mark."""
     if not recipients:
         return []
-    seen = {str(v) for v in await conn.scalars(select(delivery_failures.c.source_id).where(
-        delivery_failures.c.source == "outbox"))}
+    # An anti-join: the already recorded ones stay in the database, however many.
+    recorded = select(delivery_failures.c.id).where(
+        delivery_failures.c.source == "outbox",
+        delivery_failures.c.source_id == cast(outbox.c.id, String),
+        delivery_failures.c.address == outbox.c.recipient)
     rows = await conn.execute(select(outbox.c.id, outbox.c.recipient).where(
         outbox.c.state == OutboxState.FAILED.value,
-        outbox.c.recipient.in_(sorted(recipients))).order_by(outbox.c.id))
-    return [(int(r.id), str(r.recipient)) for r in rows if str(r.id) not in seen]
+        outbox.c.recipient.in_(sorted(recipients)), ~recorded.exists()).order_by(outbox.c.id))
+    return [(int(r.id), str(r.recipient)) for r in rows]
 
 
 async def load_public(conn: AsyncConnection) -> tuple[list[tuple[str, datetime]],
