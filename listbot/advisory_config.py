@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from listbot.advisory_format import PREFIX_RE
-from listbot.config import Config, section
+from listbot.config import Config, raw_table, section
 from listbot.mailsafe import normalize_address
 
 DEFAULT_STANDARD = (
@@ -79,7 +79,7 @@ def _text(raw: Mapping[str, Any], key: str, default: str, problems: list[str]) -
 
 
 def parse_advisories(cfg: Config) -> AdvisoriesConfig:
-    project = cfg.raw.get("project", {})
+    project = raw_table(cfg, "project")
 
     def parse(raw: Mapping[str, Any], problems: list[str]) -> AdvisoriesConfig:
         problems.extend(f"advisories.{k}: unknown key" for k in raw if k not in _KNOWN)

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from listbot.clock import Clock
 from listbot.config import Config, Endpoint
+from listbot.config_check import SECTIONS
 from listbot.crypto import parse_pgp
 from listbot.errors import ConfigError, ListbotError
 from listbot.imap_poll import parse_imap
@@ -41,7 +42,7 @@ def ok(check: str, detail: str) -> Finding:
 
 def sections(cfg: Config) -> list[Finding]:
     out = []
-    for name, parse in (("pgp", parse_pgp), ("imap", parse_imap), ("metrics", parse_metrics)):
+    for name, parse in SECTIONS:
         try:
             parse(cfg)
             out.append(ok(f"config [{name}]", "valid"))

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from listbot import config as config_mod
 from listbot.config import Config
+from listbot.config_check import load_checked
 from listbot.crypto import parse_pgp
 from listbot.errors import ConfigError
 from listbot.sdnotify import Notifier, watchdog_interval
@@ -68,7 +68,7 @@ async def reload_app(app: App, validators: tuple[Validator, ...] = ()) -> Reload
     if source is None:
         return ReloadResult(False, "reload ignored: the daemon was not started from a file")
     try:
-        new = config_mod.load(source)
+        new = load_checked(source)
         for validate in validators:
             validate(new)
         serving = app.prepare(new)

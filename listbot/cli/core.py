@@ -8,9 +8,11 @@ from typing import Any
 
 import click
 
+from listbot import config as config_mod
 from listbot import log as log_setup
 from listbot.app import App
 from listbot.cli.common import Context, emit, json_option, pass_ctx, root, run, with_store
+from listbot.config_check import load_checked, require_sections
 from listbot.errors import EX_CONFIG, EX_DATAERR, ConfigError, MessageRejected, TemporaryError
 from listbot.mailsafe import check_line_endings, normalize_address
 from listbot.model import InboundState, OutboxState
@@ -26,6 +28,7 @@ EX_NOUSER = 67
 def serve(ctx: Context) -> None:
     """Run the daemon until SIGTERM."""
     cfg = ctx.cfg
+    require_sections(cfg)  # every section's problems now, not one section per restart
     log_setup.setup(cfg.log_format)
     run(App.create(cfg).serve())
 
@@ -35,7 +38,7 @@ def serve(ctx: Context) -> None:
 def check_config(ctx: Context) -> None:
     """Validate the configuration; every error is listed with its key path."""
     try:
-        cfg = ctx.cfg
+        cfg = load_checked(config_mod.locate(ctx.config_path))
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(f"error: {problem}", err=True)
