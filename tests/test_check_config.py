@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -12,6 +15,8 @@ from listbot.config_check import SECTIONS
 from listbot.errors import EX_CONFIG
 from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
+
+REPO = Path(__file__).resolve().parent.parent
 
 # One mistake in every section of config/listbot.toml (and [pgp]), each with the key
 # path the report must name.
@@ -74,6 +79,21 @@ def test_a_good_config_passes(tmp_path: Path) -> None:
 
 
 def test_the_shipped_config_passes() -> None:
-    shipped = Path(__file__).resolve().parent.parent / "config" / "listbot.toml"
+    shipped = REPO / "config" / "listbot.toml"
     result = CliRunner().invoke(root, ["--config", str(shipped), "check-config"])
     assert result.exit_code == 0, result.stderr
+
+
+def test_serve_reports_every_section_before_starting(tmp_path: Path) -> None:
+    data = merge(BASE_CONFIG, {
+        "instance": {"state_dir": str(tmp_path / "state")},
+        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'listbot.db'}"},
+        "metrics": {"refresh_seconds": 0}, "members": {"bounce_threshold": 0}})
+    config = tomlfile.write(tmp_path / "listbot.toml", data)
+    done = subprocess.run([sys.executable, "-m", "listbot", "--config", str(config), "serve"],
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                          timeout=60, check=False)
+    assert done.returncode == EX_CONFIG
+    assert b"metrics.refresh_seconds" in done.stderr
+    assert b"members.bounce_threshold" in done.stderr
+    assert not (tmp_path / "listbot.db").exists()  # refused before touching anything

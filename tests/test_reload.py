@@ -123,3 +123,14 @@ async def test_reload_uses_the_rules_dir_of_the_new_config(
     assert not sink.deliveries()
     discarded = await app.store.audit_listing(action_prefix="discuss.discard")
     assert discarded and discarded[0].detail["rule"] == "drop-all"
+
+
+async def test_a_bad_extension_section_refuses_the_reload(
+        app: App, config_file: Path, tmp_path: Path, sink: Sink) -> None:
+    data = config_data(tmp_path, sink, tmp_path / "rules")
+    tomlfile.write(config_file, merge(with_applications(data),
+                                      {"metrics": {"refresh_seconds": 0}}))
+    result = await reload_app(app)
+    assert not result.ok
+    assert "metrics.refresh_seconds" in result.status
+    assert APPLICATIONS not in {lc.address for lc in app.cfg.lists.values()}
