@@ -97,3 +97,18 @@ def test_serve_reports_every_section_before_starting(tmp_path: Path) -> None:
     assert b"metrics.refresh_seconds" in done.stderr
     assert b"members.bounce_threshold" in done.stderr
     assert not (tmp_path / "listbot.db").exists()  # refused before touching anything
+
+
+def test_a_quoted_boolean_is_an_error_not_true(tmp_path: Path) -> None:
+    # bool("false") is True: a quoted flag must be refused, not read as on.
+    code, err = check(tmp_path, {
+        "pgp": {"require_encryption": "false", "home": 1, "passphrase_file": 2},
+        "advisories": {"two_person_rule": "no", "hidden_recipients": "false",
+                       "index_dir": 3, "recipients_line": 4},
+        "metrics": {"enabled": "false"},
+    })
+    assert code == EX_CONFIG
+    for key in ("pgp.require_encryption", "pgp.home", "pgp.passphrase_file",
+                "advisories.two_person_rule", "advisories.hidden_recipients",
+                "advisories.index_dir", "advisories.recipients_line", "metrics.enabled"):
+        assert f"error: {key}" in err, (key, err)
