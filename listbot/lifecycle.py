@@ -38,6 +38,10 @@ RESTART_ONLY: tuple[tuple[str, Callable[[Config], Any]], ...] = (
     ("instance.state_dir", lambda c: c.state_dir),
     # The keyring is opened once and shared, so its gpg calls stay one at a time.
     ("pgp.home", lambda c: parse_pgp(c).home),
+    # The transport, the IMAP poller and the metrics endpoint are built once at start.
+    ("delivery", lambda c: c.delivery),
+    ("imap", lambda c: c.raw.get("imap")),
+    ("metrics", lambda c: c.raw.get("metrics")),
 )
 
 # Extension sections checked before a new config is accepted (each raises ConfigError).

@@ -134,3 +134,13 @@ async def test_a_bad_extension_section_refuses_the_reload(
     assert not result.ok
     assert "metrics.refresh_seconds" in result.status
     assert APPLICATIONS not in {lc.address for lc in app.cfg.lists.values()}
+
+
+async def test_reload_says_which_changes_wait_for_a_restart(
+        app: App, config_file: Path, tmp_path: Path, sink: Sink) -> None:
+    data = config_data(tmp_path, sink, tmp_path / "rules")
+    tomlfile.write(config_file, merge(data, {"metrics": {"listen": "127.0.0.1:0"},
+                                             "delivery": {"retry_period_seconds": 60}}))
+    result = await reload_app(app)
+    assert result.ok, result.status
+    assert "restart needed for delivery, metrics" in result.status
