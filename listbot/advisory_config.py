@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from listbot.advisory_format import PREFIX_RE
-from listbot.config import Config, section
+from listbot.config import Config, raw_table, section
 from listbot.mailsafe import normalize_address
 
 DEFAULT_STANDARD = (
@@ -78,8 +78,24 @@ def _text(raw: Mapping[str, Any], key: str, default: str, problems: list[str]) -
     return value.strip("\n")
 
 
+def _flag(raw: Mapping[str, Any], key: str, problems: list[str]) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):  # bool("false") would turn it on
+        problems.append(f"advisories.{key}: expected true or false")
+        return False
+    return value
+
+
+def _optional_text(raw: Mapping[str, Any], key: str, problems: list[str]) -> str | None:
+    value = raw.get(key)
+    if value is not None and not isinstance(value, str):
+        problems.append(f"advisories.{key}: expected a string")
+        return None
+    return value
+
+
 def parse_advisories(cfg: Config) -> AdvisoriesConfig:
-    project = cfg.raw.get("project", {})
+    project = raw_table(cfg, "project")
 
     def parse(raw: Mapping[str, Any], problems: list[str]) -> AdvisoriesConfig:
         problems.extend(f"advisories.{k}: unknown key" for k in raw if k not in _KNOWN)
@@ -91,13 +107,13 @@ def parse_advisories(cfg: Config) -> AdvisoriesConfig:
         pre = _address(str(raw.get("predisclosure_address", cfg.team_address)))
         if pre is None:
             problems.append("advisories.predisclosure_address: not an address")
-        line = raw.get("recipients_line")
+        line = _optional_text(raw, "recipients_line", problems)
         template = raw.get("url_template")
         if template is not None and (not isinstance(template, str) or
                                      "{number}" not in template):
             problems.append("advisories.url_template: expected a string with {number}")
             template = None
-        index_dir = raw.get("index_dir")
+        index_dir = _optional_text(raw, "index_dir", problems)
         late = raw.get("late_alert_seconds", 60)
         if not isinstance(late, int) or late < 0:
             problems.append("advisories.late_alert_seconds: expected a non-negative integer")
@@ -106,14 +122,14 @@ def parse_advisories(cfg: Config) -> AdvisoriesConfig:
             prefix=prefix,
             public_lists=lists,
             predisclosure_address=pre or cfg.team_address,
-            recipients_line=str(line) if line else None,
+            recipients_line=line or None,
             deployment_standard=_text(raw, "deployment_standard", DEFAULT_STANDARD, problems),
             deployment_restrictive=_text(raw, "deployment_restrictive", DEFAULT_RESTRICTIVE,
                                          problems),
-            two_person_rule=bool(raw.get("two_person_rule", False)),
-            index_dir=(cfg.state_dir / str(index_dir)) if index_dir else None,
+            two_person_rule=_flag(raw, "two_person_rule", problems),
+            index_dir=(cfg.state_dir / index_dir) if index_dir else None,
             url_template=template,
-            hidden_recipients=bool(raw.get("hidden_recipients", False)),
+            hidden_recipients=_flag(raw, "hidden_recipients", problems),
             late_alert_seconds=late,
         )
     return section(cfg, "advisories", parse)

@@ -107,6 +107,37 @@ def build_moderations(cfg: Config, store: Store, clock: Clock,
             for lc in cfg.lists.values() if lc.kind is ListKind.DISCUSS}
 
 
+@dataclass(frozen=True)
+class Serving:
+    """What a config decides about the mail in hand: built whole, then swapped in whole,
+    so a list is never routed without its handler or handled by rules of another config."""
+
+    cfg: Config
+    rulebook: RuleBook
+    moderations: dict[str, Moderation]
+    handlers: dict[tuple[str, RecipientRole], Handler]
+    router: Router
+
+
+def load_rulebook(cfg: Config) -> RuleBook:
+    """The rules of `cfg`'s rules directory, fully checked; ConfigError names each problem."""
+    directory = parse_rules_config(cfg).directory
+    ruleset = load_checked_rules(directory)
+    log.info("rules.loaded", directory=str(directory), lists=list(ruleset.names()))
+    return RuleBook(ruleset)
+
+
+def build_serving(cfg: Config, store: Store, clock: Clock,
+                  keyring: Keyring | None) -> Serving:
+    """Everything mail handling needs from `cfg`; raises ConfigError and changes nothing."""
+    rulebook = load_rulebook(cfg)
+    moderations = build_moderations(cfg, store, clock, keyring)
+    handlers = build_handlers(cfg, store, clock, rulebook=rulebook, keyring=keyring,
+                              moderations=moderations)
+    return Serving(cfg=cfg, rulebook=rulebook, moderations=moderations, handlers=handlers,
+                   router=Router(cfg.lists.values()))
+
+
 def make_keyring(cfg: Config) -> Keyring | None:
     home = parse_pgp(cfg).home
     return open_keyring(parse_pgp(cfg)) if home.is_dir() else None
@@ -136,6 +167,7 @@ class App:
     moderations: dict[str, Moderation] = field(default_factory=dict)
     members_waker: Waker = field(default_factory=Waker)
     member_watch: MemberWatch | None = None
+    worker: Worker | None = None
 
     @classmethod
     def create(cls, cfg: Config, *, clock: Clock | None = None,
@@ -156,15 +188,27 @@ class App:
     def reload_rules(self) -> bool:
         """Load and validate every rule file; only a fully good set replaces the running
         one (DESIGN.md §4.9). Returns whether the rules were replaced."""
-        directory = parse_rules_config(self.cfg).directory
         try:
-            ruleset = load_checked_rules(directory)
+            rulebook = load_rulebook(self.cfg)
         except ConfigError as exc:
             log.error("rules.reload_refused", problems=list(exc.problems))
             return False
-        self.rulebook.replace(ruleset)
-        log.info("rules.loaded", directory=str(directory), lists=list(ruleset.names()))
+        self.rulebook.replace(rulebook.ruleset)
         return True
+
+    def prepare(self, cfg: Config) -> Serving:
+        """The serving state of `cfg`, built beside the running one (ConfigError if bad)."""
+        return build_serving(cfg, self.store, self.clock, self.keyring)
+
+    def install(self, serving: Serving) -> None:
+        """Swap in a prepared state. No await in here: no message sees half of it."""
+        self.cfg = serving.cfg
+        self.rulebook = serving.rulebook
+        self.moderations = serving.moderations
+        if self.worker is not None:
+            self.worker.handlers = serving.handlers
+        for handler in self.intake:
+            handler.router = serving.router
 
     async def dispatch_moderation(self) -> None:
         """Reminders and expiries of held posts; re-arms the wake-up for the next one.
@@ -183,25 +227,26 @@ class App:
         self.outbound_waker.wake()
 
     async def start(self) -> None:
-        if not self.reload_rules():
-            raise ConfigError(["rules: the rule files have errors (see the log)"])
+        self.keyring = make_keyring(self.cfg)
+        try:
+            serving = self.prepare(self.cfg)
+        except ConfigError as exc:
+            log.error("rules.refused", problems=list(exc.problems))
+            raise
         self.store.claim_single_instance()
         await self.store.upgrade()
-        self.keyring = make_keyring(self.cfg)
-        self.moderations = build_moderations(self.cfg, self.store, self.clock, self.keyring)
         self._start_metrics()
-        handlers = build_handlers(self.cfg, self.store, self.clock, rulebook=self.rulebook,
-                                  keyring=self.keyring, moderations=self.moderations)
-        worker = Worker(store=self.store, handlers=handlers,
-                        owner=self.owner, lease_seconds=self.cfg.lease_seconds,
-                        batch=self.cfg.worker_batch,
-                        poll_interval=self.cfg.poll_interval_seconds,
-                        waker=self.inbound_waker, on_committed=self._committed,
-                        metrics=self.metrics)
+        self.worker = Worker(store=self.store, handlers=serving.handlers,
+                             owner=self.owner, lease_seconds=self.cfg.lease_seconds,
+                             batch=self.cfg.worker_batch,
+                             poll_interval=self.cfg.poll_interval_seconds,
+                             waker=self.inbound_waker, on_committed=self._committed,
+                             metrics=self.metrics)
+        self.install(serving)
         delivery = Delivery(store=self.store, transport=self.transport, cfg=self.cfg,
                             clock=self.clock, owner=self.owner, facts=self.gate_facts,
                             waker=self.outbound_waker, metrics=self.metrics)
-        self._spawn("worker", worker.run)
+        self._spawn("worker", self.worker.run)
         self._spawn("delivery", delivery.run)
         self._spawn("members", self._watch_members)
         listener = self.store.listener(inbound=self.inbound_waker.wake,
@@ -275,7 +320,7 @@ class App:
             self._spawn("imap", self.imap.run)
 
     async def _listen(self) -> None:
-        router = Router(self.cfg.lists.values())
+        router = Router(self.cfg.lists.values())  # install() replaces it on reload
         for name, endpoint, lmtp in (("lmtp", self.cfg.lmtp, True),
                                      ("smtp", self.cfg.smtp, False)):
             if endpoint is None:

@@ -308,11 +308,22 @@ def _delivery(r: _Reader, state_dir: Path) -> DeliveryConfig:
 
 
 # Sections owned by later features are read by their own modules from `Config.raw`.
-EXTENSION_SECTIONS = ("pgp", "calendar", "cases", "advisories", "applications", "imap",
+# Every one is validated by listbot.config_check in the same pass as the core sections.
+EXTENSION_SECTIONS = ("pgp", "cases", "advisories", "applications", "imap",
                       "metrics", "rules", "moderation", "members")
 
 
 def build(data: Mapping[str, Any], base_dir: Path, source: Path | None = None) -> Config:
+    cfg, problems = build_lenient(data, base_dir, source)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def build_lenient(data: Mapping[str, Any], base_dir: Path,
+                  source: Path | None = None) -> tuple[Config, list[str]]:
+    """The config with defaults in place of bad values, and every problem found, so the
+    extension sections can be checked in the same pass even when a core key is wrong."""
     problems: list[str] = []
     r = _Reader(data, problems)
     inst = r.table("instance")
@@ -366,9 +377,7 @@ def build(data: Mapping[str, Any], base_dir: Path, source: Path | None = None) -
     )
     work.finish()
     r.finish(known_extra=EXTENSION_SECTIONS)
-    if problems:
-        raise ConfigError(problems)
-    return cfg
+    return cfg, problems
 
 
 def locate(explicit: str | None, env: Mapping[str, str] = os.environ) -> Path:
@@ -385,6 +394,14 @@ def locate(explicit: str | None, env: Mapping[str, str] = os.environ) -> Path:
 
 
 def load(path: Path) -> Config:
+    cfg, problems = load_lenient(path)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def load_lenient(path: Path) -> tuple[Config, list[str]]:
+    """As build_lenient; a file that cannot be read or parsed raises ConfigError."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -393,13 +410,22 @@ def load(path: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: {exc}"]) from exc
-    return build(data, path.resolve().parent, source=path)
+    return build_lenient(data, path.resolve().parent, source=path)
+
+
+def raw_table(cfg: Config, name: str) -> Mapping[str, Any]:
+    """A top-level table of the file; {} when absent or not a table (the section's own
+    check reports that), so one bad section never stops the others being read."""
+    value = cfg.raw.get(name, {})
+    return value if isinstance(value, dict) else {}
 
 
 def section(cfg: Config, name: str, parse: Callable[[Mapping[str, Any], list[str]], T]) -> T:
     """Parse an extension section, raising ConfigError with all its problems."""
+    if not isinstance(cfg.raw.get(name, {}), dict):
+        raise ConfigError([f"{name}: expected a table"])
     problems: list[str] = []
-    value = parse(cfg.raw.get(name, {}), problems)
+    value = parse(raw_table(cfg, name), problems)
     if problems:
         raise ConfigError(problems)
     return value

@@ -44,6 +44,13 @@ def parse_pgp(cfg: Config) -> PgpConfig:
         known = {"home", "team_fingerprint", "passphrase_file", "require_encryption",
                  "hidden_recipients_max_group", "expiry_warning_days"}
         problems.extend(f"pgp.{k}: unknown key" for k in raw if k not in known)
+        for key in ("home", "team_fingerprint", "passphrase_file"):
+            if not isinstance(raw.get(key, ""), str):
+                problems.append(f"pgp.{key}: expected a string")
+        encrypt = raw.get("require_encryption", False)
+        if not isinstance(encrypt, bool):  # bool("false") would turn it on
+            problems.append("pgp.require_encryption: expected true or false")
+            encrypt = False
         home = Path(str(raw.get("home", "gnupg")))
         passphrase = str(raw.get("passphrase_file", ""))
         group = raw.get("hidden_recipients_max_group", 50)
@@ -58,7 +65,7 @@ def parse_pgp(cfg: Config) -> PgpConfig:
             home=home if home.is_absolute() else cfg.state_dir / home,
             team_fingerprint=_fingerprint(raw, "team_fingerprint", problems),
             passphrase_file=Path(passphrase) if passphrase else None,
-            require_encryption=bool(raw.get("require_encryption", False)),
+            require_encryption=encrypt,
             hidden_recipients_max_group=group,
             expiry_warning_days=days,
         )

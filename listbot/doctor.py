@@ -8,16 +8,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from pathlib import Path
 
 from listbot.clock import Clock
 from listbot.config import Config, Endpoint
+from listbot.config_check import SECTIONS
 from listbot.crypto import parse_pgp
 from listbot.errors import ConfigError, ListbotError
 from listbot.imap_poll import parse_imap
 from listbot.metrics import parse_metrics
+from listbot.moderation import load_checked_rules
+from listbot.moderation_config import parse_rules_config
 from listbot.pgp import Keyring
-from listbot.rules import load_rules
 from listbot.store import Store
 
 
@@ -41,7 +42,7 @@ def ok(check: str, detail: str) -> Finding:
 
 def sections(cfg: Config) -> list[Finding]:
     out = []
-    for name, parse in (("pgp", parse_pgp), ("imap", parse_imap), ("metrics", parse_metrics)):
+    for name, parse in SECTIONS:
         try:
             parse(cfg)
             out.append(ok(f"config [{name}]", "valid"))
@@ -51,21 +52,18 @@ def sections(cfg: Config) -> list[Finding]:
     return out
 
 
-def rules_dir(cfg: Config) -> Path:
-    raw = cfg.raw.get("rules", {})
-    text = str(raw.get("directory", "rules")) if isinstance(raw, dict) else "rules"
-    base = cfg.source.resolve().parent if cfg.source else Path.cwd()
-    path = Path(text)
-    return path if path.is_absolute() else base / path
-
-
 def rules(cfg: Config) -> Finding:
-    directory = rules_dir(cfg)
+    try:
+        directory = parse_rules_config(cfg).directory
+    except ConfigError as exc:
+        return Finding(Level.FAIL, "rules", "; ".join(exc.problems),
+                       "fix the [rules] section of the config file")
     if not directory.is_dir():
         return Finding(Level.WARN, "rules", f"no rule directory {directory}",
-                       "create it or set [rules] directory")
+                       "create it or set [rules] dir")
     try:
-        load_rules(directory)
+        # The same check the daemon makes before it takes a rule set into service.
+        load_checked_rules(directory)
     except ConfigError as exc:
         return Finding(Level.FAIL, "rules", "; ".join(exc.problems[:3]),
                        "fix the rule file (the daemon keeps the old rules meanwhile)")

@@ -1,16 +1,16 @@
 """The daemon under a service manager: signals, reload, and systemd notifications.
 
-SIGTERM/SIGINT drain and stop; SIGHUP reloads the configuration and the rules
-atomically (a bad file keeps the old ones, and STATUS says so). READY/RELOADING/
-STOPPING/STATUS follow Type=notify-reload; watchdog pings come from a task on the
-daemon's own loop and only while every worker task is still running.
+SIGTERM/SIGINT drain and stop; SIGHUP reloads the configuration, the rules of its rules
+directory and the handlers of its lists atomically (a bad file keeps all the old ones,
+and STATUS and the log say why). READY/RELOADING/STOPPING/STATUS follow
+Type=notify-reload; watchdog pings come from a task on the daemon's own loop and only
+while every worker task is still running.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import os
 import signal
 from collections.abc import Callable, Mapping
@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from listbot import config as config_mod
 from listbot.config import Config
+from listbot.config_check import load_checked
+from listbot.crypto import parse_pgp
 from listbot.errors import ConfigError
-from listbot.routing import Router
 from listbot.sdnotify import Notifier, watchdog_interval
 
 if TYPE_CHECKING:
@@ -36,6 +36,12 @@ RESTART_ONLY: tuple[tuple[str, Callable[[Config], Any]], ...] = (
     ("listen.lmtp", lambda c: c.lmtp),
     ("listen.smtp", lambda c: c.smtp),
     ("instance.state_dir", lambda c: c.state_dir),
+    # The keyring is opened once and shared, so its gpg calls stay one at a time.
+    ("pgp.home", lambda c: parse_pgp(c).home),
+    # The transport, the IMAP poller and the metrics endpoint are built once at start.
+    ("delivery", lambda c: c.delivery),
+    ("imap", lambda c: c.raw.get("imap")),
+    ("metrics", lambda c: c.raw.get("metrics")),
 )
 
 # Extension sections checked before a new config is accepted (each raises ConfigError).
@@ -59,36 +65,27 @@ def _first_problems(exc: ConfigError, limit: int = 2) -> str:
     return shown + (f" (+{more} more)" if more > 0 else "")
 
 
-async def _reload_rules(app: App) -> None:
-    # App.reload_rules (moderation) raises ConfigError on a bad rule file and keeps the
-    # old rules itself; it may be sync or async.
-    hook = getattr(app, "reload_rules", None)
-    if hook is None:
-        return
-    result = hook()
-    if inspect.isawaitable(result):
-        await result
-
-
 async def reload_app(app: App, validators: tuple[Validator, ...] = ()) -> ReloadResult:
-    """Load config, check it whole, reload rules; swap only if everything is good."""
+    """Build the whole new state (config, its rules, a handler for every list) beside the
+    running one and swap it in only if all of it is good; otherwise keep all of the old."""
     source = app.cfg.source
     if source is None:
         return ReloadResult(False, "reload ignored: the daemon was not started from a file")
     try:
-        new = config_mod.load(source)
+        new = load_checked(source)
         for validate in validators:
             validate(new)
-        await _reload_rules(app)
+        serving = app.prepare(new)
+        stale = [name for name, get in RESTART_ONLY if get(new) != get(app.cfg)]
     except ConfigError as exc:
         log.error("reload.refused", problems=exc.problems)
         return ReloadResult(False, f"reload failed, old config and rules kept: "
                                    f"{_first_problems(exc)}")
-    stale = [name for name, get in RESTART_ONLY if get(new) != get(app.cfg)]
-    app.cfg = new
-    router = Router(new.lists.values())
-    for handler in app.intake:
-        handler.router = router
+    except Exception as exc:  # a reload must never take the running daemon down
+        log.error("reload.failed", error=type(exc).__name__, detail=str(exc))
+        return ReloadResult(False, f"reload failed, old config and rules kept: "
+                                   f"{type(exc).__name__} (see the log)")
+    app.install(serving)
     log.info("reload.done", restart_needed=stale)
     status = ready_status(app) + "; reloaded"
     if stale:

@@ -38,7 +38,10 @@ def parse_metrics(cfg: Config) -> MetricsConfig | None:
     def parse(raw: Mapping[str, Any], problems: list[str]) -> MetricsConfig | None:
         problems.extend(f"metrics.{k}: unknown key" for k in raw
                         if k not in ("enabled", "listen", "refresh_seconds"))
-        if raw.get("enabled", True) is not True:
+        enabled = raw.get("enabled", True)
+        if not isinstance(enabled, bool):
+            problems.append("metrics.enabled: expected true or false")
+        if enabled is not True:
             return None
         try:
             listen = parse_endpoint(str(raw.get("listen", "127.0.0.1:9464")))

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from listbot.config import Config, ListConfig, section
+from listbot.config import Config, ListConfig, raw_table, section
 from listbot.decisions import Authority
 
 
@@ -39,16 +39,28 @@ def _number(raw: Mapping[str, Any], key: str, default: float, problems: list[str
     return float(value)
 
 
-def parse_moderation(cfg: Config) -> ModerationConfig:
-    project = cfg.raw.get("project", {})
-    contact = str(project.get("security_contact", "") or cfg.team_address)
+def _notice_contacts(cfg: Config, project: Mapping[str, Any],
+                     problems: list[str]) -> tuple[str, tuple[str, ...]]:
+    """[project] security_contact and public_lists, which the policy notice names."""
+    contact = project.get("security_contact", "")
+    if not isinstance(contact, str):
+        problems.append("project.security_contact: expected a string")
+        contact = ""
     lists = project.get("public_lists", [])
-    public = tuple(str(x) for x in lists) if isinstance(lists, list) else ()
-    encrypt_default = bool(cfg.raw.get("pgp", {}).get("require_encryption", False))
+    if not isinstance(lists, list) or not all(isinstance(x, str) for x in lists):
+        problems.append("project.public_lists: expected a list of addresses")
+        lists = []
+    return contact or cfg.team_address, tuple(lists)
+
+
+def parse_moderation(cfg: Config) -> ModerationConfig:
+    project = raw_table(cfg, "project")
+    encrypt_default = bool(raw_table(cfg, "pgp").get("require_encryption", False))
 
     def parse(raw: Mapping[str, Any], problems: list[str]) -> ModerationConfig:
         known = {"hold_expiry_days", "reminder_before_hours", "encrypt_requests"}
         problems.extend(f"moderation.{k}: unknown key" for k in raw if k not in known)
+        contact, public = _notice_contacts(cfg, project, problems)
         days = _number(raw, "hold_expiry_days", 7, problems)
         hours = _number(raw, "reminder_before_hours", 24, problems)
         if hours >= days * 24:
@@ -65,6 +77,9 @@ def parse_moderation(cfg: Config) -> ModerationConfig:
 def parse_rules_config(cfg: Config) -> RulesConfig:
     def parse(raw: Mapping[str, Any], problems: list[str]) -> RulesConfig:
         problems.extend(f"rules.{k}: unknown key" for k in raw if k not in ("dir", "examples"))
+        for key in ("dir", "examples"):
+            if not isinstance(raw.get(key, ""), str):
+                problems.append(f"rules.{key}: expected a path")
         directory = Path(str(raw.get("dir", "rules")))
         directory = directory if directory.is_absolute() else _base(cfg) / directory
         examples = Path(str(raw.get("examples", directory / "examples")))

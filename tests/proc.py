@@ -7,45 +7,10 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    raise TypeError(type(value))
-
-
-def to_toml(data: Mapping[str, Any], prefix: str = "") -> str:
-    """Enough TOML for test configs: scalars, lists, tables, arrays of tables."""
-    lines: list[str] = []
-    tables: list[tuple[str, Mapping[str, Any]]] = []
-    arrays: list[tuple[str, list[Mapping[str, Any]]]] = []
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            tables.append((key, value))
-        elif isinstance(value, list) and value and isinstance(value[0], Mapping):
-            arrays.append((key, value))
-        else:
-            lines.append(f"{key} = {toml_value(value)}")
-    out = "\n".join(lines) + "\n"
-    for key, table in tables:
-        name = f"{prefix}{key}"
-        out += f"\n[{name}]\n" + to_toml(table, name + ".")
-    for key, items in arrays:
-        for item in items:
-            out += f"\n[[{prefix}{key}]]\n" + to_toml(item)
-    return out
 
 
 def env() -> dict[str, str]:

@@ -13,9 +13,10 @@ from sqlalchemy import text
 from listbot.clock import SystemClock
 from listbot.model import InboundState, OutboxState
 from listbot.store import Store
+from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
 from tests.lmtp import LmtpClient
-from tests.proc import Daemon, cli, to_toml
+from tests.proc import Daemon, cli
 from tests.sink import Sink
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -34,9 +35,7 @@ def config(tmp: Path, n: int, url: str, sink_port: int) -> Path:
         "delivery": {"smtp": {"port": sink_port}, "backoff_initial_seconds": 0.5},
         "worker": {"lease_seconds": 10, "poll_interval_seconds": 0.5, "batch": 64},
     })
-    path = tmp / f"node{n}.toml"
-    path.write_text(to_toml(data))
-    return path
+    return tomlfile.write(tmp / f"node{n}.toml", data)
 
 
 def post(i: int) -> bytes:

@@ -90,3 +90,19 @@ def test_bad_config_exit_78_and_unreachable_database_exit_75(tmp_path: Path) -> 
     code, out = invoke(nodb)
     assert code == EX_TEMPFAIL, out
     assert "FAIL  database" in out
+
+
+def test_bad_rule_file_in_the_configured_rules_dir_fails_naming_it(tmp_path: Path) -> None:
+    # Not the default "rules" next to the config: doctor must follow [rules] dir.
+    rules = tmp_path / "policy-rules"
+    rules.mkdir()
+    good = (REPO / "rules" / "discuss.toml").read_text()
+    # Well-formed, so only the full check (notice templates) refuses it.
+    (rules / "discuss.toml").write_text(good.replace('notice = "policy"',
+                                                     'notice = "no-such-notice"', 1))
+    config = write(tmp_path, {"rules": {"dir": str(rules)}})
+    code, out = invoke(config)
+    fails = lines_of(out, "FAIL")
+    assert any(line.startswith("FAIL  rules") and str(rules / "discuss.toml") in line
+               and "no-such-notice" in line for line in fails), out
+    assert code == EX_CONFIG

@@ -13,9 +13,10 @@ import pytest
 from listbot.clock import SystemClock
 from listbot.model import InboundState
 from listbot.store import Store
+from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
 from tests.daemon import MEMBERS, post
-from tests.proc import Daemon, cli, to_toml
+from tests.proc import Daemon, cli
 from tests.sink import Sink
 
 pytestmark = pytest.mark.slow
@@ -34,9 +35,7 @@ def write_config(tmp_path: Path, db_url: str, sink_port: int,
         # The daemon refuses to start without good moderation rules.
         "rules": {"dir": str(Path(__file__).resolve().parent.parent / "rules")},
     })
-    path = tmp_path / "listbot.toml"
-    path.write_text(to_toml(merge(data, extra or {})))
-    return path
+    return tomlfile.write(tmp_path / "listbot.toml", merge(data, extra or {}))
 
 
 async def add_members(config: Path) -> None:
@@ -107,13 +106,13 @@ async def test_second_daemon_on_same_sqlite_file_is_refused(tmp_path: Path, db_u
 
 async def test_check_config_reports_every_error_and_exits_78(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text(to_toml({
+    tomlfile.write(bad, {
         "listen": {"lmtp": "nowhere", "max_message_bytes": -1},
         "delivery": {"transport": "pigeon"},
         "team": {"address": "not an address"},
         "lists": {"x": {"kind": "mystery", "address": "x@y.example"}},
         "surprise": {"key": 1},
-    }))
+    })
     code, _, err = await cli(bad, "check-config")
     assert code == 78
     for fragment in ("listen.lmtp", "listen.max_message_bytes", "delivery.transport",

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from listbot import config as config_mod
 from listbot import log as log_setup
 from listbot.app import App
 from listbot.cli.common import (
@@ -20,6 +21,7 @@ from listbot.cli.common import (
     run,
     with_store,
 )
+from listbot.config_check import load_checked, require_sections
 from listbot.errors import (
     EX_CONFIG,
     EX_DATAERR,
@@ -40,6 +42,7 @@ from listbot.store import roster as roster_ops
 def serve(ctx: Context) -> None:
     """Run the daemon until SIGTERM."""
     cfg = ctx.cfg
+    require_sections(cfg)  # every section's problems now, not one section per restart
     log_setup.setup(cfg.log_format)
     run(App.create(cfg).serve())
 
@@ -49,7 +52,7 @@ def serve(ctx: Context) -> None:
 def check_config(ctx: Context) -> None:
     """Validate the configuration; every error is listed with its key path."""
     try:
-        cfg = ctx.cfg
+        cfg = load_checked(config_mod.locate(ctx.config_path))
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(f"error: {problem}", err=True)
