@@ -72,7 +72,13 @@ class SecurityHandler:
         self.cases = cases
         self.pgp = pgp
         self.keyring = keyring
-        self.reader = Reader(cfg, cases.prefix, keyring, pgp.passphrase() if keyring else None)
+        self.reader = Reader(cfg, cases.prefix, keyring, pgp.passphrase() if keyring else None,
+                             registered=self._registered_key)
+
+    async def _registered_key(self, address: str) -> str | None:
+        """The fingerprint a list member registered for this address, if any."""
+        return next((m.fingerprint for m in await self.store.members()
+                     if m.address == address and m.fingerprint), None)
 
     async def handle(self, msg: Inbound) -> Effects:
         headers = parse_headers(msg.raw)
@@ -241,6 +247,13 @@ class SecurityHandler:
                 kind=plan.kind, sender=reading.sender, subject=reading.subject,
                 encrypted=reading.encrypted, plaintext=plaintext)
             await self._enqueue_copies(tx, plan)
+            if reading.key_problem is not None:
+                await alerts.raise_alert(tx, self.cfg, "case_key_ignored",
+                                         f"{plan.case_id}: a key sent by {reading.sender} "
+                                         "was not taken",
+                                         {"case": plan.case_id, "inbound": msg.id,
+                                          "sender": reading.sender,
+                                          "reason": reading.key_problem})
             if reading.has_patch:
                 await case_store.mark_patch(tx, plan.case_id)
             if reading.decryption_problem is not None:
