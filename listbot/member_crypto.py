@@ -17,7 +17,7 @@ from listbot.crypto import PgpConfig
 from listbot.mailsafe import encode_header
 from listbot.model import Member
 from listbot.outbound import field_name, split_message
-from listbot.pgp import Keyring
+from listbot.pgp import KeyInfo, Keyring
 from listbot.pgp_mime import build_encrypted_mime
 
 # Headers that describe the body: they move inside the ciphertext.
@@ -43,14 +43,29 @@ def copy_tag(address: str) -> str:
     return hashlib.sha256(address.encode()).hexdigest()[:16]
 
 
-async def usable_for_encryption(keyring: Keyring, fingerprint: str | None, now: datetime) -> bool:
+def key_problem(info: KeyInfo | None, now: datetime) -> str | None:
+    """Why this key cannot be encrypted to at `now`, or None when it can."""
+    if info is None:
+        return "key not in the keyring"
+    if info.revoked:
+        return "key revoked"
+    if not info.usable_at(now):
+        return "key expired"
+    if not (any(s.can_encrypt and s.usable_at(now) for s in info.subkeys)
+            or (info.can_encrypt and not info.subkeys)):
+        return "no usable encryption subkey"
+    return None
+
+
+async def encryption_problem(keyring: Keyring, fingerprint: str | None,
+                             now: datetime) -> str | None:
     if not fingerprint:
-        return False
-    info = await keyring.key_info(fingerprint)
-    if info is None or not info.usable_at(now):
-        return False
-    return any(s.can_encrypt and s.usable_at(now) for s in info.subkeys) or (
-        info.can_encrypt and not info.subkeys)
+        return "no key configured"
+    return key_problem(await keyring.key_info(fingerprint), now)
+
+
+async def usable_for_encryption(keyring: Keyring, fingerprint: str | None, now: datetime) -> bool:
+    return await encryption_problem(keyring, fingerprint, now) is None
 
 
 def wrap_encrypted(raw: bytes, ciphertext: bytes, message_id: str) -> bytes:

@@ -186,3 +186,42 @@ def test_first_key_wins() -> None:
     assert choose_attached(VICTIM, [first], [first], None, NOW).fingerprint == first.fingerprint
     registered = choose_attached(VICTIM, [first], [], second.fingerprint, NOW)
     assert registered.fingerprint is None and registered.problem
+
+
+async def test_member_with_expired_key_gets_nothing_and_the_rest_get_the_report(
+        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        pgp_keys: PgpKeys) -> None:
+    cfg = make_config({
+        "pgp": {"home": str(pgp_home), "team_fingerprint": pgp_keys.team},
+        "team": {"members": [
+            {"name": "Alice", "address": "alice@example.org", "fingerprint": pgp_keys.moderator},
+            {"name": "Bob", "address": "bob@example.org", "fingerprint": pgp_keys.member},
+            {"name": "Carol", "address": "carol@example.org", "fingerprint": pgp_keys.expired}]},
+        "cases": {"encrypt_team_copies": True},
+    }, sink=sink)
+    secret = b"The parser overflows on a long header."
+    report = (f"From: {REPORTER}\r\nTo: {SECURITY}\r\nSubject: Overflow\r\n"
+              "Message-ID: <r1@example.net>\r\nContent-Type: text/plain\r\n\r\n").encode() + secret
+    app = App.create(cfg, clock=clock)
+    await app.start()
+    try:
+        await lmtp_send(app, REPORTER, [SECURITY], report)
+        await settle(app)
+        async with app.store.unit() as tx:
+            case = await case_store.get_case(tx, "SEC-2026-0001")
+        assert case.reporter == REPORTER
+        # ack to the reporter, ciphertext to Alice and Bob, the alert to all three
+        await sink.wait_deliveries(6)
+        by = {r: [rec for to, rec in sink.deliveries() if to == r]
+              for r in (REPORTER, "alice@example.org", "bob@example.org", "carol@example.org")}
+        assert len(by[REPORTER]) == 1 and "SEC-2026-0001" in str(by[REPORTER][0].message["Subject"])
+        for member in ("alice@example.org", "bob@example.org"):
+            copies = [r for r in by[member]
+                      if r.message.get_content_type() == "multipart/encrypted"]
+            assert len(copies) == 1 and secret not in copies[0].data
+        [alert] = by["carol@example.org"]
+        assert "alert" in str(alert.message["Subject"]) and secret not in alert.data
+        assert b"carol@example.org" in alert.data and b"expired" in alert.data
+        assert all(secret not in rec.data for rec in sink.received)
+    finally:
+        await app.stop()
