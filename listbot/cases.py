@@ -41,7 +41,7 @@ from listbot.config import Config, ListConfig, TeamMember
 from listbot.crypto import PgpConfig
 from listbot.discuss import parse_headers
 from listbot.errors import PGPError
-from listbot.member_crypto import encryption_problem
+from listbot.member_crypto import encryption_problems
 from listbot.model import Audience, Inbound, OutgoingMessage
 from listbot.outbound import headers_block, split_message
 from listbot.pgp import Keyring
@@ -172,9 +172,14 @@ class SecurityHandler:
             inner = rfc822_entity(team_copy(self.cfg, self._readable_original(msg, reading),
                                             case_id, subject=reading.subject,
                                             sender=reading.sender, kind=kind))
-            for member in self.cfg.team_members:
-                sealed = await self._sealed_copy(self.keyring, inner, plain, member,
-                                                 f"{case_id}:{msg.id}:{member.address}")
+            members = self.cfg.team_members
+            problems = await encryption_problems(
+                self.keyring, [m.fingerprint for m in members], self.clock.now())
+            for member, problem in zip(members, problems, strict=True):
+                # Encryption is required: a member whose key cannot be used gets
+                # nothing, never the plaintext instead.
+                sealed = problem or await self._sealed_copy(
+                    self.keyring, inner, plain, member, f"{case_id}:{msg.id}:{member.address}")
                 if isinstance(sealed, str):
                     withheld.append((member.address, sealed))
                 else:
@@ -193,11 +198,9 @@ class SecurityHandler:
 
     async def _sealed_copy(self, keyring: Keyring, inner: bytes, plain: bytes,
                            member: TeamMember, seed: str) -> OutgoingMessage | str:
-        """The member's encrypted copy, or why they get none: encryption is required,
-        so a member whose key cannot be used is never sent the plaintext instead."""
-        problem = await encryption_problem(keyring, member.fingerprint, self.clock.now())
-        if problem is not None or member.fingerprint is None:
-            return problem or "no key configured"
+        """The member's encrypted copy, or why gpg would not make it."""
+        if member.fingerprint is None:
+            return "no key configured"
         try:
             armored = await keyring.encrypt(inner, [member.fingerprint])
         except PGPError as exc:

@@ -332,6 +332,15 @@ class Keyring:
 
         return await self._run(call)
 
+    async def keys_info(self, fingerprints: Collection[str]) -> dict[str, KeyInfo]:
+        """Several keys by fingerprint in one listing (a fan-out checks every member's
+        key: one gpg listing per batch, not one per member); absent ones are left out."""
+        fprs = sorted({normalise_fingerprint(f) for f in fingerprints})
+        if not fprs:
+            return {}
+        found = await self._run(lambda gpg: self._list(gpg, False, fprs))
+        return {k.fingerprint: k for k in found if k.fingerprint in fprs}
+
     async def import_keys(
         self, armored: bytes, *, allow_secret: bool = False, passphrase: str | None = None,
         only_address: str | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +15,19 @@ from listbot.cases import SecurityHandler
 from listbot.clock import FakeClock
 from listbot.config import Config
 from listbot.discuss import DiscussHandler
+from listbot.member_crypto import encryption_problems
 from listbot.model import RecipientRole
 from listbot.moderation import ModerationHandler
 from listbot.pgp import Keyring
 from tests import pgp_fixtures
-from tests.pgp_fixtures import PgpKeys
+from tests.pgp_fixtures import PgpKeys, revoke
 from tests.sink import Sink
 
 pgp_template = pgp_fixtures.pgp_template
 pgp_keys = pgp_fixtures.pgp_keys
 pgp_home = pgp_fixtures.pgp_home
+
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 
 def keyrings(app: App) -> dict[str, Keyring | None]:
@@ -76,3 +80,17 @@ async def test_everything_the_daemon_builds_shares_one_keyring(
         await listing
     finally:
         await app.stop()
+
+
+async def test_member_keys_are_checked_in_one_listing(pgp_home: Path, pgp_keys: PgpKeys) -> None:
+    ring = Keyring(pgp_home)
+    revoke(pgp_home, pgp_keys.member)
+    absent = "0" * 40
+    fprs = [pgp_keys.moderator, pgp_keys.expired, None, absent, pgp_keys.member,
+            pgp_keys.moderator.lower()]
+    assert await encryption_problems(ring, fprs, NOW) == [
+        None, "key expired", "no key configured", "key not in the keyring", "key revoked", None]
+    found = await ring.keys_info([pgp_keys.moderator, absent, pgp_keys.team])
+    assert sorted(found) == sorted([pgp_keys.moderator, pgp_keys.team])
+    for fpr, info in found.items():
+        assert info == await ring.key_info(fpr)
