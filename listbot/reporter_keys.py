@@ -56,15 +56,17 @@ class KeyChoice:
 
 def _sender_key(sender: str, attached: Sequence[KeyInfo], now: datetime) -> KeyInfo | str:
     """The one usable attached key with a user id for the sender, or why there is none."""
+    if len(attached) > 1:
+        # gpg imports a block whole: its other keys would come in beside the chosen one.
+        return f"{len(attached)} keys in one attachment from {sender}"
     mine = keys_for(sender, attached)
     if not mine:
         fprs = ", ".join(k.fingerprint for k in attached)
         return f"attached key {fprs} has no user id for the sender {sender}"
-    usable = [k for k in mine if encrypts_at(k, now)]
-    if len(usable) != 1:
-        why = "no usable encryption key" if not usable else "more than one key"
-        return f"attached keys for {sender}: {why}"
-    return usable[0]
+    if not encrypts_at(mine[0], now):
+        return f"attached key {mine[0].fingerprint} cannot encrypt (expired, revoked or no " \
+               "encryption subkey)"
+    return mine[0]
 
 
 def choose_attached(sender: str, attached: Sequence[KeyInfo], known: Sequence[KeyInfo],

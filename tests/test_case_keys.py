@@ -4,6 +4,7 @@ known for an address wins, and user ids match only by exact addr-spec (DESIGN.md
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -225,3 +226,16 @@ async def test_member_with_expired_key_gets_nothing_and_the_rest_get_the_report(
         assert all(secret not in rec.data for rec in sink.received)
     finally:
         await app.stop()
+
+
+def test_only_a_single_key_per_attachment_is_taken() -> None:
+    mine, other = key("A", f"Eve <{EVE}>"), key("B", f"Eve <{EVE}>", created=2)
+    assert choose_attached(EVE, [mine], [], None, NOW).fingerprint == mine.fingerprint
+    both = choose_attached(EVE, [mine, other], [], None, NOW)
+    assert both.fingerprint is None and both.problem
+
+
+def test_attached_key_that_cannot_encrypt_is_not_taken() -> None:
+    expired = replace(key("A", f"Eve <{EVE}>"), expires=datetime(2021, 1, 1, tzinfo=UTC))
+    choice = choose_attached(EVE, [expired], [], None, NOW)
+    assert choice.fingerprint is None and choice.problem and "cannot encrypt" in choice.problem
