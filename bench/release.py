@@ -76,9 +76,9 @@ class TimedSink(Sink):
         super()._record(env)
 
 
-async def reference(home: Path, fprs: list[str], payload: bytes) -> tuple[float, float]:
+async def reference(keyring: Keyring, fprs: list[str],
+                    payload: bytes) -> tuple[float, float]:
     """ms per recipient: one gpg run each, and one run with every recipient hidden."""
-    keyring = Keyring(home)
     start = time.perf_counter()
     for fpr in fprs:
         await keyring.encrypt(payload, [fpr])
@@ -122,8 +122,9 @@ async def run(members: int, db: str) -> None:
         daemon = Daemon(path)
         await daemon.start()
 
-        svc = build_service(cfg, store, SystemClock())
-        each, hidden = await reference(team_home, list(member_keys.values()),
+        keyring = Keyring(team_home)
+        svc = build_service(cfg, store, SystemClock(), keyring=keyring)
+        each, hidden = await reference(keyring, list(member_keys.values()),
                                        b"Content-Type: text/plain\r\n\r\n" + b"x" * 6000)
         # Staging takes about one encryption per member plus a key check: leave room.
         lead = timedelta(seconds=members * (each / 1000) * 2.5 + 15)

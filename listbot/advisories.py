@@ -22,10 +22,11 @@ from listbot.advisory_index import IndexWriter
 from listbot.advisory_render import Renderer, doc_from_json, doc_to_json, public_doc
 from listbot.clock import Clock, ensure_utc
 from listbot.config import Config
-from listbot.crypto import open_keyring, parse_pgp
+from listbot.crypto import parse_pgp
 from listbot.errors import NotFound, Refused, TemporaryError, UsageError
 from listbot.member_crypto import copy_tag, inner_entity, usable_for_encryption, wrap_encrypted
 from listbot.model import Member, OutboxState
+from listbot.pgp import Keyring
 from listbot.release import Dispatcher
 from listbot.store import Store, Tx
 from listbot.store import advisories as ops
@@ -268,13 +269,13 @@ class Advisories:
         return done
 
 
-def build_service(cfg: Config, store: Store, clock: Clock, *,
+def build_service(cfg: Config, store: Store, clock: Clock, *, keyring: Keyring,
                   case_check: CaseCheck = case_exists) -> Advisories:
-    """The service with its renderer, dispatcher and index writer, from the config.
+    """The service with its renderer, dispatcher and index writer, from the config, on
+    the caller's keyring (one per GnuPG home).
 
     `advisory create --case ID` is refused unless the case is in the cases table."""
-    pgp = parse_pgp(cfg)
-    renderer = Renderer(cfg, parse_advisories(cfg), pgp, open_keyring(pgp))
+    renderer = Renderer(cfg, parse_advisories(cfg), parse_pgp(cfg), keyring)
     index = IndexWriter(renderer.adv, cfg.project_name, renderer.domain, clock)
     dispatcher = Dispatcher(renderer=renderer, store=store, index=index)
     return Advisories(renderer=renderer, store=store, clock=clock, dispatcher=dispatcher,

@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from listbot.advisories import build_service
+from listbot.advisories import Advisories, build_service
 from listbot.advisory_config import parse_advisories
 from listbot.applications import application_handlers
 from listbot.applications_config import parse_members
@@ -83,19 +83,21 @@ def build_handlers(cfg: Config, store: Store, clock: Clock, *,
             handlers[(lc.name, RecipientRole.MODERATION)] = ModerationHandler(
                 moderations[lc.name])
         if lc.kind is ListKind.SECURITY:
-            handlers[(lc.name, RecipientRole.POST)] = security_handler(cfg, lc, store, clock)
+            handlers[(lc.name, RecipientRole.POST)] = security_handler(cfg, lc, store, clock,
+                                                                       keyring)
         if lc.kind is ListKind.APPLICATIONS:
             for role, handler in application_handlers(cfg, lc, store, clock, keyring).items():
                 handlers[(lc.name, role)] = handler
     return handlers
 
 
-def security_handler(cfg: Config, lc: ListConfig, store: Store, clock: Clock) -> Handler:
+def security_handler(cfg: Config, lc: ListConfig, store: Store, clock: Clock,
+                     keyring: Keyring | None) -> Handler:
     cases, pgp = parse_cases(cfg), parse_pgp(cfg)
     # Without a team key there is nothing to decrypt or sign with; keep gpg out of it.
     needs_gpg = bool(pgp.team_fingerprint) or cases.encrypt_team_copies
     return SecurityHandler(cfg=cfg, lc=lc, store=store, clock=clock, cases=cases, pgp=pgp,
-                           keyring=open_keyring(pgp) if needs_gpg else None)
+                           keyring=keyring if needs_gpg else None)
 
 
 def build_moderations(cfg: Config, store: Store, clock: Clock,
@@ -138,11 +140,6 @@ def build_serving(cfg: Config, store: Store, clock: Clock,
                    router=Router(cfg.lists.values()))
 
 
-def make_keyring(cfg: Config) -> Keyring | None:
-    home = parse_pgp(cfg).home
-    return open_keyring(parse_pgp(cfg)) if home.is_dir() else None
-
-
 @dataclass
 class App:
     cfg: Config
@@ -150,6 +147,9 @@ class App:
     store: Store
     transport: Transport
     owner: str
+    # The one keyring on the GnuPG home: everything the daemon builds gets this
+    # instance, so its lock keeps gpg runs one at a time (DESIGN.md §4.8).
+    keyring: Keyring
     inbound_waker: Waker = field(default_factory=Waker)
     outbound_waker: Waker = field(default_factory=Waker)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -163,8 +163,8 @@ class App:
     imap: ImapPoller | None = None
     metrics: Metrics | None = None
     rulebook: RuleBook = field(default_factory=lambda: RuleBook(RuleSet(())))
-    keyring: Keyring | None = None
     moderations: dict[str, Moderation] = field(default_factory=dict)
+    advisories: Advisories | None = None
     members_waker: Waker = field(default_factory=Waker)
     member_watch: MemberWatch | None = None
     worker: Worker | None = None
@@ -174,7 +174,8 @@ class App:
                transport: Transport | None = None) -> App:
         clock = clock or SystemClock()
         return cls(cfg=cfg, clock=clock, store=Store.open(cfg.database_url, clock),
-                   transport=transport or make_transport(cfg), owner=make_owner(cfg))
+                   transport=transport or make_transport(cfg), owner=make_owner(cfg),
+                   keyring=open_keyring(parse_pgp(cfg)))
 
     async def gate_facts(self) -> GateFacts:
         async with self.store.unit() as tx:
@@ -227,7 +228,6 @@ class App:
         self.outbound_waker.wake()
 
     async def start(self) -> None:
-        self.keyring = make_keyring(self.cfg)
         try:
             serving = self.prepare(self.cfg)
         except ConfigError as exc:
@@ -236,6 +236,7 @@ class App:
         self.store.claim_single_instance()
         await self.store.upgrade()
         self._start_metrics()
+        self.advisories = build_service(self.cfg, self.store, self.clock, keyring=self.keyring)
         self.worker = Worker(store=self.store, handlers=serving.handlers,
                              owner=self.owner, lease_seconds=self.cfg.lease_seconds,
                              batch=self.cfg.worker_batch,
@@ -289,9 +290,8 @@ class App:
 
     async def _release_loop(self, stopping: asyncio.Event) -> None:
         """Advisory releases: start-up pass, then timer wake-ups (listbot.release)."""
-        assert self.timer is not None
-        service = build_service(self.cfg, self.store, self.clock)
-        await Releaser(dispatcher=service.dispatcher, clock=self.clock, timer=self.timer,
+        assert self.timer is not None and self.advisories is not None
+        await Releaser(dispatcher=self.advisories.dispatcher, clock=self.clock, timer=self.timer,
                        poll_seconds=self.cfg.poll_interval_seconds,
                        on_released=self.outbound_waker.wake).run(stopping)
 

@@ -8,6 +8,7 @@ decryption yields no plaintext, and gpg's output is then not used at all).
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import Message
@@ -22,8 +23,9 @@ from listbot.config import Config, TeamMember
 from listbot.errors import PGPError
 from listbot.mailsafe import safe_header_value, sender_of, should_not_autoreply
 from listbot.model import Inbound
-from listbot.pgp import Keyring
+from listbot.pgp import KeyInfo, Keyring
 from listbot.pgp_mime import decrypt_message, verify_message
+from listbot.reporter_keys import choose_attached, keys_for, known_for
 
 log = structlog.get_logger("listbot.cases")
 
@@ -46,6 +48,7 @@ class Reading:
     team_member: TeamMember | None  # From is a configured team member
     team_signed: bool  # ... and that member's key signed the whole message
     attached_fingerprint: str | None  # a key for the sender that came with the message
+    key_problem: str | None  # why a key that came with the message was not taken
     has_patch: bool
 
 
@@ -86,13 +89,22 @@ def key_parts(data: bytes) -> list[bytes]:
     return found
 
 
+RegisteredKey = Callable[[str], Awaitable[str | None]]
+
+
+async def _nothing_registered(address: str) -> str | None:
+    return None
+
+
 class Reader:
     def __init__(self, cfg: Config, prefix: str, keyring: Keyring | None,
-                 passphrase: str | None) -> None:
+                 passphrase: str | None, registered: RegisteredKey = _nothing_registered,
+                 ) -> None:
         self.cfg = cfg
         self.prefix = prefix
         self.keyring = keyring
         self.passphrase = passphrase
+        self.registered = registered  # a member's own fingerprint for an address
 
     async def read(self, msg: Inbound, headers: Message, now: datetime) -> Reading:
         mbox = sender_of(headers)
@@ -111,9 +123,10 @@ class Reader:
             verdict = await verify_message(msg.raw, self.keyring, [member.fingerprint], now)
             signature_ok = verdict.valid and verdict.fingerprint == member.fingerprint
         readable = plaintext if plaintext is not None else (None if encrypted else msg.raw)
-        attached = None
-        if readable is not None and member is None and sender:
-            attached = await self._attached_key(readable, sender)
+        attached, key_problem = None, None
+        # Only a parsed From names whom an attached key may speak for.
+        if readable is not None and member is None and mbox is not None:
+            attached, key_problem = await self._attached_key(readable, sender, now)
         return Reading(
             sender=sender, subject=subject, message_id=own_message_id(headers),
             references=tuple(referenced_ids(headers)),
@@ -123,7 +136,7 @@ class Reader:
                 envelope_sender=msg.envelope_from or None),
             encrypted=encrypted, decryption_problem=problem, plaintext=plaintext,
             inline=inline, team_member=member, team_signed=signature_ok,
-            attached_fingerprint=attached,
+            attached_fingerprint=attached, key_problem=key_problem,
             has_patch=bool(readable is not None and _PATCH.search(readable)))
 
     async def _decrypt(self, raw: bytes, member: TeamMember | None,
@@ -140,28 +153,47 @@ class Reader:
                       and sig.fingerprint == member.fingerprint)
         return result.plaintext, None, signed
 
-    async def _attached_key(self, data: bytes, sender: str) -> str | None:
-        """Import an attached public key only if one of its user ids is the sender's."""
+    async def _attached_key(self, data: bytes, sender: str,
+                            now: datetime) -> tuple[str | None, str | None]:
+        """Import an attached key for the sender, unless another key already speaks for
+        them; (fingerprint taken, why a key was not taken)."""
         if self.keyring is None:
-            return None
+            return None, None
+        problem = None
         for block in key_parts(data):
             try:
-                keys = await self.keyring.import_keys(block)
+                scanned = await self.keyring.scan_keys(block)
             except PGPError as exc:
                 log.info("case.key_not_imported", reason=str(exc))
                 continue
-            for key in keys:
-                if any(f"<{sender}>" in uid.lower() or uid.lower() == sender
-                       for uid in key.uids) and key.can_encrypt:
-                    return key.fingerprint
-        return None
+            choice = choose_attached(sender, scanned, await self._keys_for(sender),
+                                     await self.registered(sender), now)
+            if choice.fingerprint is None:
+                problem = problem or choice.problem
+                continue
+            if await self._import_for(block, sender, choice.fingerprint):
+                return choice.fingerprint, None
+        if problem is not None:
+            log.warning("case.key_ignored", sender=sender, reason=problem)
+        return None, problem
+
+    async def _import_for(self, block: bytes, sender: str, fingerprint: str) -> bool:
+        assert self.keyring is not None
+        try:
+            keys = await self.keyring.import_keys(block, only_address=sender)
+        except PGPError as exc:
+            log.info("case.key_not_imported", reason=str(exc))
+            return False
+        return any(k.fingerprint == fingerprint for k in keys_for(sender, keys))
+
+    async def _keys_for(self, address: str) -> tuple[KeyInfo, ...]:
+        assert self.keyring is not None
+        return keys_for(address, await self.keyring.list_keys())
 
     async def known_key(self, address: str, now: datetime) -> str | None:
-        """A usable encryption key in the keyring whose user id is exactly this address."""
+        """The key to encrypt to this address: its registered one, else the first key
+        whose user id is exactly this address."""
         if self.keyring is None or not address:
             return None
-        for key in await self.keyring.list_keys():
-            if key.usable_at(now) and key.can_encrypt and any(
-                    f"<{address}>" in uid.lower() for uid in key.uids):
-                return key.fingerprint
-        return None
+        return known_for(address, await self.keyring.list_keys(),
+                         await self.registered(address), now)

@@ -37,9 +37,11 @@ from listbot.case_model import Case, MessageKind
 from listbot.case_reading import Reader, Reading
 from listbot.cases_config import CasesConfig, KeepClear
 from listbot.clock import Clock
-from listbot.config import Config, ListConfig
+from listbot.config import Config, ListConfig, TeamMember
 from listbot.crypto import PgpConfig
 from listbot.discuss import parse_headers
+from listbot.errors import PGPError
+from listbot.member_crypto import encryption_problems
 from listbot.model import Audience, Inbound, OutgoingMessage
 from listbot.outbound import headers_block, split_message
 from listbot.pgp import Keyring
@@ -52,12 +54,19 @@ log = structlog.get_logger("listbot.cases")
 
 
 @dataclass(frozen=True)
+class TeamCopies:
+    messages: tuple[OutgoingMessage, ...]
+    # (member address, why) for members who get nothing: their key cannot be used
+    withheld: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything a message does to its case, built before the transaction."""
 
     case_id: str
     kind: MessageKind
-    copies: tuple[OutgoingMessage, ...]
+    copies: TeamCopies
     ack: OutgoingMessage | None = None
     relay: OutgoingMessage | None = None
 
@@ -72,7 +81,13 @@ class SecurityHandler:
         self.cases = cases
         self.pgp = pgp
         self.keyring = keyring
-        self.reader = Reader(cfg, cases.prefix, keyring, pgp.passphrase() if keyring else None)
+        self.reader = Reader(cfg, cases.prefix, keyring, pgp.passphrase() if keyring else None,
+                             registered=self._registered_key)
+
+    async def _registered_key(self, address: str) -> str | None:
+        """The fingerprint a list member registered for this address, if any."""
+        return next((m.fingerprint for m in await self.store.members()
+                     if m.address == address and m.fingerprint), None)
 
     async def handle(self, msg: Inbound) -> Effects:
         headers = parse_headers(msg.raw)
@@ -148,24 +163,27 @@ class SecurityHandler:
         return kept + entity
 
     async def _copies(self, msg: Inbound, reading: Reading, case_id: str,
-                      kind: str) -> tuple[OutgoingMessage, ...]:
+                      kind: str) -> TeamCopies:
         plain = team_copy(self.cfg, msg.raw, case_id, subject=reading.subject,
                           sender=reading.sender, kind=kind)
         out: list[OutgoingMessage] = []
-        members = self.cfg.team_members
+        withheld: list[tuple[str, str]] = []
         if self.cases.encrypt_team_copies and self.keyring is not None:
             inner = rfc822_entity(team_copy(self.cfg, self._readable_original(msg, reading),
                                             case_id, subject=reading.subject,
                                             sender=reading.sender, kind=kind))
-            for member in members:
-                assert member.fingerprint is not None  # checked with the config
-                armored = await self.keyring.encrypt(inner, [member.fingerprint])
-                body = build_encrypted_mime(armored, f"{case_id}:{msg.id}:{member.address}")
-                out.append(OutgoingMessage(
-                    audience=Audience.TEAM, envelope_from=self.cfg.team_address,
-                    recipients=(member.address,),
-                    raw=encrypted_envelope(self.cfg, plain, body, member.address),
-                    case_id=case_id, reason=f"case.{kind}"))
+            members = self.cfg.team_members
+            problems = await encryption_problems(
+                self.keyring, [m.fingerprint for m in members], self.clock.now())
+            for member, problem in zip(members, problems, strict=True):
+                # Encryption is required: a member whose key cannot be used gets
+                # nothing, never the plaintext instead.
+                sealed = problem or await self._sealed_copy(
+                    self.keyring, inner, plain, member, f"{case_id}:{msg.id}:{member.address}")
+                if isinstance(sealed, str):
+                    withheld.append((member.address, sealed))
+                else:
+                    out.append(replace(sealed, case_id=case_id, reason=f"case.{kind}"))
         else:
             out.append(OutgoingMessage(
                 audience=Audience.TEAM, envelope_from=self.cfg.team_address,
@@ -176,7 +194,22 @@ class SecurityHandler:
         out.append(OutgoingMessage(audience=Audience.EMBARGOED,
                                    envelope_from=self.cfg.team_address, recipients=(),
                                    raw=plain, case_id=case_id, reason="case.party_copy"))
-        return tuple(out)
+        return TeamCopies(tuple(out), tuple(withheld))
+
+    async def _sealed_copy(self, keyring: Keyring, inner: bytes, plain: bytes,
+                           member: TeamMember, seed: str) -> OutgoingMessage | str:
+        """The member's encrypted copy, or why gpg would not make it."""
+        if member.fingerprint is None:
+            return "no key configured"
+        try:
+            armored = await keyring.encrypt(inner, [member.fingerprint])
+        except PGPError as exc:
+            return str(exc)
+        return OutgoingMessage(
+            audience=Audience.TEAM, envelope_from=self.cfg.team_address,
+            recipients=(member.address,),
+            raw=encrypted_envelope(self.cfg, plain, build_encrypted_mime(armored, seed),
+                                   member.address))
 
     # --- team reply to the reporter -----------------------------------------------------
 
@@ -241,6 +274,15 @@ class SecurityHandler:
                 kind=plan.kind, sender=reading.sender, subject=reading.subject,
                 encrypted=reading.encrypted, plaintext=plaintext)
             await self._enqueue_copies(tx, plan)
+            if plan.copies.withheld:
+                await self._alert_withheld(tx, msg, plan)
+            if reading.key_problem is not None:
+                await alerts.raise_alert(tx, self.cfg, "case_key_ignored",
+                                         f"{plan.case_id}: a key sent by {reading.sender} "
+                                         "was not taken",
+                                         {"case": plan.case_id, "inbound": msg.id,
+                                          "sender": reading.sender,
+                                          "reason": reading.key_problem})
             if reading.has_patch:
                 await case_store.mark_patch(tx, plan.case_id)
             if reading.decryption_problem is not None:
@@ -259,8 +301,15 @@ class SecurityHandler:
                 "relayed": plan.relay is not None})
         return effects
 
+    async def _alert_withheld(self, tx: Tx, msg: Inbound, plan: Plan) -> None:
+        names = ", ".join(f"{address} ({why})" for address, why in plan.copies.withheld)
+        await alerts.raise_alert(tx, self.cfg, "case_copy_withheld",
+                                 f"{plan.case_id}: no usable key, not sent to {names}"[:300],
+                                 {"case": plan.case_id, "inbound": msg.id,
+                                  "members": dict(plan.copies.withheld)})
+
     async def _enqueue_copies(self, tx: Tx, plan: Plan) -> None:
-        for copy in plan.copies:
+        for copy in plan.copies.messages:
             item = copy
             if copy.audience is Audience.EMBARGOED:
                 parties = await case_store.parties(tx, plan.case_id)

@@ -168,7 +168,7 @@ class DiscussHandler:
     @cached_property
     def sealer(self) -> PostSealer | None:
         """Member copies as ciphertext under `[pgp] require_encryption` (discuss_crypto)."""
-        return PostSealer.from_config(self.cfg)
+        return PostSealer.from_config(self.cfg, self.keyring)
 
     async def _distribute(self, msg: Inbound, poster: Mailbox, verdict: Verdict,
                           recipients: list[str]) -> Effects:

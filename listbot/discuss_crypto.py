@@ -26,7 +26,8 @@ from datetime import datetime
 
 from listbot.alerts import raise_alert
 from listbot.config import Config, ListConfig
-from listbot.crypto import PgpConfig, open_keyring, parse_pgp
+from listbot.crypto import PgpConfig, parse_pgp
+from listbot.errors import PGPError
 from listbot.mailsafe import encode_header
 from listbot.member_crypto import seal_for_members
 from listbot.model import Member, OutgoingMessage
@@ -52,10 +53,15 @@ class PostSealer:
     keyring: Keyring
 
     @classmethod
-    def from_config(cls, cfg: Config) -> PostSealer | None:
-        """None when posts go as they are (require_encryption off)."""
+    def from_config(cls, cfg: Config, keyring: Keyring | None) -> PostSealer | None:
+        """None when posts go as they are (require_encryption off). The keyring is the
+        caller's: one per GnuPG home, so its lock keeps gpg runs one at a time."""
         pgp = parse_pgp(cfg)
-        return cls(pgp, open_keyring(pgp)) if pgp.require_encryption else None
+        if not pgp.require_encryption:
+            return None
+        if keyring is None:
+            raise PGPError("[pgp] require_encryption is on but there is no keyring")
+        return cls(pgp, keyring)
 
     async def seal(self, out: OutgoingMessage, members: Sequence[Member], lc: ListConfig,
                    message_id: str, now: datetime) -> SealedPost:

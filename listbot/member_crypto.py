@@ -17,7 +17,7 @@ from listbot.crypto import PgpConfig
 from listbot.mailsafe import encode_header
 from listbot.model import Member
 from listbot.outbound import field_name, split_message
-from listbot.pgp import Keyring
+from listbot.pgp import KeyInfo, Keyring, normalise_fingerprint
 from listbot.pgp_mime import build_encrypted_mime
 
 # Headers that describe the body: they move inside the ciphertext.
@@ -43,14 +43,37 @@ def copy_tag(address: str) -> str:
     return hashlib.sha256(address.encode()).hexdigest()[:16]
 
 
-async def usable_for_encryption(keyring: Keyring, fingerprint: str | None, now: datetime) -> bool:
+def key_problem(info: KeyInfo | None, now: datetime) -> str | None:
+    """Why this key cannot be encrypted to at `now`, or None when it can."""
+    if info is None:
+        return "key not in the keyring"
+    if info.revoked:
+        return "key revoked"
+    if not info.usable_at(now):
+        return "key expired"
+    if not (any(s.can_encrypt and s.usable_at(now) for s in info.subkeys)
+            or (info.can_encrypt and not info.subkeys)):
+        return "no usable encryption subkey"
+    return None
+
+
+async def encryption_problem(keyring: Keyring, fingerprint: str | None,
+                             now: datetime) -> str | None:
     if not fingerprint:
-        return False
-    info = await keyring.key_info(fingerprint)
-    if info is None or not info.usable_at(now):
-        return False
-    return any(s.can_encrypt and s.usable_at(now) for s in info.subkeys) or (
-        info.can_encrypt and not info.subkeys)
+        return "no key configured"
+    return key_problem(await keyring.key_info(fingerprint), now)
+
+
+async def encryption_problems(keyring: Keyring, fingerprints: Sequence[str | None],
+                              now: datetime) -> list[str | None]:
+    """`encryption_problem` for each fingerprint, from one keyring listing."""
+    found = await keyring.keys_info([f for f in fingerprints if f])
+    return [key_problem(found.get(normalise_fingerprint(f)), now) if f else "no key configured"
+            for f in fingerprints]
+
+
+async def usable_for_encryption(keyring: Keyring, fingerprint: str | None, now: datetime) -> bool:
+    return await encryption_problem(keyring, fingerprint, now) is None
 
 
 def wrap_encrypted(raw: bytes, ciphertext: bytes, message_id: str) -> bytes:
@@ -87,8 +110,9 @@ async def seal_for_members(
     keyed: list[Member] = []
     plain: list[Member] = []
     held: list[Member] = []
-    for m in members:
-        if await usable_for_encryption(keyring, m.fingerprint, now):
+    problems = await encryption_problems(keyring, [m.fingerprint for m in members], now)
+    for m, problem in zip(members, problems, strict=True):
+        if problem is None:
             keyed.append(m)
         elif pgp.require_encryption:
             held.append(m)

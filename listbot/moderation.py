@@ -144,7 +144,7 @@ class Moderation:
                 raise LookupError(f"held post {post.id} has no usable From")
             out = distribution(self.cfg, self.lc, raw, poster=poster, hits=post.hits,
                                recipients=recipients)
-            sealer = PostSealer.from_config(self.cfg)
+            sealer = PostSealer.from_config(self.cfg, self.keyring)
             if sealer is None:
                 await tx.enqueue(out)
             else:

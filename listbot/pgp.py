@@ -321,15 +321,41 @@ class Keyring:
         found = await self._run(lambda gpg: self._list(gpg, False, [fpr]))
         return next((k for k in found if k.fingerprint == fpr), None)
 
+    async def scan_keys(self, armored: bytes) -> tuple[KeyInfo, ...]:
+        """The public keys in `armored` as gpg reads them, without importing anything."""
+
+        def call(gpg: Any) -> tuple[KeyInfo, ...]:
+            if _has_secret_material(gpg, armored):
+                raise PGPError("secret key material")
+            return tuple(_key_info(raw, ()) for raw in gpg.scan_keys_mem(armored)
+                         if raw.get("fingerprint"))
+
+        return await self._run(call)
+
+    async def keys_info(self, fingerprints: Collection[str]) -> dict[str, KeyInfo]:
+        """Several keys by fingerprint in one listing (a fan-out checks every member's
+        key: one gpg listing per batch, not one per member); absent ones are left out."""
+        fprs = sorted({normalise_fingerprint(f) for f in fingerprints})
+        if not fprs:
+            return {}
+        found = await self._run(lambda gpg: self._list(gpg, False, fprs))
+        return {k.fingerprint: k for k in found if k.fingerprint in fprs}
+
     async def import_keys(
-        self, armored: bytes, *, allow_secret: bool = False, passphrase: str | None = None
+        self, armored: bytes, *, allow_secret: bool = False, passphrase: str | None = None,
+        only_address: str | None = None,
     ) -> tuple[KeyInfo, ...]:
-        """Import keys; secret keys are refused (nothing imported) unless allowed."""
+        """Import keys; secret keys are refused (nothing imported) unless allowed.
+
+        With `only_address` (a plain lower-case addr-spec), gpg keeps only the user ids
+        of that mailbox, so a key cannot bring in names for other addresses."""
+        extra = [] if only_address is None else [
+            "--import-filter", f"keep-uid=mbox = {only_address}"]
 
         def call(gpg: Any) -> tuple[KeyInfo, ...]:
             if not allow_secret and _has_secret_material(gpg, armored):
                 raise PGPError("refusing to import secret key material")
-            result = gpg.import_keys(armored, passphrase=passphrase)
+            result = gpg.import_keys(armored, passphrase=passphrase, extra_args=extra or None)
             fprs = sorted({fpr for fpr in result.fingerprints if fpr})
             if not fprs:
                 raise PGPError("no key imported")

@@ -41,7 +41,7 @@ async def add_members(app: App, keys: PgpKeys) -> None:
 
 
 def service(app: App, cfg: Config) -> Advisories:
-    return build_service(cfg, app.store, app.clock)
+    return build_service(cfg, app.store, app.clock, keyring=app.keyring)
 
 
 @asynccontextmanager

@@ -25,6 +25,7 @@ from listbot.cli.common import (
     with_store,
 )
 from listbot.clock import SystemClock
+from listbot.crypto import open_keyring, parse_pgp
 from listbot.errors import UsageError
 from listbot.store import Store
 
@@ -52,7 +53,8 @@ def go(ctx: Context, work: object) -> object:
     cfg = ctx.cfg
 
     async def body(store: Store) -> object:
-        svc = build_service(cfg, store, SystemClock())
+        svc = build_service(cfg, store, SystemClock(),
+                            keyring=open_keyring(parse_pgp(cfg)))
         return await work(svc)  # type: ignore[operator]
     return run(with_store(cfg, body))
 

@@ -19,6 +19,7 @@ from listbot.cli.common import (
     with_store,
 )
 from listbot.clock import SystemClock
+from listbot.crypto import open_keyring, parse_pgp
 from listbot.decisions import AlreadyDecided
 from listbot.errors import EX_DATAERR, NotFound, Refused
 from listbot.moderate import facts_from_message, format_explain
@@ -109,6 +110,9 @@ def _decide(ctx: Context, post_id: int, verb: str, reason: str, actor: str | Non
     cfg = ctx.cfg
     decider = cli_actor(actor)
     mc = parse_moderation(cfg)
+    pgp = parse_pgp(cfg)
+    # An approval is sealed for the members when encryption is required.
+    keyring = open_keyring(pgp) if pgp.require_encryption else None
 
     async def decide(store: Store) -> str:
         async with store.unit() as tx:
@@ -116,7 +120,7 @@ def _decide(ctx: Context, post_id: int, verb: str, reason: str, actor: str | Non
             if post is None:
                 raise NotFound(f"no held post {post_id}")
             moderation = Moderation(cfg=cfg, lc=cfg.lists[post.list_name], mc=mc, store=store,
-                                    clock=SystemClock(), keyring=None)
+                                    clock=SystemClock(), keyring=keyring)
             try:
                 result = await moderation.decide_now(tx, post_id, decider=decider, verb=verb,
                                                      reason=reason, via="cli")
