@@ -166,7 +166,9 @@ async def test_relay_451_at_the_instant_is_delivered_after_recovery_once(
         assert await svc.dispatcher.dispatch(clock.now()) == [465]
         app.outbound_waker.wake()
         async def deferred() -> None:
-            while not any(r["status"] == "deferred" for r in await sched.status(svc, 465)):
+            # Every copy, not just one: a copy still in flight when the relay recovers
+            # would be deferred past the clock's next step.
+            while not all(r["status"] == "deferred" for r in await sched.status(svc, 465)):
                 await asyncio.sleep(0.02)
         await asyncio.wait_for(deferred(), 10)
         assert {r["reply"][:3] for r in await sched.status(svc, 465)} >= {"451"}
