@@ -18,7 +18,16 @@ from listbot.app import App
 from listbot.clock import FakeClock
 from listbot.config import Config
 from tests import pgp_fixtures
-from tests.advisory_helpers import KEYED, PLAIN, PUBLIC_LISTS, TEAM, add_members, draft, service
+from tests.advisory_helpers import (
+    KEYED,
+    PLAIN,
+    PUBLIC_LISTS,
+    TEAM,
+    add_members,
+    draft,
+    service,
+    wait_until,
+)
 from tests.pgp_fixtures import PgpKeys
 from tests.sink import Sink
 from tests.test_release import alerts, cfg_for
@@ -75,7 +84,10 @@ async def test_member_key_refused_by_gpg_gets_plaintext_and_the_release_goes_onc
         assert len(sink.deliveries()) == len(PUBLIC_LISTS) + 4 + 2 * len(TEAM)
         refused = await alerts(app, "advisory-key-refused")
         assert len(refused) == 1 and STALE in refused[0]
-        assert all(r["status"] == "accepted" for r in await sched.status(svc, 465))
+
+        async def all_accepted() -> bool:  # the relay saw them; the outcomes commit after
+            return all(r["status"] == "accepted" for r in await sched.status(svc, 465))
+        await wait_until(all_accepted)
         assert len(await app.store.audit_listing(action_prefix="advisory.released")) == 1
         assert await svc.dispatcher.dispatch(clock.now() + timedelta(minutes=1)) == []
     finally:
