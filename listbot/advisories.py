@@ -241,11 +241,14 @@ class Advisories:
         return rows
 
     async def resolve_held(self, number: int, actor: str) -> int:
-        """Send held copies to members whose key has become usable."""
+        """Send held copies to recipients whose key has become usable.
+
+        Held copies are those of the embargo audience: members, and the case's
+        reporter and current parties. Only who is still in it may be resolved."""
         adv, _ = await self._load(number)
         async with self.store.unit() as tx:
             held = await ops.held_rows(tx.conn, fanout.key_prefix(self.adv.prefix, number))
-        keys = {m.address: m.fingerprint for m in await self.store.members()}
+        keys = {m.address: m.fingerprint for m in await self.embargo_audience(adv.case_id)}
         done = 0
         for key, item in held:
             fpr = keys.get(item.recipient)

@@ -39,6 +39,7 @@ def public_key(prefix: str, number: int, version: int, instant: datetime) -> str
 class Fanout:
     messages: tuple[OutgoingMessage, ...]
     held: tuple[OutgoingMessage, ...]  # rows without bytes, waiting for a usable key
+    refused: tuple[str, ...] = ()  # members sent the public plaintext: gpg refused their key
 
 
 async def predisclosure(r: Renderer, doc: AdvisoryDoc, raw: bytes, members: Sequence[Member],
@@ -80,7 +81,9 @@ async def public_sealed(r: Renderer, doc: AdvisoryDoc, raw: bytes, members: Sequ
     """As `public`; under `[pgp] require_encryption` each member's copy is ciphertext.
 
     A member without a usable key gets the plaintext: the text is public at that
-    instant, so holding it back would protect nothing.
+    instant, so holding it back would protect nothing. Nor may a key gpg refuses
+    hold back the release, for that member or anyone else: it too gets the
+    plaintext, and the team is told (`refused`).
     """
     if not r.pgp.require_encryption or not members:
         return public(r, doc, raw, members, not_before)
@@ -89,11 +92,11 @@ async def public_sealed(r: Renderer, doc: AdvisoryDoc, raw: bytes, members: Sequ
         raw, members, keyring=r.keyring, pgp=replace(r.pgp, require_encryption=False),
         now=now, hidden_recipients=r.adv.hidden_recipients,
         message_id_for=lambda a: r.message_id(doc, Rendering.PUBLIC, copy_tag(a)),
-        plain_message_id=r.message_id(doc, Rendering.PUBLIC))
+        plain_message_id=r.message_id(doc, Rendering.PUBLIC), tolerate_refusals=True)
     base = lists.messages[0]
     copies = [replace(base, recipients=c.recipients, raw=c.raw, message_id=c.message_id)
               for c in plan.copies]
-    return Fanout((*lists.messages, *copies), ())
+    return Fanout((*lists.messages, *copies), (), tuple(m.address for m in plan.refused))
 
 
 def dry_run(r: Renderer, fan: Fanout, plain: bytes, what: str) -> OutgoingMessage:
@@ -123,4 +126,14 @@ async def enqueue(tx: Tx, r: Renderer, fan: Fanout, subject: str) -> int:
                               f"{subject}: no usable key for {msg.recipients[0]}; "
                               "nothing sent to it until resolved",
                               {"advisory": subject, "recipient": msg.recipients[0]})
+    await alert_refused(tx, r, fan, subject)
     return count
+
+
+async def alert_refused(tx: Tx, r: Renderer, fan: Fanout, subject: str) -> None:
+    """One alert naming every member whose key gpg refused (in the caller's transaction)."""
+    if fan.refused:
+        await raise_alert(tx, r.cfg, "advisory-key-refused",
+                          f"{subject}: gpg refused the key of {', '.join(fan.refused)}; "
+                          "the public copy goes to it in plaintext",
+                          {"advisory": subject, "recipients": list(fan.refused)})

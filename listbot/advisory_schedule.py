@@ -21,6 +21,7 @@ from listbot.advisories import (
     subject_of,
     whole_minute,
 )
+from listbot.advisory_render import doc_to_json
 from listbot.alerts import raise_alert
 from listbot.errors import Refused, UsageError
 from listbot.model import AuditEntry
@@ -131,10 +132,10 @@ async def reschedule(svc: Advisories, number: int, when: datetime, actor: str) -
         await staging.invalidate(tx, svc, number, f"instant moved to {at.isoformat()}")
         if fan is None:
             await ops.replace_rendering(tx.conn, number, cur.version, predisclosure_raw=pre,
-                                        public_raw=pub, embargo_at=at, doc=cur.doc)
+                                        public_raw=pub, embargo_at=at, doc=doc_to_json(doc))
         else:
-            await ops.add_version(tx.conn, VersionRow(number, doc.version, cur.doc, pre, pub,
-                                                      at, None, tx.now, actor))
+            await ops.add_version(tx.conn, VersionRow(number, doc.version, doc_to_json(doc), pre,
+                                                      pub, at, None, tx.now, actor))
             await fanout.enqueue(tx, svc.r, fan, subject)
             await ops.mark_predisclosed(tx.conn, number, doc.version, tx.now)
         await tx.audit(actor, "advisory.reschedule", subject,
@@ -162,7 +163,7 @@ async def release_now(svc: Advisories, number: int, reason: str, actor: str) -> 
         await svc._locked(tx, adv)
         await ops.replace_rendering(tx.conn, number, cur.version,
                                     predisclosure_raw=cur.predisclosure_raw, public_raw=pub,
-                                    embargo_at=at, doc=cur.doc)
+                                    embargo_at=at, doc=doc_to_json(doc))
         await ops.set_fields(tx.conn, number, OPEN, embargo_at=at,
                              state=AdvisoryState.SCHEDULED.value,
                              schedule_sequence=adv.schedule_sequence + 1)

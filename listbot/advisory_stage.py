@@ -81,6 +81,7 @@ async def _store_rows(svc: Advisories, adv: AdvisoryRow, fan: fanout.Fanout, key
             ids = await tx.enqueue(msg)
             await ops.stage(tx.conn, ids)
             rows += len(ids)
+        await fanout.alert_refused(tx, svc.r, fan, f"advisory:{prefix}-{number}")
         await tx.audit(actor, "advisory.staged", f"advisory:{prefix}-{number}",
                        {"version": adv.current_version, "rows": rows,
                         "embargo_at": adv.embargo_at.isoformat()})

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from listbot.crypto import PgpConfig
+from listbot.errors import PGPError
 from listbot.mailsafe import encode_header
 from listbot.model import Member
 from listbot.outbound import field_name, split_message
@@ -36,6 +37,7 @@ class SealedCopy:
 class SealPlan:
     copies: tuple[SealedCopy, ...]
     held: tuple[Member, ...]  # no usable key and encryption required: nothing is sent
+    refused: tuple[Member, ...] = ()  # gpg would not encrypt to a key that looked usable
 
 
 def copy_tag(address: str) -> str:
@@ -105,8 +107,14 @@ async def seal_for_members(
     hidden_recipients: bool,
     message_id_for: Callable[[str], str],
     plain_message_id: str,
+    tolerate_refusals: bool = False,
 ) -> SealPlan:
-    """Copies for every member: encrypted where a key is usable, else plaintext or held."""
+    """Copies for every member: encrypted where a key is usable, else plaintext or held.
+
+    With `tolerate_refusals`, a member whose key gpg refuses (it judges validity on
+    the real clock, and more strictly than a key listing) is treated as keyless and
+    named in `refused`; without it the PGPError propagates.
+    """
     keyed: list[Member] = []
     plain: list[Member] = []
     held: list[Member] = []
@@ -118,15 +126,48 @@ async def seal_for_members(
             held.append(m)
         else:
             plain.append(m)
+    entity = inner_entity(raw)
+    size = pgp.hidden_recipients_max_group if hidden_recipients else 1
+    sealed: list[SealedCopy] = []
+    refused: list[Member] = []
+    for group in _groups(keyed, size):
+        if not tolerate_refusals:
+            sealed.append(await _seal(keyring, raw, entity, group, message_id_for))
+            continue
+        done, lost = await _seal_tolerant(keyring, raw, entity, group, message_id_for)
+        sealed += done
+        refused += lost
+    (held if pgp.require_encryption else plain).extend(refused)
     copies: list[SealedCopy] = []
     if plain:
         copies.append(SealedCopy(tuple(m.address for m in plain), raw, plain_message_id, False))
-    entity = inner_entity(raw)
-    size = pgp.hidden_recipients_max_group if hidden_recipients else 1
-    for group in _groups(keyed, size):
-        fprs = [m.fingerprint for m in group if m.fingerprint]
-        cipher = await keyring.encrypt(entity, fprs, hidden_recipients=len(group) > 1)
-        mid = message_id_for(group[0].address)
-        copies.append(SealedCopy(tuple(m.address for m in group),
-                                 wrap_encrypted(raw, cipher, mid), mid, True))
-    return SealPlan(tuple(copies), tuple(held))
+    return SealPlan((*copies, *sealed), tuple(held), tuple(refused))
+
+
+async def _seal(keyring: Keyring, raw: bytes, entity: bytes, group: Sequence[Member],
+                message_id_for: Callable[[str], str]) -> SealedCopy:
+    fprs = [m.fingerprint for m in group if m.fingerprint]
+    cipher = await keyring.encrypt(entity, fprs, hidden_recipients=len(group) > 1)
+    mid = message_id_for(group[0].address)
+    return SealedCopy(tuple(m.address for m in group), wrap_encrypted(raw, cipher, mid), mid,
+                      True)
+
+
+async def _seal_tolerant(
+    keyring: Keyring, raw: bytes, entity: bytes, group: Sequence[Member],
+    message_id_for: Callable[[str], str],
+) -> tuple[list[SealedCopy], list[Member]]:
+    """One refused key fails a whole hidden-recipient group: the others are then
+    encrypted one by one, so only the refused member loses its ciphertext."""
+    try:
+        return [await _seal(keyring, raw, entity, group, message_id_for)], []
+    except PGPError:
+        if len(group) == 1:
+            return [], list(group)
+    sealed: list[SealedCopy] = []
+    refused: list[Member] = []
+    for m in group:
+        done, lost = await _seal_tolerant(keyring, raw, entity, [m], message_id_for)
+        sealed += done
+        refused += lost
+    return sealed, refused

@@ -485,12 +485,17 @@ class Keyring:
             ]
 
         def call(gpg: Any) -> bytes:
-            result = gpg.encrypt(
-                data,
-                None if hidden_recipients else fprs,
-                hidden_recipients=fprs if hidden_recipients else None,
-                armor=True, passphrase=passphrase, extra_args=extra,
-            )  # fmt: skip
+            try:
+                result = gpg.encrypt(
+                    data,
+                    None if hidden_recipients else fprs,
+                    hidden_recipients=fprs if hidden_recipients else None,
+                    armor=True, passphrase=passphrase, extra_args=extra,
+                )  # fmt: skip
+            except BrokenPipeError as exc:
+                # gpg refused a recipient and exited before reading all of `data`;
+                # python-gnupg re-raises its writer's broken pipe.
+                raise PGPError("gpg did not encrypt") from exc
             outcome = _outcome(result)
             if outcome.returncode != 0 or "END_ENCRYPTION" not in outcome.names():
                 raise PGPError("gpg did not encrypt")

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from listbot.calendar import Reminder, reminders
+from listbot.calendar import CalendarPolicy, Reminder, reminders
 from listbot.case_mail import reminder_message
 from listbot.case_model import FINISHED_STATES, Case, CaseState
 from listbot.cases_config import CasesConfig
@@ -29,22 +29,43 @@ log = structlog.get_logger("listbot.reminders")
 TIMER_KEY = "case-reminders"
 
 
-def due_for(case: Case, cases_cfg: CasesConfig) -> tuple[Reminder, ...]:
+PolicyFor = Callable[[int], CalendarPolicy]
+
+
+class PolicyCache:
+    """The calendar policy per year of day 0, each built once.
+
+    Building one runs the holidays library for four years; every open case of a
+    year shares the result, and a frozen configuration never changes it, so the
+    dispatcher keeps one cache for its configuration instead of rebuilding the
+    calendar per case on every dispatch."""
+
+    def __init__(self, build: PolicyFor) -> None:
+        self._build = build
+        self._by_year: dict[int, CalendarPolicy] = {}
+
+    def __call__(self, year: int) -> CalendarPolicy:
+        if year not in self._by_year:
+            self._by_year[year] = self._build(year)
+        return self._by_year[year]
+
+
+def due_for(case: Case, policy_for: PolicyFor) -> tuple[Reminder, ...]:
     """The reminders of a case's current timeline; none once it is public or closed, and
     none about a missing patch once one is attached."""
     if case.state in FINISHED_STATES:
         return ()
-    policy = cases_cfg.policy_for(case.timeline.arrival.year)
+    policy = policy_for(case.timeline.arrival.year)
     found = reminders(case.timeline, policy)
     return tuple(r for r in found if not (r.kind == "no_patch" and case.patch_attached))
 
 
-async def send_due(tx: Tx, cfg: Config, cases_cfg: CasesConfig, now: datetime) -> int:
+async def send_due(tx: Tx, cfg: Config, policy_for: PolicyFor, now: datetime) -> int:
     """Claim and enqueue every reminder due at `now`; returns how many were sent."""
     sent = 0
     open_states = [s for s in CaseState if s not in FINISHED_STATES]
     for case in await case_store.list_cases(tx, open_states):
-        for reminder in due_for(case, cases_cfg):
+        for reminder in due_for(case, policy_for):
             if reminder.at > now or not await case_store.claim_reminder(tx, case.id,
                                                                         reminder.key):
                 continue
@@ -62,10 +83,10 @@ async def send_due(tx: Tx, cfg: Config, cases_cfg: CasesConfig, now: datetime) -
     return sent
 
 
-async def next_due(tx: Tx, cases_cfg: CasesConfig, now: datetime) -> datetime | None:
+async def next_due(tx: Tx, policy_for: PolicyFor, now: datetime) -> datetime | None:
     open_states = [s for s in CaseState if s not in FINISHED_STATES]
     upcoming = [r.at for case in await case_store.list_cases(tx, open_states)
-                for r in due_for(case, cases_cfg) if r.at > now]
+                for r in due_for(case, policy_for) if r.at > now]
     return min(upcoming, default=None)
 
 
@@ -76,6 +97,7 @@ class ReminderDispatcher:
                  timer: Timer | None, on_sent: Callable[[], None]) -> None:
         self.cfg = cfg
         self.cases_cfg = cases_cfg
+        self._policies = PolicyCache(cases_cfg.policy_for)
         self.store = store
         self.clock = clock
         self.timer = timer
@@ -84,8 +106,8 @@ class ReminderDispatcher:
 
     async def dispatch(self, now: datetime) -> int:
         async with self._lock, self.store.unit() as tx:
-            sent = await send_due(tx, self.cfg, self.cases_cfg, now)
-            upcoming = await next_due(tx, self.cases_cfg, now)
+            sent = await send_due(tx, self.cfg, self._policies, now)
+            upcoming = await next_due(tx, self._policies, now)
         if sent:
             log.info("reminders.sent", count=sent)
             self.on_sent()

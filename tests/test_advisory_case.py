@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from listbot import advisory_schedule as sched
 from listbot.advisories import Change
 from listbot.app import App
 from listbot.calendar import default_timeline
@@ -73,5 +74,41 @@ async def test_case_must_exist_and_its_parties_get_the_predisclosure(
         app.outbound_waker.wake()
         await sink.wait_deliveries(len(everyone) - 1)
         assert PARTY not in sink.recipients()  # removed: no version 2
+    finally:
+        await app.stop()
+
+
+async def test_held_copy_of_the_reporter_goes_once_the_case_has_its_key(
+        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        pgp_keys: PgpKeys) -> None:
+    cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, pgp={
+        "home": str(pgp_home), "team_fingerprint": pgp_keys.team, "require_encryption": True})
+    app = App.create(cfg, clock=clock)
+    await app.start()
+    try:
+        await add_members(app, pgp_keys)
+        timeline = default_timeline(clock.now(), parse_cases(cfg).policy_for(2026))
+        async with app.store.unit() as tx:
+            await case_store.open_case(tx, case_id=CASE, reporter=REPORTER, subject="Bug",
+                                       timeline=timeline, reporter_fingerprint=None)
+            await case_store.add_party(tx, CASE, PARTY, "Cloud PSIRT", "cli:alice")
+        svc = service(app, cfg)
+        await svc.create(draft(case_id=CASE), "cli:alice")
+        await svc.predisclose(465, "cli:alice")
+        held = sorted(r["recipient"] for r in await sched.status(svc, 465)
+                      if r["status"] == "held")
+        assert held == sorted([*PLAIN, REPORTER, PARTY])
+        assert await svc.resolve_held(465, "cli:alice") == 0  # nobody has a key yet
+        async with app.store.unit() as tx:
+            await case_store.update_case(tx, CASE, "cli:alice",
+                                         {"reporter_fingerprint": pgp_keys.reporter})
+        assert await svc.resolve_held(465, "cli:alice") == 1
+        assert await svc.resolve_held(465, "cli:alice") == 0
+        app.outbound_waker.wake()
+        await sink.wait_deliveries(1 + len(TEAM) + 1 + 4 * len(TEAM))  # + four held alerts
+        copy = [rec.data for r, rec in sink.deliveries() if r == REPORTER]
+        assert len(copy) == 1 and b"multipart/encrypted" in copy[0]
+        assert b"ISSUE DESCRIPTION" not in copy[0]
+        assert PARTY not in sink.recipients()  # no key for the party: still held
     finally:
         await app.stop()

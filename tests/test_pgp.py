@@ -332,6 +332,16 @@ async def test_encrypt_to_unknown_recipient_raises(keyring: Keyring) -> None:
         await keyring.encrypt(b"x", [])
 
 
+async def test_encrypt_to_a_key_gpg_refuses_is_a_pgp_error_even_mid_write(
+        keyring: Keyring, pgp_keys: PgpKeys) -> None:
+    # gpg refuses the expired key and exits before it reads its input; with more
+    # than a pipe's worth of data python-gnupg's writer meets a broken pipe, which
+    # callers that handle PGPError must see as one.
+    for size in (1, 1 << 20):
+        with pytest.raises(PGPError):
+            await keyring.encrypt(b"x" * size, [pgp_keys.expired])
+
+
 async def test_decrypt_with_wrong_key(keyring: Keyring, pgp_keys: PgpKeys) -> None:
     armored = encrypt_to(pgp_keys.foreign_home, b"for the outsider only\n", pgp_keys.outsider)
     result = await keyring.decrypt(armored)
