@@ -24,7 +24,7 @@ from listbot.decisions import AlreadyDecided, Decided, Ignore
 from listbot.discuss import distribution, original_message_id, original_subject, parse_headers
 from listbot.discuss_crypto import PostSealer, enqueue_sealed
 from listbot.errors import ConfigError
-from listbot.mailsafe import sender_of
+from listbot.mailsafe import sender_of, should_not_autoreply
 from listbot.model import Audience, Inbound, OutgoingMessage
 from listbot.moderate import Verdict
 from listbot.moderation_config import ModerationConfig, authority
@@ -38,8 +38,10 @@ from listbot.notices import (
 )
 from listbot.outbound import new_message_id
 from listbot.pgp import Keyring
+from listbot.reply_rate import within_reply_rate
 from listbot.rules import RuleSet, load_rules
 from listbot.store import Store, Tx
+from listbot.store import inbound as inbound_ops
 from listbot.store import moderation as held_ops
 from listbot.store.moderation import HeldPost
 from listbot.worker import Effects
@@ -156,13 +158,25 @@ class Moderation:
                 detail["encrypted"] = True
             detail["recipients"] = len(recipients)
         elif decided.verb == "reject":
-            template = decided.reason if decided.reason in NOTICE_TEMPLATES else "moderator"
-            reason = "" if decided.reason in NOTICE_TEMPLATES else decided.reason
-            await tx.enqueue(rejection_notice(
-                cfg=self.cfg, lc=self.lc, mc=self.mc, to=post.sender, subject=post.subject,
-                message_id=post.message_id, template=template, reason=reason, now=tx.now))
-            detail["notice"] = template
+            detail.update(await self._notify_rejected(tx, post, raw, decided.reason))
         await tx.audit(decided.decider, f"moderation.{decided.verb}", f"held:{post.id}", detail)
+
+    async def _notify_rejected(self, tx: Tx, post: HeldPost, raw: bytes,
+                               why: str) -> dict[str, object]:
+        """The poster's notice, under the same RFC 3834 rules and rate limit as every
+        other notice: a held auto-reply or bounce must not be answered (DESIGN.md §4.4)."""
+        envelope = await inbound_ops.envelope_from(tx.conn, post.inbound_id)
+        no_reply = no_reply_reason(self.lc, raw, envelope)
+        if no_reply is None and not await within_reply_rate(tx, self.cfg, post.sender):
+            no_reply = "rate limit"
+        if no_reply is not None:
+            return {"notice": None, "no_reply_reason": no_reply}
+        template = why if why in NOTICE_TEMPLATES else "moderator"
+        reason = "" if why in NOTICE_TEMPLATES else why
+        await tx.enqueue(rejection_notice(
+            cfg=self.cfg, lc=self.lc, mc=self.mc, to=post.sender, subject=post.subject,
+            message_id=post.message_id, template=template, reason=reason, now=tx.now))
+        return {"notice": template, "no_reply_reason": None}
 
     async def decide_now(self, tx: Tx, post_id: int, *, decider: str, verb: str,
                          reason: str, via: str) -> Decided | AlreadyDecided:
@@ -211,6 +225,12 @@ class Moderation:
                               f"held post {post.id} on {self.lc.name} expired undecided",
                               {"post": post.id, "rule": post.rule,
                                "hint": f"listbot held approve|reject|discard {post.id}"})
+
+
+def no_reply_reason(lc: ListConfig, raw: bytes, envelope_sender: str | None) -> str | None:
+    """Why the poster of this held post must get no automatic reply, or None."""
+    return should_not_autoreply(parse_headers(raw), own_list_ids=[lc.list_id],
+                                own_loop=lc.address, envelope_sender=envelope_sender)
 
 
 class ModerationHandler:
