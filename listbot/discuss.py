@@ -122,7 +122,7 @@ class DiscussHandler:
         log.info("discuss.verdict", inbound_id=msg.id, action=verdict.action.value,
                  rule=verdict.rule, hits=list(verdict.hits))
         if verdict.action is Action.APPROVE:
-            return await self._distribute(msg, sender, verdict, sorted(members))
+            return await self._distribute(msg, sender, verdict, members)
         if verdict.action is Action.HOLD and self.moderation is not None:
             return await self.moderation.hold(msg, sender.normalized, verdict)
         if verdict.action is Action.REJECT:
@@ -171,13 +171,14 @@ class DiscussHandler:
         return PostSealer.from_config(self.cfg)
 
     async def _distribute(self, msg: Inbound, poster: Mailbox, verdict: Verdict,
-                          recipients: list[str]) -> Effects:
+                          members: Mapping[str, Member]) -> Effects:
+        recipients = sorted(members)
         out = distribution(self.cfg, self.lc, msg.raw, poster=poster, hits=verdict.hits,
                            recipients=recipients)
         sealed = None
         if self.sealer is not None:  # gpg runs here, before the transaction
             mid = original_message_id(parse_headers(msg.raw)) or new_message_id(self.lc.domain)
-            sealed = await self.sealer.seal(out, await self.store.members(), self.lc, mid,
+            sealed = await self.sealer.seal(out, list(members.values()), self.lc, mid,
                                             self.clock.now())
 
         async def effects(tx: Tx) -> None:
