@@ -193,18 +193,17 @@ class Moderation:
     # --- reminders and expiry -------------------------------------------------------
     async def dispatch(self, now: datetime) -> datetime | None:
         """Send due reminders, note expiries; returns when to be woken next."""
-        async with self.store.unit() as tx:
-            due = await held_ops.due_reminders(tx.conn, now, self.mc.reminder_before)
-            expired = await held_ops.due_expiries(tx.conn, now)
+        name, before = self.lc.name, self.mc.reminder_before
+        async with self.store.read() as tx:
+            due = await held_ops.due_reminders(tx.conn, name, now, before)
+            expired = await held_ops.due_expiries(tx.conn, name, now)
             raws = {p.id: await held_ops.get_raw(tx.conn, p.id) or b"" for p in due}
         for post in due:
-            if post.list_name == self.lc.name:
-                await self._remind(post, raws[post.id])
+            await self._remind(post, raws[post.id])
         for post in expired:
-            if post.list_name == self.lc.name:
-                await self._note_expiry(post)
-        async with self.store.unit() as tx:
-            return await held_ops.next_due(tx.conn, self.mc.reminder_before)
+            await self._note_expiry(post)
+        async with self.store.read() as tx:
+            return await held_ops.next_due(tx.conn, name, before)
 
     async def _remind(self, post: HeldPost, raw: bytes) -> None:
         facts = RequestFacts(post.id, post.sender, post.subject, post.rule, post.reason,
