@@ -140,7 +140,8 @@ class Moderation:
         detail: dict[str, object] = {"via": via, "token_id": decided.token_id,
                                      "reason": decided.reason, "rule": post.rule}
         if decided.verb == "approve":
-            recipients = sorted(m.address for m in await tx.members())
+            members = await tx.members()
+            recipients = sorted(m.address for m in members)
             poster = sender_of(parse_headers(raw))
             if poster is None:
                 raise LookupError(f"held post {post.id} has no usable From")
@@ -153,7 +154,7 @@ class Moderation:
                 # Approvals are rare: sealing inside the deciding transaction keeps the
                 # decision and the (encrypted) distribution one atomic step.
                 mid = post.message_id or new_message_id(self.lc.domain)
-                sealed = await sealer.seal(out, await tx.members(), self.lc, mid, tx.now)
+                sealed = await sealer.seal(out, members, self.lc, mid, tx.now)
                 await enqueue_sealed(tx, self.cfg, out, sealed, f"held:{post.id}")
                 detail["encrypted"] = True
             detail["recipients"] = len(recipients)
