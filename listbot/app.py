@@ -178,7 +178,8 @@ class App:
                    keyring=open_keyring(parse_pgp(cfg)))
 
     async def gate_facts(self) -> GateFacts:
-        async with self.store.unit() as tx:
+        # A read: every delivery batch loads these, and must not queue behind writers.
+        async with self.store.read() as tx:
             members = frozenset(m.address for m in await tx.members())
             parties = await case_parties(tx)
             released = await release_instants(tx.conn)

@@ -48,6 +48,7 @@ from listbot.errors import Refused
 from listbot.mailsafe import Mailbox, sender_of, should_not_autoreply
 from listbot.model import Inbound, RecipientRole
 from listbot.pgp import Keyring
+from listbot.reply_rate import within_reply_rate
 from listbot.store import Store, Tx
 from listbot.store import applications as app_ops
 from listbot.store import decisions as decision_ops
@@ -146,8 +147,7 @@ class Applications:
                         "distributed_to": 0 if duplicate else len(self.ac.subscribers)})
 
     async def _reply(self, tx: Tx, sub: Submission, facts: AppFacts) -> str:
-        since = tx.now - timedelta(hours=1)
-        if await tx.notices_since(facts.sender, since) >= self.cfg.reply_rate_per_hour:
+        if not await within_reply_rate(tx, self.cfg, facts.sender):
             return "no: rate limit"
         await tx.enqueue(checklist_reply(self.lc, self.ac.policy, to=facts.sender, facts=facts,
                                          message_id=sub.message_id, now=tx.now))

@@ -15,7 +15,6 @@ through it (DESIGN.md §2, issue #4).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from email.message import Message
 
 import structlog
@@ -46,6 +45,7 @@ from listbot.model import Audience, Inbound, OutgoingMessage
 from listbot.outbound import headers_block, split_message
 from listbot.pgp import Keyring
 from listbot.pgp_mime import build_encrypted_mime, build_signed_mime, canonical
+from listbot.reply_rate import within_reply_rate
 from listbot.store import Store, Tx
 from listbot.store import cases as case_store
 from listbot.worker import Effects
@@ -290,7 +290,8 @@ class SecurityHandler:
                                          f"{plan.case_id}: message could not be decrypted",
                                          {"case": plan.case_id, "inbound": msg.id,
                                           "reason": reading.decryption_problem})
-            acked = plan.ack is not None and await self._within_rate(tx, reading.sender)
+            acked = (plan.ack is not None
+                     and await within_reply_rate(tx, self.cfg, reading.sender))
             if acked and plan.ack is not None:
                 await tx.enqueue(plan.ack)
             if plan.relay is not None:
@@ -315,10 +316,6 @@ class SecurityHandler:
                 parties = await case_store.parties(tx, plan.case_id)
                 item = replace(copy, recipients=tuple(p.address for p in parties))
             await tx.enqueue(item)
-
-    async def _within_rate(self, tx: Tx, address: str) -> bool:
-        since = tx.now - timedelta(hours=1)
-        return await tx.notices_since(address, since) < self.cfg.reply_rate_per_hour
 
     def _audit_only(self, msg: Inbound, action: str) -> Effects:
         async def effects(tx: Tx) -> None:

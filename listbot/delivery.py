@@ -101,10 +101,13 @@ class Delivery:
         items, raws = await self.store.claim_outbox(self.owner, self.lease, self.batch)
         if not items:
             return 0
+        # The gate runs once, after the claim and on facts loaded now, and nothing but the
+        # sends follows it. Once is enough: the clock only moves on and a release is never
+        # undone, so a copy allowed here stays allowed until its bytes leave.
         facts = await self.facts()
         allowed = await self._refuse_gated(items, facts)
         size = self.cfg.delivery.smtp.max_recipients_per_transaction
-        sent = await asyncio.gather(*(self._send_chunk(c, raws[c[0].body_id], facts)
+        sent = await asyncio.gather(*(self._send_chunk(c, raws[c[0].body_id])
                                       for c in chunks(allowed, size)))
         # One transaction records the whole batch's outcomes.
         await self._settle([pair for chunk_results in sent for pair in chunk_results])
@@ -128,17 +131,8 @@ class Delivery:
         refused_ids = {i.id for i, _ in refused}
         return [i for i in items if i.id not in refused_ids]
 
-    async def _send_chunk(self, chunk: list[OutboxItem], raw: bytes,
-                          facts: gate.GateFacts) -> list[tuple[OutboxItem, SendResult]]:
-        # The instant is checked again right before the bytes leave (a slow batch
-        # must not carry a public copy across to "early").
-        now = self.clock.now()
-        late_refusals = [i for i in chunk if gate.refusal(i, facts, now) is not None]
-        if late_refusals:
-            await self._refuse_gated(late_refusals, facts)
-            chunk = [i for i in chunk if i not in late_refusals]
-            if not chunk:
-                return []
+    async def _send_chunk(self, chunk: list[OutboxItem],
+                          raw: bytes) -> list[tuple[OutboxItem, SendResult]]:
         # A send must end well inside our claim: past the lease another daemon may take
         # the rows over, and a hung relay would then mean the same mail twice.
         try:

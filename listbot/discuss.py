@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
@@ -23,6 +22,7 @@ from listbot.notices import rejection_notice
 from listbot.outbound import mailbox, new_message_id, plain_message, rewrite
 from listbot.pgp import Keyring
 from listbot.pgp_mime import verify_message
+from listbot.reply_rate import within_reply_rate
 from listbot.rules import Action, Role, RuleSet
 from listbot.store import Store, Tx
 from listbot.worker import Effects
@@ -122,7 +122,7 @@ class DiscussHandler:
         log.info("discuss.verdict", inbound_id=msg.id, action=verdict.action.value,
                  rule=verdict.rule, hits=list(verdict.hits))
         if verdict.action is Action.APPROVE:
-            return await self._distribute(msg, sender, verdict, sorted(members))
+            return await self._distribute(msg, sender, verdict, members)
         if verdict.action is Action.HOLD and self.moderation is not None:
             return await self.moderation.hold(msg, sender.normalized, verdict)
         if verdict.action is Action.REJECT:
@@ -171,13 +171,14 @@ class DiscussHandler:
         return PostSealer.from_config(self.cfg, self.keyring)
 
     async def _distribute(self, msg: Inbound, poster: Mailbox, verdict: Verdict,
-                          recipients: list[str]) -> Effects:
+                          members: Mapping[str, Member]) -> Effects:
+        recipients = sorted(members)
         out = distribution(self.cfg, self.lc, msg.raw, poster=poster, hits=verdict.hits,
                            recipients=recipients)
         sealed = None
         if self.sealer is not None:  # gpg runs here, before the transaction
             mid = original_message_id(parse_headers(msg.raw)) or new_message_id(self.lc.domain)
-            sealed = await self.sealer.seal(out, await self.store.members(), self.lc, mid,
+            sealed = await self.sealer.seal(out, list(members.values()), self.lc, mid,
                                             self.clock.now())
 
         async def effects(tx: Tx) -> None:
@@ -207,7 +208,7 @@ class DiscussHandler:
                 now=self.clock.now())
 
         async def effects(tx: Tx) -> None:
-            sent = notice is not None and await self._within_rate(tx, to)
+            sent = notice is not None and await within_reply_rate(tx, self.cfg, to)
             if sent and notice is not None:
                 await tx.enqueue(notice)
             await tx.audit("listbot", "discuss.reject", f"inbound:{msg.id}",
@@ -238,16 +239,13 @@ class DiscussHandler:
 
         async def effects(tx: Tx) -> None:
             sent = False
-            if notice is not None and await self._within_rate(tx, notice.recipients[0]):
+            to = notice.recipients[0] if notice is not None else ""
+            if notice is not None and await within_reply_rate(tx, self.cfg, to):
                 await tx.enqueue(notice)
                 sent = True
             await tx.audit("listbot", "discuss.reject_nonmember", f"inbound:{msg.id}",
                            {"sender": who, "notice": sent, "no_reply_reason": no_reply})
         return effects
-
-    async def _within_rate(self, tx: Tx, address: str) -> bool:
-        since = tx.now - timedelta(hours=1)
-        return await tx.notices_since(address, since) < self.cfg.reply_rate_per_hour
 
     def _rejection_notice(self, msg: Inbound, headers: EmailMessage) -> OutgoingMessage | None:
         to = msg.envelope_from.strip().lower()

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import deque
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from email import _header_value_parser as hvp
 from email import policy
 from email.message import Message
 from email.parser import BytesHeaderParser
 
-from listbot.clock import ensure_utc
 from listbot.errors import MessageRejected
 
 # Longest From value we parse: the stdlib parser is recursive and super-linear
@@ -438,36 +435,3 @@ def _from_reason(items: list[tuple[str, str]]) -> str | None:
         return "From is a robot"
     return None
 
-
-class RateLimiter:
-    """At most ``limit`` events per address in any ``window``; time is passed in."""
-
-    def __init__(self, limit: int, window: timedelta) -> None:
-        if limit < 1 or window <= timedelta(0):
-            raise ValueError("limit and window must be positive")
-        self._limit = limit
-        self._window = window
-        self._seen: dict[str, deque[datetime]] = {}
-
-    def _key(self, address: str) -> str:
-        try:
-            return normalize_address(address)
-        except ValueError:
-            return address.strip().lower()
-
-    def allow(self, address: str, now: datetime) -> bool:
-        now = ensure_utc(now)
-        key = self._key(address)
-        times = self._seen.setdefault(key, deque())
-        while times and times[0] <= now - self._window:
-            times.popleft()
-        if len(times) >= self._limit:
-            return False
-        times.append(now)
-        return True
-
-    def prune(self, now: datetime) -> None:
-        """Forget addresses with nothing left in the window (bounded memory)."""
-        cutoff = ensure_utc(now) - self._window
-        for key in [k for k, t in self._seen.items() if not t or t[-1] <= cutoff]:
-            del self._seen[key]

@@ -24,7 +24,7 @@ from listbot.decisions import AlreadyDecided, Decided, Ignore
 from listbot.discuss import distribution, original_message_id, original_subject, parse_headers
 from listbot.discuss_crypto import PostSealer, enqueue_sealed
 from listbot.errors import ConfigError
-from listbot.mailsafe import sender_of
+from listbot.mailsafe import sender_of, should_not_autoreply
 from listbot.model import Audience, Inbound, OutgoingMessage
 from listbot.moderate import Verdict
 from listbot.moderation_config import ModerationConfig, authority
@@ -38,8 +38,10 @@ from listbot.notices import (
 )
 from listbot.outbound import new_message_id
 from listbot.pgp import Keyring
+from listbot.reply_rate import within_reply_rate
 from listbot.rules import RuleSet, load_rules
 from listbot.store import Store, Tx
+from listbot.store import inbound as inbound_ops
 from listbot.store import moderation as held_ops
 from listbot.store.moderation import HeldPost
 from listbot.worker import Effects
@@ -138,7 +140,8 @@ class Moderation:
         detail: dict[str, object] = {"via": via, "token_id": decided.token_id,
                                      "reason": decided.reason, "rule": post.rule}
         if decided.verb == "approve":
-            recipients = sorted(m.address for m in await tx.members())
+            members = await tx.members()
+            recipients = sorted(m.address for m in members)
             poster = sender_of(parse_headers(raw))
             if poster is None:
                 raise LookupError(f"held post {post.id} has no usable From")
@@ -151,18 +154,30 @@ class Moderation:
                 # Approvals are rare: sealing inside the deciding transaction keeps the
                 # decision and the (encrypted) distribution one atomic step.
                 mid = post.message_id or new_message_id(self.lc.domain)
-                sealed = await sealer.seal(out, await tx.members(), self.lc, mid, tx.now)
+                sealed = await sealer.seal(out, members, self.lc, mid, tx.now)
                 await enqueue_sealed(tx, self.cfg, out, sealed, f"held:{post.id}")
                 detail["encrypted"] = True
             detail["recipients"] = len(recipients)
         elif decided.verb == "reject":
-            template = decided.reason if decided.reason in NOTICE_TEMPLATES else "moderator"
-            reason = "" if decided.reason in NOTICE_TEMPLATES else decided.reason
-            await tx.enqueue(rejection_notice(
-                cfg=self.cfg, lc=self.lc, mc=self.mc, to=post.sender, subject=post.subject,
-                message_id=post.message_id, template=template, reason=reason, now=tx.now))
-            detail["notice"] = template
+            detail.update(await self._notify_rejected(tx, post, raw, decided.reason))
         await tx.audit(decided.decider, f"moderation.{decided.verb}", f"held:{post.id}", detail)
+
+    async def _notify_rejected(self, tx: Tx, post: HeldPost, raw: bytes,
+                               why: str) -> dict[str, object]:
+        """The poster's notice, under the same RFC 3834 rules and rate limit as every
+        other notice: a held auto-reply or bounce must not be answered (DESIGN.md §4.4)."""
+        envelope = await inbound_ops.envelope_from(tx.conn, post.inbound_id)
+        no_reply = no_reply_reason(self.lc, raw, envelope)
+        if no_reply is None and not await within_reply_rate(tx, self.cfg, post.sender):
+            no_reply = "rate limit"
+        if no_reply is not None:
+            return {"notice": None, "no_reply_reason": no_reply}
+        template = why if why in NOTICE_TEMPLATES else "moderator"
+        reason = "" if why in NOTICE_TEMPLATES else why
+        await tx.enqueue(rejection_notice(
+            cfg=self.cfg, lc=self.lc, mc=self.mc, to=post.sender, subject=post.subject,
+            message_id=post.message_id, template=template, reason=reason, now=tx.now))
+        return {"notice": template, "no_reply_reason": None}
 
     async def decide_now(self, tx: Tx, post_id: int, *, decider: str, verb: str,
                          reason: str, via: str) -> Decided | AlreadyDecided:
@@ -179,18 +194,17 @@ class Moderation:
     # --- reminders and expiry -------------------------------------------------------
     async def dispatch(self, now: datetime) -> datetime | None:
         """Send due reminders, note expiries; returns when to be woken next."""
-        async with self.store.unit() as tx:
-            due = await held_ops.due_reminders(tx.conn, now, self.mc.reminder_before)
-            expired = await held_ops.due_expiries(tx.conn, now)
+        name, before = self.lc.name, self.mc.reminder_before
+        async with self.store.read() as tx:
+            due = await held_ops.due_reminders(tx.conn, name, now, before)
+            expired = await held_ops.due_expiries(tx.conn, name, now)
             raws = {p.id: await held_ops.get_raw(tx.conn, p.id) or b"" for p in due}
         for post in due:
-            if post.list_name == self.lc.name:
-                await self._remind(post, raws[post.id])
+            await self._remind(post, raws[post.id])
         for post in expired:
-            if post.list_name == self.lc.name:
-                await self._note_expiry(post)
-        async with self.store.unit() as tx:
-            return await held_ops.next_due(tx.conn, self.mc.reminder_before)
+            await self._note_expiry(post)
+        async with self.store.read() as tx:
+            return await held_ops.next_due(tx.conn, name, before)
 
     async def _remind(self, post: HeldPost, raw: bytes) -> None:
         facts = RequestFacts(post.id, post.sender, post.subject, post.rule, post.reason,
@@ -211,6 +225,12 @@ class Moderation:
                               f"held post {post.id} on {self.lc.name} expired undecided",
                               {"post": post.id, "rule": post.rule,
                                "hint": f"listbot held approve|reject|discard {post.id}"})
+
+
+def no_reply_reason(lc: ListConfig, raw: bytes, envelope_sender: str | None) -> str | None:
+    """Why the poster of this held post must get no automatic reply, or None."""
+    return should_not_autoreply(parse_headers(raw), own_list_ids=[lc.list_id],
+                                own_loop=lc.address, envelope_sender=envelope_sender)
 
 
 class ModerationHandler:

@@ -95,6 +95,8 @@ class Worker:
     async def _commit_batch(self, batch: list[tuple[Inbound, Effects]]) -> None:
         """Shared transactions for the batch, a savepoint per message: one message's
         failure rolls back only its own effects."""
+        if not batch:
+            return  # nothing committed: waking delivery and reminders would be wasted work
         while batch:
             taken = await self._commit_some(batch)
             batch = batch[taken:]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,11 @@ from listbot.app import App
 from listbot.calendar import apply_requested_date
 from listbot.clock import FakeClock
 from listbot.config import Config
+from listbot.model import OutboxState
 from listbot.pgp_mime import build_encrypted_mime, build_signed_mime
 from listbot.store import cases as case_store
 from tests import pgp_fixtures
-from tests.daemon import lmtp_send, settle
+from tests.daemon import lmtp_send, outbox_settled, settle
 from tests.pgp_fixtures import PgpKeys, detach_sign, encrypt_to, encrypt_without_mdc, gpg
 from tests.sink import Received, Sink
 
@@ -273,3 +275,45 @@ async def test_party_gets_its_case_only_and_the_gate_knows_it(
         assert {"case.party_added", "case.party_removed"} <= {e.action for e in entries}
     finally:
         await app.stop()
+
+
+async def test_party_removed_before_delivery_is_refused_and_the_team_alerted(
+        make_config: Callable[..., Config], sink: Sink, clock: FakeClock) -> None:
+    app = App.create(make_config(sink=sink), clock=clock)
+    await app.start()
+    vendor = "psirt@vendor.example"
+    try:
+        await lmtp_send(app, REPORTER, [SECURITY],
+                        message(REPORTER, "Bug one", "<b1@example.net>", b"One.\r\n"))
+        await settle(app)
+        async with app.store.unit() as tx:
+            await case_store.add_party(tx, CASE1, vendor, "Vendor", "cli:test")
+        # The relay defers the party's copy; the team removes the party meanwhile.
+        sink.rcpt_responder = lambda rcpt: "451 4.3.0 try later" if vendor in rcpt else None
+        await lmtp_send(app, REPORTER, [f"security+{CASE1}@example.org"],
+                        message(REPORTER, "more", "<b3@example.net>", b"More.\r\n"))
+        await settle(app)
+        await _tried(app, vendor)
+        async with app.store.unit() as tx:
+            await case_store.remove_party(tx, CASE1, vendor, "cli:test")
+        sink.rcpt_responder = None
+        clock.advance(timedelta(hours=1))
+        app.outbound_waker.wake()
+        await outbox_settled(app)
+        assert to(sink, vendor) == []
+        (refused,) = await app.store.outbox_listing([OutboxState.REFUSED])
+        assert refused.recipient == vendor and refused.case_id == CASE1
+        alerts = [r for r in sink.received if b"[listbot alert]" in r.data]
+        assert alerts and sorted(alerts[-1].rcpts) == sorted(app.cfg.team_recipients)
+    finally:
+        await app.stop()
+
+
+async def _tried(app: App, rcpt: str) -> None:
+    """Until the relay has deferred `rcpt`'s copy once."""
+    async def tried() -> None:
+        while not [i for i in await app.store.outbox_listing([OutboxState.PENDING])
+                   if i.recipient == rcpt and i.attempts > 0]:
+            app.outbound_waker.wake()
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(tried(), 10)

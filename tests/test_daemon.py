@@ -269,3 +269,41 @@ async def test_sigterm_style_stop_finishes_in_flight_work(make_config: Callable[
     finally:
         await restarted.stop()
     assert len(sink.deliveries()) == len(MEMBERS)
+
+
+async def test_gate_facts_are_read_without_waiting_for_the_writer(app: App) -> None:
+    # Each delivery batch loads the facts: a long write elsewhere must not stall mail.
+    async with app.store.unit():
+        facts = await asyncio.wait_for(app.gate_facts(), 5)
+    assert MEMBER in facts.members
+
+
+async def _pending_after_a_try(app: App, rcpt: str) -> None:
+    async def tried() -> None:
+        while not [i for i in await app.store.outbox_listing([OutboxState.PENDING])
+                   if i.recipient == rcpt and i.attempts > 0]:
+            app.outbound_waker.wake()
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(tried(), 10)
+
+
+async def test_member_removed_before_delivery_is_refused_and_the_team_alerted(
+        app: App, sink: Sink, clock: FakeClock) -> None:
+    leaver = "psirt@vendor-b.example"
+    sink.rcpt_responder = lambda rcpt: "451 4.3.0 try later" if leaver in rcpt else None
+    await lmtp_send(app, MEMBER, [DISCUSS], post(MEMBER))
+    await sink.wait_deliveries(len(MEMBERS) - 1)
+    await _pending_after_a_try(app, leaver)
+    async with app.store.unit() as tx:
+        await tx.remove_member(leaver, "left the programme")
+    sink.rcpt_responder = None
+    clock.advance(timedelta(hours=1))
+    app.outbound_waker.wake()
+    await sink.wait_deliveries(len(MEMBERS) - 1 + len(app.cfg.team_recipients))
+    assert leaver not in sink.recipients()
+    (refused,) = await app.store.outbox_listing([OutboxState.REFUSED])
+    assert refused.recipient == leaver and "not a current member" in (refused.last_reply or "")
+    alert = sink.received[-1]
+    assert b"[listbot alert]" in alert.data
+    assert sorted(alert.rcpts) == sorted(app.cfg.team_recipients)
+    assert await app.store.audit_listing(action_prefix="alert.gate-refused")

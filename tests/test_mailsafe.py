@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email
-from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
 
@@ -15,7 +14,6 @@ from listbot.errors import MessageRejected
 from listbot.mailsafe import (
     AddressError,
     Mailbox,
-    RateLimiter,
     check_line_endings,
     encode_header,
     normalize_address,
@@ -438,44 +436,3 @@ def test_dsn_forbids_reply() -> None:
     )
     assert should_not_autoreply(_msg(raw), envelope_sender="x@example.net", **OWN) is not None  # type: ignore[arg-type]
 
-
-# --- RateLimiter -------------------------------------------------------------
-
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-
-
-def test_rate_limiter_sliding_window() -> None:
-    limiter = RateLimiter(limit=2, window=timedelta(hours=1))
-    assert limiter.allow("a@example.org", T0)
-    assert limiter.allow("A@Example.org", T0 + timedelta(minutes=10))
-    assert not limiter.allow("a@example.org", T0 + timedelta(minutes=20))
-    assert limiter.allow("b@example.org", T0 + timedelta(minutes=20))
-    assert not limiter.allow("a@example.org", T0 + timedelta(minutes=59))
-    assert limiter.allow("a@example.org", T0 + timedelta(hours=1))
-    assert not limiter.allow("a@example.org", T0 + timedelta(hours=1, minutes=5))
-    assert limiter.allow("a@example.org", T0 + timedelta(hours=1, minutes=10))
-
-
-def test_rate_limiter_refusals_do_not_extend_the_window() -> None:
-    limiter = RateLimiter(limit=1, window=timedelta(minutes=10))
-    assert limiter.allow("a@x.example", T0)
-    for minute in range(1, 10):
-        assert not limiter.allow("a@x.example", T0 + timedelta(minutes=minute))
-    assert limiter.allow("a@x.example", T0 + timedelta(minutes=10))
-
-
-def test_rate_limiter_rejects_naive_time_and_bad_config() -> None:
-    limiter = RateLimiter(limit=1, window=timedelta(minutes=1))
-    with pytest.raises(ValueError, match="naive"):
-        limiter.allow("a@x.example", datetime(2024, 1, 1))
-    with pytest.raises(ValueError, match="positive"):
-        RateLimiter(limit=0, window=timedelta(minutes=1))
-
-
-def test_rate_limiter_prune_forgets_idle_addresses() -> None:
-    limiter = RateLimiter(limit=1, window=timedelta(minutes=1))
-    assert limiter.allow("a@x.example", T0)
-    limiter.prune(T0 + timedelta(seconds=30))
-    assert not limiter.allow("a@x.example", T0 + timedelta(seconds=31))
-    limiter.prune(T0 + timedelta(minutes=2))
-    assert limiter._seen == {}

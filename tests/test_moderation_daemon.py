@@ -11,11 +11,14 @@ import pytest
 from listbot.app import App
 from listbot.clock import FakeClock
 from listbot.config import Config
+from listbot.model import Audience, OutboxItem, OutboxState
+from listbot.store import moderation as held_ops
 from tests import pgp_fixtures
-from tests.daemon import MEMBERS, add_members, settle
+from tests.daemon import MEMBERS, add_members, lmtp_send, post, settle
 from tests.moderation_helpers import (
     ALICE,
     BOB,
+    DISCUSS,
     MEMBER,
     hold_one,
     inline_signed_reply,
@@ -220,7 +223,6 @@ async def test_two_moderators_at_the_same_moment(app: App, sink: Sink, pgp_home:
     before = len(sink.deliveries())
     a = signed_reply(pgp_home, pgp_keys.moderator, ALICE, "approve\n")
     b = signed_reply(pgp_home, pgp_keys.team, BOB, "discard\n")
-    from tests.daemon import lmtp_send
     await asyncio.gather(
         lmtp_send(app, ALICE, [f"discuss-moderation+{tokens[ALICE]}@lists.example.org"], a),
         lmtp_send(app, BOB, [f"discuss-moderation+{tokens[BOB]}@lists.example.org"], b))
@@ -234,3 +236,60 @@ async def test_two_moderators_at_the_same_moment(app: App, sink: Sink, pgp_home:
     expected = len(MEMBERS) if decided[0][1] == "moderation.approve" else 0
     await sink.wait_deliveries(before + expected + 1)
     assert [r for r, _ in sink.deliveries()[before:]].count(loser) == 1
+
+
+# --- the reject notice obeys the auto-reply rules (DESIGN.md §4.4) ---------------------
+
+async def _notices_to(app: App, address: str) -> list[OutboxItem]:
+    return [i for i in await app.store.outbox_listing(list(OutboxState))
+            if i.audience is Audience.NOTICE and i.recipient == address]
+
+
+async def _hold(app: App, subject: str, extra: str = "") -> int:
+    data = post(f"Vendor A <{MEMBER}>", subject=subject, body="What do you all think?\r\n",
+                extra=extra)
+    assert await lmtp_send(app, MEMBER, [DISCUSS], data) == {}
+    await settle(app)
+    async with app.store.read() as tx:
+        held = await held_ops.listing(tx.conn, ["held"])
+    return next(p.id for p in held if p.subject == subject)
+
+
+async def _reject(app: App, post_id: int) -> None:
+    async with app.store.unit() as tx:
+        await app.moderations["discuss"].decide_now(tx, post_id, decider=ALICE, verb="reject",
+                                                    reason="policy", via="shell")
+
+
+@pytest.mark.parametrize("extra", ["Auto-Submitted: auto-replied\r\n",
+                                   "Precedence: bulk\r\n",
+                                   "Content-Type: multipart/report; report-type=x\r\n"])
+async def test_rejecting_automatic_mail_sends_no_notice(app: App, extra: str) -> None:
+    post_id = await _hold(app, "Out of office", extra)
+    await _reject(app, post_id)
+    assert "moderation.reject" in await actions(app)
+    assert await _notices_to(app, MEMBER) == []
+    _, _, detail = next(e for e in await audit(app) if e[1] == "moderation.reject")
+    assert detail["notice"] is None and detail["no_reply_reason"]
+
+
+async def test_rejecting_a_post_from_a_bounce_address_sends_no_notice(app: App) -> None:
+    # The From is a member, but the envelope is the null sender: a bounce.
+    data = post(f"Vendor A <{MEMBER}>", subject="Undelivered", body="What now?\r\n")
+    assert await lmtp_send(app, "", [DISCUSS], data) == {}
+    await settle(app)
+    async with app.store.read() as tx:
+        (held,) = await held_ops.listing(tx.conn, ["held"])
+    await _reject(app, held.id)
+    assert await _notices_to(app, MEMBER) == []
+
+
+async def test_reject_notices_are_rate_limited_per_sender(app: App) -> None:
+    limit = app.cfg.reply_rate_per_hour
+    posts = [await _hold(app, f"question {i}") for i in range(limit + 2)]
+    for post_id in posts:
+        await _reject(app, post_id)
+    assert len(await _notices_to(app, MEMBER)) == limit
+    rejects = [d for _, a, d in await audit(app) if a == "moderation.reject"]
+    assert len(rejects) == limit + 2
+    assert [d["notice"] for d in rejects].count(None) == 2

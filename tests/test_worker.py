@@ -66,3 +66,35 @@ async def test_a_batch_yields_the_writer_to_a_waiting_arrival(tmp_path: Path,
         assert len(await store.inbound_listing([InboundState.NEW])) == 1  # the arrival
     finally:
         await store.close()
+
+
+class Single:
+    """A handler whose messages are committed one at a time (not batchable)."""
+
+    async def handle(self, msg: Inbound) -> Effects:
+        async def effects(tx: Tx) -> None:
+            await tx.audit("test", "handled", f"inbound:{msg.id}")
+        return effects
+
+
+class Batchable(Single):
+    batchable = True
+
+
+async def test_only_a_commit_wakes_delivery(tmp_path: Path, clock: FakeClock) -> None:
+    store = Store.open(f"sqlite+aiosqlite:///{tmp_path / 'l.db'}", clock)
+    await store.upgrade()
+    commits: list[str] = []
+    try:
+        for handler in (Batchable(), Single()):
+            worker = Worker(store=store, handlers={("discuss", RecipientRole.POST): handler},
+                            owner="w1", lease_seconds=60, batch=20, poll_interval=1.0,
+                            waker=Waker(), on_committed=lambda: commits.append("wake"))
+            assert await worker.run_once() == 0
+            assert commits == [], "an empty poll committed nothing: delivery stays asleep"
+            await store.store_arrivals([arrival(1)])
+            assert await worker.run_once() == 1
+            assert commits == ["wake"], "one commit, one wake-up"
+            commits.clear()
+    finally:
+        await store.close()

@@ -153,6 +153,12 @@ async def get_raw(conn: AsyncConnection, msg_id: int) -> bytes | None:
     return bytes(value) if value is not None else None
 
 
+async def envelope_from(conn: AsyncConnection, msg_id: int) -> str | None:
+    """The SMTP envelope sender ("" is the null sender); None if the row is gone."""
+    value = await conn.scalar(select(inbound.c.envelope_from).where(inbound.c.id == msg_id))
+    return None if value is None else str(value)
+
+
 async def counts(conn: AsyncConnection) -> dict[str, int]:
     result = await conn.execute(select(inbound.c.state, func.count()).group_by(inbound.c.state))
     return {row[0]: row[1] for row in result}

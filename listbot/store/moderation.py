@@ -87,17 +87,20 @@ async def settle(conn: AsyncConnection, post_id: int, state: str) -> bool:
     return result.rowcount == 1
 
 
-async def due_reminders(conn: AsyncConnection, now: datetime,
+async def due_reminders(conn: AsyncConnection, list_name: str, now: datetime,
                         before: Any) -> list[HeldPost]:
     query = select(*_COLUMNS).where(and_(
-        held_posts.c.state == HELD, held_posts.c.reminded_at.is_(None),
+        held_posts.c.list_name == list_name, held_posts.c.state == HELD,
+        held_posts.c.reminded_at.is_(None),
         held_posts.c.expires_at > now, held_posts.c.expires_at <= now + before))
     return [_post(r) for r in await conn.execute(query)]
 
 
-async def due_expiries(conn: AsyncConnection, now: datetime) -> list[HeldPost]:
+async def due_expiries(conn: AsyncConnection, list_name: str,
+                       now: datetime) -> list[HeldPost]:
     query = select(*_COLUMNS).where(and_(
-        held_posts.c.state == HELD, held_posts.c.expired_noted_at.is_(None),
+        held_posts.c.list_name == list_name, held_posts.c.state == HELD,
+        held_posts.c.expired_noted_at.is_(None),
         held_posts.c.expires_at <= now))
     return [_post(r) for r in await conn.execute(query)]
 
@@ -110,11 +113,12 @@ async def mark(conn: AsyncConnection, post_id: int, column: str, now: datetime) 
     return result.rowcount == 1
 
 
-async def next_due(conn: AsyncConnection, before: Any) -> datetime | None:
+async def next_due(conn: AsyncConnection, list_name: str, before: Any) -> datetime | None:
     """The next instant a reminder or an expiry note is due, for the wake-up timer."""
     rows = await conn.execute(select(held_posts.c.expires_at, held_posts.c.reminded_at,
                                      held_posts.c.expired_noted_at).where(
-        held_posts.c.state == HELD, held_posts.c.expired_noted_at.is_(None)))
+        held_posts.c.list_name == list_name, held_posts.c.state == HELD,
+        held_posts.c.expired_noted_at.is_(None)))
     times: list[datetime] = []
     for r in rows:
         times.append(r.expires_at if r.reminded_at is not None else r.expires_at - before)
