@@ -30,6 +30,7 @@ from listbot.config import Config, section
 from listbot.errors import MessageRejected
 from listbot.mailsafe import check_line_endings
 from listbot.metrics import Metrics
+from listbot.model import IMAP_SOURCE
 from listbot.routing import Router
 from listbot.store import Arrival, Store
 from listbot.store import imap as imap_ops
@@ -283,7 +284,7 @@ class ImapPoller:
                 log.warning("imap.refused", uid=msg.uid, reason=str(exc))
                 outcome = "refused"
             else:
-                arrival = Arrival("imap", "", self.icfg.recipient, self.route, msg.raw)
+                arrival = Arrival(IMAP_SOURCE, "", self.icfg.recipient, self.route, msg.raw)
                 inbound_id = (await self.store.store_arrivals([arrival]))[0]
                 outcome = "stored"
         seen = imap_ops.Seen(mailbox, uidvalidity, msg.uid, msg.message_id,
@@ -296,7 +297,7 @@ class ImapPoller:
         log.info("imap.taken", uid=msg.uid, outcome=outcome, inbound_id=inbound_id)
         if outcome == "stored":
             if self.metrics is not None:
-                self.metrics.received(self.route.list_name, "imap")
+                self.metrics.received(self.route.list_name, IMAP_SOURCE)
             self.on_stored()
             return 1
         return 0

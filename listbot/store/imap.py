@@ -16,6 +16,7 @@ from sqlalchemy import and_, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from listbot.model import IMAP_SOURCE
 from listbot.store.schema import inbound
 from listbot.store.schema_imap import imap_seen
 
@@ -51,7 +52,7 @@ async def already_stored(conn: AsyncConnection, mailbox: str, uidvalidity: int,
     UIDVALIDITY is a different delivery and is stored.
     """
     by_hash = await conn.scalar(select(inbound.c.id).where(
-        inbound.c.source == "imap", inbound.c.content_hash == content_hash).limit(1))
+        inbound.c.source == IMAP_SOURCE, inbound.c.content_hash == content_hash).limit(1))
     if by_hash is not None:
         return int(by_hash)
     if not message_id:
