@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import smtplib
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
@@ -19,7 +20,9 @@ from tests.application_helpers import LIST, SUBSCRIBERS, app_config, example, te
 from tests.daemon import add_members, post, settle
 from tests.mta_dovecot import PASSWORD, USER, Dovecot, unavailable
 from tests.pgp_fixtures import PgpKeys
+from tests.proc import cli
 from tests.sink import Sink
+from tests.test_process import write_config
 
 SECURITY = "security@example.org"
 DISCUSS = "discuss@lists.example.org"
@@ -124,3 +127,18 @@ async def test_null_sender_application_gets_no_reply(
         assert await app.store.outbox_listing(list(OutboxState)) == []
     finally:
         await app.stop()
+
+
+# --- listbot inject ----------------------------------------------------------------------
+
+async def test_inject_parses_the_sender_as_smtp_intake_does(tmp_path: Path,
+                                                            db_url: str) -> None:
+    config = write_config(tmp_path, db_url, 1)
+    for sender in ("<Security@Vendor-A.example>", "<>", " reporter@example.net "):
+        code, _, err = await cli(config, "inject", "--to", DISCUSS, "--from", sender,
+                                 stdin=post("security@vendor-a.example"))
+        assert code == 0, err
+    code, out, err = await cli(config, "queue", "list", "--json")
+    assert code == 0, err
+    assert [r["envelope_from"] for r in json.loads(out)] == [
+        "security@vendor-a.example", "", "reporter@example.net"]

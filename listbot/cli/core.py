@@ -12,6 +12,7 @@ from listbot import log as log_setup
 from listbot.app import App
 from listbot.cli.common import Context, emit, json_option, pass_ctx, root, run, with_store
 from listbot.errors import EX_CONFIG, EX_DATAERR, ConfigError, MessageRejected, TemporaryError
+from listbot.ingest import envelope_sender
 from listbot.mailsafe import check_line_endings, normalize_address
 from listbot.model import InboundState, OutboxState
 from listbot.routing import Router
@@ -67,7 +68,9 @@ def inject(ctx: Context, recipient: str, sender: str) -> None:
     except MessageRejected as exc:
         click.echo(f"listbot: refused: {exc}", err=True)
         raise SystemExit(EX_DATAERR) from None
-    arrival = Arrival("inject", sender.lower(), normalize_address(recipient), route, data)
+    # Parsed as MAIL FROM is: "<a@b>" is stored as "a@b", "<>" as the null sender "".
+    arrival = Arrival("inject", envelope_sender(sender), normalize_address(recipient), route,
+                      data)
 
     async def store_it(store: Store) -> list[int]:
         return await store.store_arrivals([arrival])
