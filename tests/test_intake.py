@@ -14,10 +14,15 @@ import pytest
 from listbot.app import App
 from listbot.clock import FakeClock
 from listbot.config import Config
+from listbot.errors import TemporaryError
 from listbot.imap_poll import parse_imap
+from listbot.ingest import IntakeHandler, start_server
 from listbot.model import OutboxState
+from listbot.routing import Router
+from listbot.store import Store
 from tests.application_helpers import LIST, SUBSCRIBERS, app_config, example, text_of, to
-from tests.daemon import add_members, post, settle
+from tests.conftest import wait_for
+from tests.daemon import add_members, post, raw_session, settle
 from tests.mta_dovecot import PASSWORD, USER, Dovecot, unavailable
 from tests.pgp_fixtures import PgpKeys
 from tests.proc import cli
@@ -142,3 +147,58 @@ async def test_inject_parses_the_sender_as_smtp_intake_does(tmp_path: Path,
     assert code == 0, err
     assert [r["envelope_from"] for r in json.loads(out)] == [
         "security@vendor-a.example", "", "reporter@example.net"]
+
+
+# --- failures answer 451 (DESIGN.md §4.1) ------------------------------------------------
+
+@pytest.fixture
+async def store(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[Store]:
+    s = Store.open(make_config().database_url, clock)
+    await s.upgrade()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def intake(store: Store, cfg: Config, *, lmtp: bool) -> tuple[IntakeHandler, int]:
+    handler = IntakeHandler(router=Router(cfg.lists.values()), store=store,
+                            source="lmtp" if lmtp else "smtp", per_recipient=lmtp,
+                            on_stored=lambda: None)
+    server = await start_server(lmtp=lmtp, handler=handler, host="127.0.0.1", port=0,
+                                hostname="test", max_bytes=cfg.max_message_bytes)
+    return handler, server.sockets[0].getsockname()[1]
+
+
+def transaction(hello: bytes, rcpts: Sequence[str], data: bytes) -> list[tuple[bytes, int]]:
+    return [(hello + b" test\r\n", 1), (b"MAIL FROM:<reporter@example.net>\r\n", 1),
+            *((f"RCPT TO:<{r}>\r\n".encode(), 1) for r in rcpts), (b"DATA\r\n", 1),
+            (data + b"\r\n.\r\n", len(rcpts) if hello == b"LHLO" else 1)]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_store_closing_under_a_waiting_data_answers_451(
+        store: Store, make_config: Callable[..., Config]) -> None:
+    # The SQLite writer is busy, so the arrival's group commit is in flight, waiting for it,
+    # when the daemon closes the store at shutdown: the sender must hear 451, not hang.
+    _, port = await intake(store, make_config(), lmtp=False)
+    release = asyncio.Event()
+    holding = asyncio.Event()
+
+    async def hold_writer() -> None:
+        async with store.unit():
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_writer())
+    await holding.wait()
+    session = asyncio.create_task(raw_session(port, transaction(
+        b"EHLO", [SECURITY], post("reporter@example.net"))))
+    await wait_for(store.arrivals_waiting)
+    await asyncio.wait_for(store.close(), 10)
+    replies = await asyncio.wait_for(session, 10)
+    release.set()
+    await holder
+    assert replies[-1].startswith("451 "), replies
+    with pytest.raises(TemporaryError):  # a late arrival is refused, not left waiting
+        await asyncio.wait_for(store.store_arrivals([]), 5)
