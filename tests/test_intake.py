@@ -15,11 +15,12 @@ from listbot.app import App
 from listbot.clock import FakeClock
 from listbot.config import Config
 from listbot.errors import TemporaryError
-from listbot.imap_poll import parse_imap
+from listbot.imap_poll import ImapPoller, fetched, parse_imap
 from listbot.ingest import IntakeHandler, start_server
-from listbot.model import OutboxState
+from listbot.model import InboundState, OutboxState
 from listbot.routing import Router
 from listbot.store import Store
+from listbot.store import imap as imap_ops
 from tests.application_helpers import LIST, SUBSCRIBERS, app_config, example, text_of, to
 from tests.conftest import wait_for
 from tests.daemon import add_members, post, raw_session, settle
@@ -202,3 +203,42 @@ async def test_store_closing_under_a_waiting_data_answers_451(
     assert replies[-1].startswith("451 "), replies
     with pytest.raises(TemporaryError):  # a late arrival is refused, not left waiting
         await asyncio.wait_for(store.store_arrivals([]), 5)
+
+
+# --- IMAP: two pollers, one mailbox --------------------------------------------------------
+
+def imap_mail(n: int, extra: bytes = b"") -> bytes:
+    return (f"From: reporter@example.net\r\nTo: security@example.org\r\nSubject: r{n}\r\n"
+            f"Message-ID: <r{n}@example.net>\r\n\r\nDetails {n}.\r\n").encode() + extra
+
+
+@pytest.fixture
+def imap_cfg(make_config: Callable[..., Config], tmp_path: Path) -> Config:
+    # Nothing connects: the pollers are handed fetched bytes directly.
+    return make_config({"imap": {"host": "127.0.0.1", "user": USER, "tls": False,
+                                 "password_file": str(tmp_path / "unused")}})
+
+
+def imap_poller(cfg: Config, store: Store, clock: FakeClock) -> ImapPoller:
+    icfg = parse_imap(cfg)
+    assert icfg is not None
+    return ImapPoller(icfg, cfg, store, clock, on_stored=lambda: None)
+
+
+async def test_two_pollers_taking_the_same_messages_store_each_once(
+        imap_cfg: Config, store: Store, clock: FakeClock) -> None:
+    # Two daemons (two stores, two engines) poll one mailbox and fetch the same UIDs.
+    other = Store.open(imap_cfg.database_url, clock)
+    try:
+        first, second = imap_poller(imap_cfg, store, clock), imap_poller(imap_cfg, other, clock)
+        messages = [fetched(uid, imap_mail(uid)) for uid in range(1, 6)]
+        taken = await asyncio.gather(*(p.take(m, 7) for m in messages for p in (first, second)))
+        assert sum(taken) == len(messages)
+        rows = await store.inbound_listing(list(InboundState))
+        assert sorted(r["content_hash"] for r in rows) == sorted(m.content_hash for m in messages)
+        async with store.read() as tx:
+            seen = await imap_ops.listing(tx.conn, first.icfg.mailbox)
+        assert sorted((s.uid, s.outcome) for s in seen) == [(u, "stored") for u in range(1, 6)]
+        assert {s.inbound_id for s in seen} == {r["id"] for r in rows}
+    finally:
+        await other.close()

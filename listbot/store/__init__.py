@@ -72,6 +72,16 @@ class Tx:
         return await outbox_ops.settle(self.conn, ids, owner, state, reply=reply,
                                        now=self.now, next_attempt_at=next_attempt_at)
 
+    async def insert_arrivals(self, arrivals: Sequence[Arrival]) -> list[int]:
+        """Arrivals stored in this transaction (for intake whose own bookkeeping must
+        commit with them; SMTP/LMTP go through Store.store_arrivals)."""
+        ids = await inbound_ops.insert_arrivals(self.conn, arrivals, self.now)
+        await notify(self.conn, INBOUND)
+        return ids
+
+    async def quarantine_inbound(self, msg_id: int, error: str) -> bool:
+        return await inbound_ops.quarantine(self.conn, msg_id, None, error, self.now)
+
     async def finish_inbound(self, msg_id: int, owner: str) -> bool:
         return await inbound_ops.finish(self.conn, msg_id, owner, self.now)
 
@@ -174,9 +184,7 @@ class Store:
 
     async def _insert_batch(self, arrivals: Sequence[Arrival]) -> list[int]:
         async with self.unit(urgent=True) as tx:
-            ids = await inbound_ops.insert_arrivals(tx.conn, arrivals, tx.now)
-            await notify(tx.conn, INBOUND)
-            return ids
+            return await tx.insert_arrivals(arrivals)
 
     async def claim_inbound(self, owner: str, lease: timedelta, limit: int) -> list[Inbound]:
         async with self.unit() as tx:
