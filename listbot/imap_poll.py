@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import aioimaplib
 import structlog
 
+from listbot.alerts import raise_alert
 from listbot.clock import Clock
 from listbot.config import Config, section
 from listbot.errors import MessageRejected
@@ -200,6 +201,7 @@ class ImapPoller:
                  on_stored: Callable[[], None], metrics: Metrics | None = None) -> None:
         self.metrics = metrics
         self.icfg = icfg
+        self.cfg = cfg
         self.store = store
         self.clock = clock
         self.on_stored = on_stored
@@ -304,17 +306,28 @@ class ImapPoller:
                                                 claim.content_hash, claim.message_id)
         if earlier is not None:
             seen = replace(claim, inbound_id=earlier, outcome="duplicate")
-        elif refusal is not None:
-            log.warning("imap.refused", uid=claim.uid, reason=refusal)
-            seen = replace(claim, outcome="refused")
-            await tx.audit("listbot", "imap.refused", f"imap:{claim.mailbox}",
-                           {"uid": claim.uid, "uidvalidity": claim.uidvalidity})
         else:
             arrival = Arrival(IMAP_SOURCE, "", self.icfg.recipient, self.route, raw)
             (inbound_id,) = await tx.insert_arrivals([arrival])
-            seen = replace(claim, inbound_id=inbound_id, outcome="stored")
+            seen = replace(claim, inbound_id=inbound_id,
+                           outcome="stored" if refusal is None else "refused")
+            if refusal is not None:
+                await self._quarantine(tx, seen, inbound_id, refusal)
         await imap_ops.settle_uid(tx.conn, seen)
         return seen
+
+    async def _quarantine(self, tx: Tx, seen: imap_ops.Seen, inbound_id: int,
+                          refusal: str) -> None:
+        # Refused bytes are kept (quarantined, never processed) before the server flag
+        # says "stored": the mailbox copy may be gone after a move, so nothing is lost.
+        log.warning("imap.refused", uid=seen.uid, reason=refusal)
+        await tx.quarantine_inbound(inbound_id, f"refused at IMAP intake: {refusal}")
+        facts = {"mailbox": seen.mailbox, "uid": seen.uid, "uidvalidity": seen.uidvalidity,
+                 "inbound": inbound_id, "reason": refusal}
+        await tx.audit("listbot", "imap.refused", f"imap:{seen.mailbox}", facts)
+        await raise_alert(tx, self.cfg, "imap_refused",
+                          f"IMAP message refused ({refusal}); kept as quarantined "
+                          f"inbound {inbound_id}", facts)
 
     async def mark(self, client: aioimaplib.IMAP4, uid: int) -> None:
         if self.icfg.after == "flag":

@@ -6,6 +6,7 @@ import asyncio
 import json
 import smtplib
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from listbot.config import Config
 from listbot.errors import TemporaryError
 from listbot.imap_poll import ImapPoller, fetched, parse_imap
 from listbot.ingest import IntakeHandler, start_server
-from listbot.model import InboundState, OutboxState
+from listbot.model import Audience, InboundState, OutboxState
 from listbot.routing import Router
 from listbot.store import Store
 from listbot.store import imap as imap_ops
@@ -242,3 +243,27 @@ async def test_two_pollers_taking_the_same_messages_store_each_once(
         assert {s.inbound_id for s in seen} == {r["id"] for r in rows}
     finally:
         await other.close()
+
+
+async def test_imap_message_refused_by_intake_is_quarantined_and_alerted(
+        imap_cfg: Config, store: Store, clock: FakeClock) -> None:
+    # The server flags or moves it after this, so listbot must keep the bytes itself.
+    p = imap_poller(imap_cfg, store, clock)
+    bare_lf = fetched(1, imap_mail(1, b"smuggled\n.\r\n"))
+    oversized = fetched(2, imap_mail(2, b"x" * 998 + b"\r\n") * 70)
+    assert await p.take(bare_lf, 7) == 0
+    assert await p.take(oversized, 7) == 0
+    rows = await store.inbound_listing(list(InboundState))
+    assert [r["state"] for r in rows] == ["quarantined", "quarantined"]
+    assert "bare CR or LF" in rows[0]["error"] and "size limit" in rows[1]["error"]
+    assert [await store.inbound_raw(r["id"]) for r in rows] == [bare_lf.raw, oversized.raw]
+    async with store.read() as tx:
+        seen = await imap_ops.listing(tx.conn, p.icfg.mailbox)
+    assert [(s.outcome, s.inbound_id) for s in seen] == [("refused", r["id"]) for r in rows]
+    alerts = await store.audit_listing(action_prefix="alert.imap_refused")
+    assert len(alerts) == 2
+    team = await store.outbox_listing([OutboxState.PENDING])
+    assert sorted(i.recipient for i in team) == sorted(TEAM * 2)
+    assert {i.audience for i in team} == {Audience.TEAM}
+    # The worker never picks up a refused message.
+    assert await store.claim_inbound("w", timedelta(seconds=60), 10) == []

@@ -34,7 +34,7 @@ class Seen:
     message_id: str
     content_hash: str
     inbound_id: int | None
-    outcome: str  # stored | duplicate | refused
+    outcome: str  # stored | duplicate | refused (stored, but quarantined)
 
 
 async def recorded_uids(conn: AsyncConnection, mailbox: str, uidvalidity: int,
