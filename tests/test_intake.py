@@ -206,6 +206,44 @@ async def test_store_closing_under_a_waiting_data_answers_451(
         await asyncio.wait_for(store.store_arrivals([]), 5)
 
 
+async def fail_inbound_inserts(store: Store, failing: bool) -> None:
+    """Make the real database refuse every inbound insert (or stop refusing)."""
+    sqlite = {True: "CREATE TRIGGER inbound_fails BEFORE INSERT ON inbound "
+                    "BEGIN SELECT RAISE(ABORT, 'storage failure'); END",
+              False: "DROP TRIGGER inbound_fails"}
+    postgres = {True: "ALTER TABLE inbound ADD CONSTRAINT inbound_fails CHECK (false) NOT VALID",
+                False: "ALTER TABLE inbound DROP CONSTRAINT inbound_fails"}
+    async with store.unit() as tx:
+        await tx.conn.exec_driver_sql((sqlite if store.sqlite else postgres)[failing])
+
+
+async def test_lmtp_store_failure_answers_451_per_recipient(
+        store: Store, make_config: Callable[..., Config]) -> None:
+    _, port = await intake(store, make_config(), lmtp=True)
+    await fail_inbound_inserts(store, True)
+    replies = await raw_session(port, transaction(b"LHLO", [SECURITY, DISCUSS],
+                                                  post("reporter@example.net")))
+    assert [r[:4] for r in replies[-2:]] == ["451 ", "451 "], replies
+    assert await store.inbound_listing(list(InboundState)) == []
+
+
+async def test_failed_group_commit_answers_451_to_every_session(
+        store: Store, make_config: Callable[..., Config]) -> None:
+    _, port = await intake(store, make_config(), lmtp=False)
+    await fail_inbound_inserts(store, True)
+    sessions = [raw_session(port, transaction(b"EHLO", [SECURITY],
+                                              post(f"r{i}@example.net", subject=f"r{i}")))
+                for i in range(6)]
+    replies = await asyncio.gather(*sessions)
+    assert [r[-1][:4] for r in replies] == ["451 "] * 6, replies
+    assert await store.inbound_listing(list(InboundState)) == []
+    # The group commit survives the failure: once the database is well, mail is stored.
+    await fail_inbound_inserts(store, False)
+    again = await raw_session(port, transaction(b"EHLO", [SECURITY], post("r@example.net")))
+    assert again[-1].startswith("250 "), again
+    assert len(await store.inbound_listing(list(InboundState))) == 1
+
+
 # --- IMAP: two pollers, one mailbox --------------------------------------------------------
 
 def imap_mail(n: int, extra: bytes = b"") -> bytes:
