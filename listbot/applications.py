@@ -249,7 +249,7 @@ class ApplicationsHandler:
             return _audit_only(msg, "subscription_request_ignored", "subscribe command",
                                poster.normalized)
         auto = should_not_autoreply(headers, own_list_ids=[lc.list_id], own_loop=lc.address,
-                                    envelope_sender=msg.envelope_from)
+                                    envelope_sender=msg.envelope_sender)
         if auto is not None:
             # Bounces, vacation notices, list traffic: not applications, never answered.
             return _audit_only(msg, "application.automatic_ignored", auto, poster.normalized)

@@ -133,7 +133,7 @@ class Reader:
             named_ids=named_case_ids(self.prefix, msg.detail, subject),
             no_reply=should_not_autoreply(
                 headers, own_list_ids=[], own_loop=self.cfg.team_address,
-                envelope_sender=msg.envelope_from or None),
+                envelope_sender=msg.envelope_sender),
             encrypted=encrypted, decryption_problem=problem, plaintext=plaintext,
             inline=inline, team_member=member, team_signed=signature_ok,
             attached_fingerprint=attached, key_problem=key_problem,

@@ -197,7 +197,7 @@ class DiscussHandler:
         """Rejected by a rule: the poster gets the rule's notice (rate-limited, RFC 3834)."""
         no_reply = should_not_autoreply(headers, own_list_ids=[self.lc.list_id],
                                         own_loop=self.lc.address,
-                                        envelope_sender=msg.envelope_from or None)
+                                        envelope_sender=msg.envelope_sender)
         to = msg.envelope_from.strip().lower()
         notice = None
         if no_reply is None and self.moderation is not None and "@" in to:
@@ -234,7 +234,7 @@ class DiscussHandler:
         who = sender.normalized if sender else "(unparsable From)"
         no_reply = should_not_autoreply(headers, own_list_ids=[self.lc.list_id],
                                         own_loop=self.lc.address,
-                                        envelope_sender=msg.envelope_from or None)
+                                        envelope_sender=msg.envelope_sender)
         notice = None if no_reply else self._rejection_notice(msg, headers)
 
         async def effects(tx: Tx) -> None:

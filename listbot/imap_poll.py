@@ -1,8 +1,9 @@
 """IMAP intake (aioimaplib): a hosted mailbox as a source of a list's mail.
 
-Order per message: fetch, store (committed inbound row), record the UID, and only
-then flag or move it on the server. See listbot/store/imap.py for how a kill
-between any two steps neither loses nor duplicates a message. Every server call
+Order per message: fetch; claim the UID, store the inbound row and record the
+outcome in one transaction; only after its commit flag or move it on the server.
+See listbot/store/imap.py for why neither a kill nor a second poller on the same
+mailbox loses or duplicates a message. Every server call
 runs under a timeout (IDLE can hang on a BYE); a broken session reconnects with
 capped exponential backoff. IDLE is re-issued at least every 29 minutes
 (RFC 2177); without IDLE the mailbox is polled.
@@ -16,7 +17,7 @@ import hashlib
 import re
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
@@ -25,13 +26,15 @@ from typing import Any, TypeVar
 import aioimaplib
 import structlog
 
+from listbot.alerts import raise_alert
 from listbot.clock import Clock
 from listbot.config import Config, section
 from listbot.errors import MessageRejected
 from listbot.mailsafe import check_line_endings
 from listbot.metrics import Metrics
+from listbot.model import IMAP_SOURCE
 from listbot.routing import Router
-from listbot.store import Arrival, Store
+from listbot.store import Arrival, Store, Tx
 from listbot.store import imap as imap_ops
 
 log = structlog.get_logger("listbot.imap")
@@ -169,6 +172,17 @@ def uidvalidity_of(lines: list[Any]) -> int:
     raise ImapFailure("SELECT answered without UIDVALIDITY")
 
 
+def refusal_of(raw: bytes, max_bytes: int) -> str | None:
+    """Why intake refuses these bytes, as SMTP intake would refuse them, or None."""
+    try:
+        check_line_endings(raw)
+    except MessageRejected as exc:
+        return str(exc)
+    if len(raw) > max_bytes:
+        return f"over the size limit of {max_bytes} bytes"
+    return None
+
+
 def literal_of(lines: list[Any]) -> bytes:
     for line in lines:
         if isinstance(line, bytearray):
@@ -187,6 +201,7 @@ class ImapPoller:
                  on_stored: Callable[[], None], metrics: Metrics | None = None) -> None:
         self.metrics = metrics
         self.icfg = icfg
+        self.cfg = cfg
         self.store = store
         self.clock = clock
         self.on_stored = on_stored
@@ -268,38 +283,51 @@ class ImapPoller:
         return new
 
     async def take(self, msg: Fetched, uidvalidity: int) -> int:
-        """Store and record one message; 1 if it was stored now, 0 if not."""
-        mailbox = self.icfg.mailbox
-        async with self.store.unit() as tx:
-            earlier = await imap_ops.already_stored(tx.conn, mailbox, uidvalidity,
-                                                    msg.content_hash, msg.message_id)
-        outcome, inbound_id = "duplicate", earlier
-        if earlier is None:
-            try:
-                check_line_endings(msg.raw)
-                if len(msg.raw) > self.max_bytes:
-                    raise MessageRejected(f"over the size limit of {self.max_bytes} bytes")
-            except MessageRejected as exc:
-                log.warning("imap.refused", uid=msg.uid, reason=str(exc))
-                outcome = "refused"
-            else:
-                arrival = Arrival("imap", "", self.icfg.recipient, self.route, msg.raw)
-                inbound_id = (await self.store.store_arrivals([arrival]))[0]
-                outcome = "stored"
-        seen = imap_ops.Seen(mailbox, uidvalidity, msg.uid, msg.message_id,
-                             msg.content_hash, inbound_id, outcome)
-        async with self.store.unit() as tx:
-            await imap_ops.record(tx.conn, seen, tx.now)
-            if outcome == "refused":
-                await tx.audit("listbot", "imap.refused", f"imap:{mailbox}",
-                               {"uid": msg.uid, "uidvalidity": uidvalidity})
-        log.info("imap.taken", uid=msg.uid, outcome=outcome, inbound_id=inbound_id)
-        if outcome == "stored":
-            if self.metrics is not None:
-                self.metrics.received(self.route.list_name, "imap")
-            self.on_stored()
-            return 1
-        return 0
+        """Store and record one message in one transaction; 1 if it was stored now."""
+        claim = imap_ops.Seen(self.icfg.mailbox, uidvalidity, msg.uid, msg.message_id,
+                              msg.content_hash, None, "claimed")
+        refusal = refusal_of(msg.raw, self.max_bytes)
+        async with self.store.unit(urgent=True) as tx:
+            seen = await self._take(tx, claim, msg.raw, refusal)
+        log.info("imap.taken", uid=msg.uid, outcome=seen.outcome if seen else "recorded",
+                 inbound_id=seen.inbound_id if seen else None)
+        if seen is None or seen.outcome != "stored":
+            return 0
+        if self.metrics is not None:
+            self.metrics.received(self.route.list_name, IMAP_SOURCE)
+        self.on_stored()
+        return 1
+
+    async def _take(self, tx: Tx, claim: imap_ops.Seen, raw: bytes,
+                    refusal: str | None) -> imap_ops.Seen | None:
+        if not await imap_ops.claim_uid(tx.conn, claim, tx.now):
+            return None  # recorded already: another poller or an earlier pass has it
+        earlier = await imap_ops.already_stored(tx.conn, claim.mailbox, claim.uidvalidity,
+                                                claim.content_hash, claim.message_id)
+        if earlier is not None:
+            seen = replace(claim, inbound_id=earlier, outcome="duplicate")
+        else:
+            arrival = Arrival(IMAP_SOURCE, "", self.icfg.recipient, self.route, raw)
+            (inbound_id,) = await tx.insert_arrivals([arrival])
+            seen = replace(claim, inbound_id=inbound_id,
+                           outcome="stored" if refusal is None else "refused")
+            if refusal is not None:
+                await self._quarantine(tx, seen, inbound_id, refusal)
+        await imap_ops.settle_uid(tx.conn, seen)
+        return seen
+
+    async def _quarantine(self, tx: Tx, seen: imap_ops.Seen, inbound_id: int,
+                          refusal: str) -> None:
+        # Refused bytes are kept (quarantined, never processed) before the server flag
+        # says "stored": the mailbox copy may be gone after a move, so nothing is lost.
+        log.warning("imap.refused", uid=seen.uid, reason=refusal)
+        await tx.quarantine_inbound(inbound_id, f"refused at IMAP intake: {refusal}")
+        facts = {"mailbox": seen.mailbox, "uid": seen.uid, "uidvalidity": seen.uidvalidity,
+                 "inbound": inbound_id, "reason": refusal}
+        await tx.audit("listbot", "imap.refused", f"imap:{seen.mailbox}", facts)
+        await raise_alert(tx, self.cfg, "imap_refused",
+                          f"IMAP message refused ({refusal}); kept as quarantined "
+                          f"inbound {inbound_id}", facts)
 
     async def mark(self, client: aioimaplib.IMAP4, uid: int) -> None:
         if self.icfg.after == "flag":

@@ -38,6 +38,12 @@ class OutboxState(StrEnum):
     CANCELLED = "cancelled"  # superseded before it was sent (instant moved, cancelled)
 
 
+# The intake sources whose messages come without an SMTP envelope: their stored
+# envelope_from is "" but means "unknown", not the null sender <>.
+IMAP_SOURCE = "imap"
+ENVELOPELESS_SOURCES = frozenset({IMAP_SOURCE})
+
+
 class RecipientRole(StrEnum):
     """What an address of a list is for."""
 
@@ -66,6 +72,12 @@ class Inbound:
     raw: bytes
     received_at: datetime
     attempts: int
+
+    @property
+    def envelope_sender(self) -> str | None:
+        """The SMTP envelope sender ("" is the null sender), or None when the source has
+        no envelope: an IMAP message must not pass for a bounce, nor a bounce for mail."""
+        return None if self.source in ENVELOPELESS_SOURCES else self.envelope_from
 
 
 @dataclass(frozen=True)

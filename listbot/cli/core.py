@@ -30,6 +30,7 @@ from listbot.errors import (
     MessageRejected,
     TemporaryError,
 )
+from listbot.ingest import envelope_sender
 from listbot.mailsafe import check_line_endings, normalize_address
 from listbot.model import InboundState, OutboxState
 from listbot.routing import Router
@@ -84,7 +85,9 @@ def inject(ctx: Context, recipient: str, sender: str) -> None:
     except MessageRejected as exc:
         click.echo(f"listbot: refused: {exc}", err=True)
         raise SystemExit(EX_DATAERR) from None
-    arrival = Arrival("inject", sender.lower(), normalize_address(recipient), route, data)
+    # Parsed as MAIL FROM is: "<a@b>" is stored as "a@b", "<>" as the null sender "".
+    arrival = Arrival("inject", envelope_sender(sender), normalize_address(recipient), route,
+                      data)
 
     async def store_it(store: Store) -> list[int]:
         return await store.store_arrivals([arrival])

@@ -72,6 +72,16 @@ class Tx:
         return await outbox_ops.settle(self.conn, ids, owner, state, reply=reply,
                                        now=self.now, next_attempt_at=next_attempt_at)
 
+    async def insert_arrivals(self, arrivals: Sequence[Arrival]) -> list[int]:
+        """Arrivals stored in this transaction (for intake whose own bookkeeping must
+        commit with them; SMTP/LMTP go through Store.store_arrivals)."""
+        ids = await inbound_ops.insert_arrivals(self.conn, arrivals, self.now)
+        await notify(self.conn, INBOUND)
+        return ids
+
+    async def quarantine_inbound(self, msg_id: int, error: str) -> bool:
+        return await inbound_ops.quarantine(self.conn, msg_id, None, error, self.now)
+
     async def finish_inbound(self, msg_id: int, owner: str) -> bool:
         return await inbound_ops.finish(self.conn, msg_id, owner, self.now)
 
@@ -174,9 +184,7 @@ class Store:
 
     async def _insert_batch(self, arrivals: Sequence[Arrival]) -> list[int]:
         async with self.unit(urgent=True) as tx:
-            ids = await inbound_ops.insert_arrivals(tx.conn, arrivals, tx.now)
-            await notify(tx.conn, INBOUND)
-            return ids
+            return await tx.insert_arrivals(arrivals)
 
     async def claim_inbound(self, owner: str, lease: timedelta, limit: int) -> list[Inbound]:
         async with self.unit() as tx:
@@ -249,40 +257,57 @@ class _GroupCommitter:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._pending: list[tuple[Sequence[Arrival], asyncio.Future[list[int]]]] = []
+        # The batch whose commit is running: stop() must fail it too, or its senders'
+        # DATA commands wait for an answer that never comes.
+        self._in_flight: list[tuple[Sequence[Arrival], asyncio.Future[list[int]]]] = []
+        self._stopped = False
         self._wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def submit(self, arrivals: Sequence[Arrival]) -> list[int]:
+        if self._stopped:
+            raise TemporaryError("store closing")
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         self._pending.append((arrivals, future))
         self._wake.set()
         return await future
 
     async def stop(self) -> None:
+        self._stopped = True
         self._task.cancel()
         with suppress(asyncio.CancelledError):
             await self._task
-        for _, future in self._pending:
-            if not future.done():
-                future.set_exception(TemporaryError("store closing"))
+        # A cancelled commit may or may not have landed; 451 makes the sender retry,
+        # which at worst stores the message twice but never loses it.
+        waiting, self._in_flight, self._pending = self._in_flight + self._pending, [], []
+        _fail(waiting, TemporaryError("store closing"))
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            batch, self._pending = self._pending, []
-            if not batch:
-                continue
-            flat = [a for arrivals, _ in batch for a in arrivals]
-            try:
-                ids = await self._store._insert_batch(flat)
-            except Exception as exc:  # every waiter must learn of the failure: 451, not 250
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            offset = 0
-            for arrivals, future in batch:
-                if not future.done():
-                    future.set_result(ids[offset:offset + len(arrivals)])
-                offset += len(arrivals)
+            self._in_flight, self._pending = self._pending, []
+            if self._in_flight:
+                await self._commit(self._in_flight)
+            self._in_flight = []
+
+    async def _commit(self, batch: list[tuple[Sequence[Arrival], asyncio.Future[list[int]]]]
+                      ) -> None:
+        flat = [a for arrivals, _ in batch for a in arrivals]
+        try:
+            ids = await self._store._insert_batch(flat)
+        except Exception as exc:  # every waiter must learn of the failure: 451, not 250
+            _fail(batch, exc)
+            return
+        offset = 0
+        for arrivals, future in batch:
+            if not future.done():
+                future.set_result(ids[offset:offset + len(arrivals)])
+            offset += len(arrivals)
+
+
+def _fail(batch: Sequence[tuple[Sequence[Arrival], asyncio.Future[list[int]]]],
+          exc: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)

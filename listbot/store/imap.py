@@ -1,10 +1,14 @@
 """IMAP bookkeeping operations (one mailbox = host/user/folder).
 
-A message is stored first (inbound row, committed), then its UID is recorded, then
-it is flagged/moved on the server. A kill between any two steps is repaired on the
-next pass: a recorded UID is only flagged again; an unrecorded UID whose bytes are
-already in the inbound table (same content hash, source imap) is recorded as a
-duplicate instead of being stored twice.
+A message's UID is claimed, the message stored (inbound row) and the outcome recorded
+in ONE transaction; only after its commit is the message flagged/moved on the server.
+The claim is an insert-if-absent on the unique (mailbox, uidvalidity, uid) key, so of
+two pollers reading the same mailbox exactly one stores the message; the other's
+claim does nothing (on PostgreSQL it waits for the winner's commit first). A kill
+before the commit leaves nothing behind; a kill after it only repeats the flag. An
+unrecorded UID whose bytes are already in the inbound table (same content hash,
+source imap; e.g. stored by an older release that committed in two steps) is
+recorded as a duplicate instead of being stored twice.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, insert, select
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from listbot.model import IMAP_SOURCE
 from listbot.store.schema import inbound
 from listbot.store.schema_imap import imap_seen
 
@@ -28,7 +34,7 @@ class Seen:
     message_id: str
     content_hash: str
     inbound_id: int | None
-    outcome: str  # stored | duplicate | refused
+    outcome: str  # stored | duplicate | refused (stored, but quarantined)
 
 
 async def recorded_uids(conn: AsyncConnection, mailbox: str, uidvalidity: int,
@@ -51,7 +57,7 @@ async def already_stored(conn: AsyncConnection, mailbox: str, uidvalidity: int,
     UIDVALIDITY is a different delivery and is stored.
     """
     by_hash = await conn.scalar(select(inbound.c.id).where(
-        inbound.c.source == "imap", inbound.c.content_hash == content_hash).limit(1))
+        inbound.c.source == IMAP_SOURCE, inbound.c.content_hash == content_hash).limit(1))
     if by_hash is not None:
         return int(by_hash)
     if not message_id:
@@ -73,6 +79,28 @@ async def record(conn: AsyncConnection, seen: Seen, now: datetime) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+async def claim_uid(conn: AsyncConnection, seen: Seen, now: datetime) -> bool:
+    """Insert this UID's row if absent; False when it is recorded already (another
+    poller took it, or an earlier pass). The unique key decides, not a prior SELECT."""
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    stmt = dialect.insert(imap_seen).values(
+        mailbox=seen.mailbox, uidvalidity=seen.uidvalidity, uid=seen.uid,
+        message_id=seen.message_id, content_hash=seen.content_hash,
+        inbound_id=seen.inbound_id, outcome=seen.outcome, seen_at=now)
+    # RETURNING, not rowcount: psycopg reports no reliable rowcount for ON CONFLICT.
+    result = await conn.execute(stmt.on_conflict_do_nothing(
+        index_elements=[imap_seen.c.mailbox, imap_seen.c.uidvalidity, imap_seen.c.uid]
+    ).returning(imap_seen.c.id))
+    return result.first() is not None
+
+
+async def settle_uid(conn: AsyncConnection, seen: Seen) -> None:
+    """The outcome of a UID claimed in this transaction."""
+    await conn.execute(update(imap_seen).where(
+        imap_seen.c.mailbox == seen.mailbox, imap_seen.c.uidvalidity == seen.uidvalidity,
+        imap_seen.c.uid == seen.uid).values(inbound_id=seen.inbound_id, outcome=seen.outcome))
 
 
 async def listing(conn: AsyncConnection, mailbox: str) -> list[Seen]:
