@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from listbot.clock import SystemClock
-from listbot.model import InboundState
-from listbot.store import Store
+from listbot.model import InboundState, RecipientRole, Route
+from listbot.store import Arrival, Store
 from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
 from tests.daemon import MEMBERS, post
@@ -185,3 +185,25 @@ async def test_members_and_queue_listings_as_json(tmp_path: Path, db_url: str) -
     code, out, _ = await cli(config, "audit", "list", "--json")
     actions = [e["action"] for e in json.loads(out)]
     assert actions.count("member.added") == 3 and "member.removed" in actions
+
+
+async def test_retry_refuses_what_intake_refused(tmp_path: Path, db_url: str) -> None:
+    # IMAP keeps a message with a bare LF quarantined; retrying must not feed it to the
+    # worker, whose copies would carry it to the relay.
+    config = write_config(tmp_path, db_url, 1)
+    store = Store.open(db_url, SystemClock())
+    await store.upgrade()
+    route = Route("discuss", RecipientRole.POST, None)
+    [bad, good] = await store.store_arrivals([
+        Arrival("imap", "", DISCUSS, route, b"Subject: x\r\n\r\nsmuggled\n.\r\n"),
+        Arrival("imap", "", DISCUSS, route, b"Subject: y\r\n\r\nfine\r\n")])
+    for msg_id in (bad, good):
+        assert await store.quarantine(msg_id, None, "test")
+    await store.close()
+    code, _, err = await cli(config, "queue", "retry", str(bad))
+    assert code == 65 and "bare CR or LF" in err
+    code, out, _ = await cli(config, "queue", "retry", str(good))
+    assert code == 0 and "queued again" in out
+    code, out, _ = await cli(config, "queue", "list", "--json")
+    states = {row["id"]: row["state"] for row in json.loads(out)}
+    assert states[bad] == "quarantined" and states[good] != "quarantined"

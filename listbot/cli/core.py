@@ -210,8 +210,20 @@ def queue_list(ctx: Context, outbound: bool, show_all: bool, as_json: bool) -> N
 @pass_ctx
 def queue_retry(ctx: Context, msg_id: int) -> None:
     """Put a quarantined message back into the queue."""
-    if not run(with_store(ctx.cfg, lambda s: s.retry_inbound(msg_id, "cli"))):
-        click.echo(f"listbot: inbound {msg_id} is not quarantined", err=True)
+    async def retry(store: Store) -> str | None:
+        raw = await store.inbound_raw(msg_id)
+        if raw is not None:
+            try:  # what intake refused (IMAP keeps it quarantined) stays out of the worker
+                check_line_endings(raw)
+            except MessageRejected as exc:
+                return f"inbound {msg_id} cannot be retried: {exc}"
+        if not await store.retry_inbound(msg_id, cli_actor(None)):
+            return f"inbound {msg_id} is not quarantined"
+        return None
+
+    problem = run(with_store(ctx.cfg, retry))
+    if problem is not None:
+        click.echo(f"listbot: {problem}", err=True)
         raise SystemExit(EX_DATAERR)
     click.echo(f"inbound {msg_id} queued again")
 
