@@ -253,7 +253,9 @@ async def test_two_daemons_on_one_postgresql_each_recipient_once(
         other = service(second, cfg)
         results = await asyncio.gather(svc.dispatcher.dispatch(clock.now()),
                                        other.dispatcher.dispatch(clock.now()))
-        assert sorted(map(len, results)) == [0, 1]
+        # The daemons' own release loops race these two calls: whoever claims it, the
+        # release is claimed once.
+        assert sum(map(len, results)) <= 1
         for app in (first, second):
             app.outbound_waker.wake()
         await sink.wait_deliveries(len(ALL_PUBLIC))
@@ -262,6 +264,7 @@ async def test_two_daemons_on_one_postgresql_each_recipient_once(
         async with first.store.unit() as tx:
             states = (await tx.conn.execute(select(outbox.c.state))).scalars().all()
         assert set(states) == {OutboxState.SENT.value}
+        assert len(await first.store.audit_listing(action_prefix="advisory.released")) == 1
     finally:
         await first.stop()
         await second.stop()
