@@ -12,13 +12,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests import tomlfile  # noqa: E402
 from tests.conftest import BASE_CONFIG, merge  # noqa: E402
 from tests.lmtp import LmtpClient  # noqa: E402
-from tests.proc import Daemon, cli, to_toml  # noqa: E402
+from tests.proc import Daemon, cli  # noqa: E402
 from tests.sink import Sink  # noqa: E402
 
-__all__ = ["BASE_CONFIG", "Daemon", "LmtpClient", "Sink", "cli", "merge", "rss_mb",
-           "to_toml", "write_config"]
+__all__ = ["BASE_CONFIG", "Daemon", "LmtpClient", "Sink", "cli", "cpu_s", "merge", "rss_mb",
+           "write_config"]
 
 
 def write_config(tmp: Path, db_url: str, sink_port: int,
@@ -31,9 +32,7 @@ def write_config(tmp: Path, db_url: str, sink_port: int,
         "worker": {"poll_interval_seconds": 1.0, "batch": 256},
         "listen": {"max_message_bytes": 1 << 20},
     })
-    path = tmp / "listbot.toml"
-    path.write_text(to_toml(merge(data, extra or {})))
-    return path
+    return tomlfile.write(tmp / "listbot.toml", merge(data, extra or {}))
 
 
 def rss_mb(pid: int) -> float:
@@ -41,6 +40,12 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def message(i: int, sender: str, size: int = 4096) -> bytes:

@@ -1,0 +1,28 @@
+"""The benchmarks still run: each on a tiny load, checking only that it finishes and
+prints its figures with the reference (the figures themselves live in bench/RESULTS.md)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PG_UNAVAILABLE
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.mark.parametrize(("script", "args", "expected"), [
+    ("ingest.py", ["--count", "30"], "ratio"),
+    ("fanout.py", ["--posts", "3", "--members", "2", "--big", "0"], "ms per post"),
+    pytest.param("cluster.py", ["--posts", "10", "--members", "2"], "ratio two/one",
+                 marks=pytest.mark.skipif(bool(PG_UNAVAILABLE), reason=str(PG_UNAVAILABLE))),
+])
+def test_benchmark_runs_and_prints_its_figures(script: str, args: list[str],
+                                               expected: str) -> None:
+    done = subprocess.run([sys.executable, script, *args], cwd=BENCH, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert expected in done.stdout
