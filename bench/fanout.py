@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import Daemon, LmtpClient, Sink, load, rss_mb, write_config
+from common import Daemon, LmtpClient, Sink, cpu_s, load, rss_mb, write_config
 from ingest import _pg_schema
 
 from listbot.clock import SystemClock
@@ -49,6 +49,7 @@ async def run(posts: int, members: int, db: str, concurrency: int) -> dict[str, 
         assert daemon.proc is not None
         idle_rss = rss_mb(daemon.proc.pid)
         expected = posts * members
+        cpu_start = cpu_s(daemon.proc.pid)
         start = time.perf_counter()
         if posts == 1:
             client = LmtpClient(daemon.ports["lmtp"])
@@ -62,13 +63,14 @@ async def run(posts: int, members: int, db: str, concurrency: int) -> dict[str, 
         peak = rss_mb(daemon.proc.pid)
         await sink.wait_deliveries(expected, timeout=600)
         done = time.perf_counter()
+        cpu = cpu_s(daemon.proc.pid) - cpu_start
         peak = max(peak, rss_mb(daemon.proc.pid))
         await daemon.terminate(60)
     await sink.stop()
     total = done - first
     return {"posts": posts, "members": members, "accept_s": accepted, "total_s": total,
             "posts_per_s": posts / total, "deliveries_per_s": expected / total,
-            "idle_rss_mb": idle_rss, "peak_rss_mb": peak,
+            "idle_rss_mb": idle_rss, "peak_rss_mb": peak, "cpu_s": cpu,
             "transactions": len(sink.received)}
 
 
@@ -86,7 +88,8 @@ async def main(args: argparse.Namespace) -> None:
           f"{r['total_s']:.2f} s after the first 250")
     print(f"  {r['posts_per_s']:.0f} posts/s end to end, {r['deliveries_per_s']:.0f} "
           f"deliveries/s, {r['transactions']:.0f} SMTP transactions at the sink")
-    print(f"  daemon RSS idle {r['idle_rss_mb']:.0f} MB, peak {r['peak_rss_mb']:.0f} MB")
+    print(f"  daemon RSS idle {r['idle_rss_mb']:.0f} MB, peak {r['peak_rss_mb']:.0f} MB; "
+          f"daemon CPU {r['cpu_s']:.1f} s ({1000 * r['cpu_s'] / r['posts']:.1f} ms per post)")
     if args.mailman:
         from mailman_ref import run_mailman
         m = await run_mailman(args.posts, args.members, args.concurrency, venv=args.venv)
