@@ -9,6 +9,7 @@ uses ``email.utils`` for decisions, and no CR or LF reaches a header we write.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Collection, Iterable
@@ -118,6 +119,14 @@ def parse_single_mailbox(value: str) -> Mailbox:
         raise AddressError("not a string")
     if len(value) > MAX_ADDRESS_HEADER:
         raise AddressError("header too long")
+    return _parse_single_mailbox(value)
+
+
+# The stdlib's RFC 5322 parser is the costliest step of a post (each RCPT, each From),
+# and the same few addresses recur. Pure and immutable, so a bounded cache is safe;
+# refusals raise and are never cached.
+@functools.lru_cache(maxsize=4096)
+def _parse_single_mailbox(value: str) -> Mailbox:
     if _CONTROL_RE.search(value) or any("\ud800" <= c <= "\udfff" for c in value):
         raise AddressError("control character in address header")
     try:
