@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from listbot.app import App
+from listbot.clock import Clock
+from listbot.config import Config
 from listbot.model import InboundState
 
 MEMBERS = [("Vendor A", "security@vendor-a.example"), ("Vendor B", "psirt@vendor-b.example"),
@@ -25,6 +28,19 @@ async def add_members(app: App, members: Sequence[tuple[str, str]] = MEMBERS) ->
     async with app.store.unit() as tx:
         for name, address in members:
             await tx.add_member(name, address, None)
+
+
+@asynccontextmanager
+async def running(cfg: Config, clock: Clock, *,
+                  members: Sequence[tuple[str, str]] = MEMBERS) -> AsyncIterator[App]:
+    """The daemon started in-process with these members, stopped on exit whatever happens."""
+    app = App.create(cfg, clock=clock)
+    await app.start()
+    try:
+        await add_members(app, members)
+        yield app
+    finally:
+        await app.stop()
 
 
 def _lmtp_send(port: int, sender: str, rcpts: Sequence[str], data: bytes) -> dict[str, object]:

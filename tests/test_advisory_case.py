@@ -21,6 +21,7 @@ from listbot.store import cases as case_store
 from listbot.store.schema import outbox
 from tests import pgp_fixtures
 from tests.advisory_helpers import KEYED, PLAIN, TEAM, add_members, draft, service
+from tests.daemon import running
 from tests.pgp_fixtures import PgpKeys
 from tests.sink import Sink
 from tests.test_release import cfg_for
@@ -46,9 +47,7 @@ async def open_cases(app: App, keys: PgpKeys) -> None:
 async def test_case_must_exist_and_its_parties_get_the_predisclosure(
         make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
-    app = App.create(cfg_for(make_config, sink, pgp_home, pgp_keys), clock=clock)
-    await app.start()
-    try:
+    async with running(cfg_for(make_config, sink, pgp_home, pgp_keys), clock, members=()) as app:
         await add_members(app, pgp_keys)
         await open_cases(app, pgp_keys)
         svc = service(app, app.cfg)
@@ -74,8 +73,6 @@ async def test_case_must_exist_and_its_parties_get_the_predisclosure(
         app.outbound_waker.wake()
         await sink.wait_deliveries(len(everyone) - 1)
         assert PARTY not in sink.recipients()  # removed: no version 2
-    finally:
-        await app.stop()
 
 
 async def test_held_copy_of_the_reporter_goes_once_the_case_has_its_key(
@@ -83,9 +80,7 @@ async def test_held_copy_of_the_reporter_goes_once_the_case_has_its_key(
         pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, pgp={
         "home": str(pgp_home), "team_fingerprint": pgp_keys.team, "require_encryption": True})
-    app = App.create(cfg, clock=clock)
-    await app.start()
-    try:
+    async with running(cfg, clock, members=()) as app:
         await add_members(app, pgp_keys)
         timeline = default_timeline(clock.now(), parse_cases(cfg).policy_for(2026))
         async with app.store.unit() as tx:
@@ -110,5 +105,3 @@ async def test_held_copy_of_the_reporter_goes_once_the_case_has_its_key(
         assert len(copy) == 1 and b"multipart/encrypted" in copy[0]
         assert b"ISSUE DESCRIPTION" not in copy[0]
         assert PARTY not in sink.recipients()  # no key for the party: still held
-    finally:
-        await app.stop()

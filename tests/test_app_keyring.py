@@ -20,6 +20,7 @@ from listbot.model import RecipientRole
 from listbot.moderation import ModerationHandler
 from listbot.pgp import Keyring
 from tests import pgp_fixtures
+from tests.daemon import running
 from tests.pgp_fixtures import PgpKeys, revoke
 from tests.sink import Sink
 
@@ -63,9 +64,7 @@ async def test_everything_the_daemon_builds_shares_one_keyring(
             {"name": "Alice", "address": "alice@example.org", "fingerprint": pgp_keys.moderator},
             {"name": "Bob", "address": "bob@example.org", "fingerprint": pgp_keys.member}]},
     }
-    app = App.create(make_config(extra, sink=sink), clock=clock)
-    await app.start()
-    try:
+    async with running(make_config(extra, sink=sink), clock, members=()) as app:
         found = keyrings(app)
         for part in ("security/post", "security/post/reader", "discuss/post",
                      "discuss/post/sealer", "discuss/moderation", "advisories"):
@@ -80,8 +79,6 @@ async def test_everything_the_daemon_builds_shares_one_keyring(
         await asyncio.sleep(0)  # one turn of the loop: the listing has taken the lock
         assert app.advisories is not None and app.advisories.r.keyring._lock.locked()
         await listing
-    finally:
-        await app.stop()
 
 
 async def test_member_keys_are_checked_in_one_listing(pgp_home: Path, pgp_keys: PgpKeys) -> None:

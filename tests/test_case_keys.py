@@ -18,7 +18,7 @@ from listbot.pgp import KeyInfo
 from listbot.reporter_keys import choose_attached, known_for, uid_address
 from listbot.store import cases as case_store
 from tests import pgp_fixtures
-from tests.daemon import lmtp_send, settle
+from tests.daemon import lmtp_send, running, settle
 from tests.pgp_fixtures import PgpKeys, export_public, gpg, make_key, new_home, remove_home
 from tests.sink import Sink
 
@@ -95,9 +95,7 @@ async def test_key_planted_for_another_address_is_not_used(
         keys_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path, eve_home: Path,
         uids: tuple[str, ...]) -> None:
     fpr, key = eve_key(eve_home, *uids)
-    app = App.create(keys_config, clock=clock)
-    await app.start()
-    try:
+    async with running(keys_config, clock, members=()) as app:
         await lmtp_send(app, EVE, [SECURITY], with_key(f"Eve <{EVE}>", "Bug", "<e1@x>", key))
         await lmtp_send(app, VICTIM, [SECURITY], plain(f"Victim <{VICTIM}>", "Bug 2", "<v1@x>"))
         await settle(app)
@@ -109,17 +107,13 @@ async def test_key_planted_for_another_address_is_not_used(
             assert await ignored_key_alerts(app), "the team is told of the ignored key"
         else:
             assert found[EVE] == fpr
-    finally:
-        await app.stop()
 
 
 async def test_second_key_for_a_known_reporter_is_ignored_and_reported(
         keys_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path, eve_home: Path,
         pgp_keys: PgpKeys) -> None:
     fpr, key = eve_key(eve_home, f"Reporter <{REPORTER}>")
-    app = App.create(keys_config, clock=clock)
-    await app.start()
-    try:
+    async with running(keys_config, clock, members=()) as app:
         await lmtp_send(app, REPORTER, [SECURITY],
                         with_key(f"Reporter <{REPORTER}>", "Bug", "<e1@x>", key))
         await lmtp_send(app, VICTIM, [SECURITY], plain(VICTIM, "Bug 2", "<v1@x>"))
@@ -130,17 +124,13 @@ async def test_second_key_for_a_known_reporter_is_ignored_and_reported(
         assert fpr in alert and pgp_keys.reporter in alert
         mailed = [r for r in sink.received if "case_key_ignored" in str(r.message["Subject"])]
         assert mailed, "the alert is mailed to the team"
-    finally:
-        await app.stop()
 
 
 async def test_own_key_is_taken_without_other_names(
         keys_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path,
         eve_home: Path) -> None:
     fpr, key = eve_key(eve_home, f"Eve <{EVE.upper()}>", f"Victim <{VICTIM}>")
-    app = App.create(keys_config, clock=clock)
-    await app.start()
-    try:
+    async with running(keys_config, clock, members=()) as app:
         await lmtp_send(app, EVE, [SECURITY], with_key(f"Eve <{EVE}>", "Bug", "<e1@x>", key))
         await lmtp_send(app, VICTIM, [SECURITY], plain(VICTIM, "Bug 2", "<v1@x>"))
         await settle(app)
@@ -148,8 +138,6 @@ async def test_own_key_is_taken_without_other_names(
         listed = gpg(pgp_home, "--with-colons", "--list-keys", fpr).stdout.decode()
         assert VICTIM not in listed and EVE.upper() in listed
         assert await ignored_key_alerts(app) == []
-    finally:
-        await app.stop()
 
 
 @pytest.mark.parametrize(("uid", "address"), [
@@ -203,9 +191,7 @@ async def test_member_with_expired_key_gets_nothing_and_the_rest_get_the_report(
     secret = b"The parser overflows on a long header."
     report = (f"From: {REPORTER}\r\nTo: {SECURITY}\r\nSubject: Overflow\r\n"
               "Message-ID: <r1@example.net>\r\nContent-Type: text/plain\r\n\r\n").encode() + secret
-    app = App.create(cfg, clock=clock)
-    await app.start()
-    try:
+    async with running(cfg, clock, members=()) as app:
         await lmtp_send(app, REPORTER, [SECURITY], report)
         await settle(app)
         async with app.store.unit() as tx:
@@ -224,8 +210,6 @@ async def test_member_with_expired_key_gets_nothing_and_the_rest_get_the_report(
         assert "alert" in str(alert.message["Subject"]) and secret not in alert.data
         assert b"carol@example.org" in alert.data and b"expired" in alert.data
         assert all(secret not in rec.data for rec in sink.received)
-    finally:
-        await app.stop()
 
 
 def test_only_a_single_key_per_attachment_is_taken() -> None:

@@ -19,7 +19,7 @@ from listbot.model import OutboxState
 from listbot.pgp_mime import build_encrypted_mime, build_signed_mime
 from listbot.store import cases as case_store
 from tests import pgp_fixtures
-from tests.daemon import lmtp_send, outbox_settled, settle
+from tests.daemon import lmtp_send, outbox_settled, running, settle
 from tests.pgp_fixtures import PgpKeys, detach_sign, encrypt_to, encrypt_without_mdc, gpg
 from tests.sink import Received, Sink
 
@@ -83,9 +83,7 @@ def pgp_app_config(make_config: Callable[..., Config], sink: Sink, pgp_home: Pat
 async def test_whole_case_on_a_fake_clock(pgp_app_config: Config, sink: Sink,
                                           clock: FakeClock, pgp_home: Path,
                                           pgp_keys: PgpKeys) -> None:
-    app = App.create(pgp_app_config, clock=clock)
-    await app.start()
-    try:
+    async with running(pgp_app_config, clock, members=()) as app:
         # 1. An encrypted report opens a case, is acknowledged, reaches both members.
         secret = b"The parser overflows on a 70000-byte header.\r\n"
         await lmtp_send(app, REPORTER, [SECURITY], encrypted_report(pgp_home, pgp_keys, secret))
@@ -150,8 +148,6 @@ async def test_whole_case_on_a_fake_clock(pgp_app_config: Config, sink: Sink,
         assert await app.reminders.dispatch(clock.now()) == 2  # pre-disclosure, no patch
         assert await app.reminders.dispatch(clock.now()) == 0
         await wait_count(sink, 12)
-    finally:
-        await app.stop()
     second = App.create(pgp_app_config, clock=clock)
     await second.start()  # dispatches at start-up: nothing new is due
     try:
@@ -174,9 +170,7 @@ async def test_whole_case_on_a_fake_clock(pgp_app_config: Config, sink: Sink,
 async def test_report_without_integrity_protection_alerts_and_yields_nothing(
         pgp_app_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
-    app = App.create(pgp_app_config, clock=clock)
-    await app.start()
-    try:
+    async with running(pgp_app_config, clock, members=()) as app:
         secret = b"Details that gpg must not hand out.\r\n"
         await lmtp_send(app, REPORTER, [SECURITY],
                         encrypted_report(pgp_home, pgp_keys, secret, mdc=False))
@@ -188,17 +182,13 @@ async def test_report_without_integrity_protection_alerts_and_yields_nothing(
             for rec in to(sink, member):
                 if rec.message.get_content_type() == "multipart/encrypted":
                     assert secret not in decrypt(pgp_home, rec.data)
-    finally:
-        await app.stop()
 
 
 @pytest.mark.parametrize("forgery", ["outsider", "unsigned", "wrong_key", "display_name"])
 async def test_forged_team_reply_never_reaches_reporter(
         pgp_app_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys, forgery: str) -> None:
-    app = App.create(pgp_app_config, clock=clock)
-    await app.start()
-    try:
+    async with running(pgp_app_config, clock, members=()) as app:
         report = message(f"Reporter <{REPORTER}>", "Bug", "<r1@example.net>", b"Bug.\r\n")
         await lmtp_send(app, REPORTER, [SECURITY], report)
         await wait_count(sink, 3)
@@ -222,15 +212,11 @@ async def test_forged_team_reply_never_reaches_reporter(
         async with app.store.unit() as tx:
             kinds = [m["kind"] for m in await case_store.messages(tx, CASE1)]
         assert kinds[0] == "report" and kinds[1] in ("follow_up", "team_note")
-    finally:
-        await app.stop()
 
 
 async def test_auto_responder_report_opens_case_without_ack(
         make_config: Callable[..., Config], sink: Sink, clock: FakeClock) -> None:
-    app = App.create(make_config(sink=sink), clock=clock)
-    await app.start()
-    try:
+    async with running(make_config(sink=sink), clock, members=()) as app:
         for i, extra in enumerate(("Auto-Submitted: auto-replied\r\n", "Precedence: bulk\r\n")):
             data = message("Bot <bot@elsewhere.example>", "Out of office", f"<o{i}@x.example>",
                            b"I am away.\r\n", extra=extra)
@@ -239,8 +225,6 @@ async def test_auto_responder_report_opens_case_without_ack(
         await wait_count(sink, 4)  # two team copies each
         assert to(sink, "bot@elsewhere.example") == []
         assert all(r.message["X-Listbot-Case"] for r in sink.received)
-    finally:
-        await app.stop()
 
 
 async def test_party_gets_its_case_only_and_the_gate_knows_it(

@@ -13,7 +13,7 @@ from listbot.app import App
 from listbot.clock import FakeClock
 from listbot.config import Config
 from listbot.model import Audience, InboundState, OutboxState, OutgoingMessage
-from tests.daemon import MEMBERS, add_members, lmtp_send, post, raw_session, settle
+from tests.daemon import MEMBERS, add_members, lmtp_send, post, raw_session, running, settle
 from tests.sink import Sink
 
 DISCUSS = "discuss@lists.example.org"
@@ -23,13 +23,8 @@ MEMBER = "security@vendor-a.example"
 @pytest.fixture
 async def app(make_config: Callable[..., Config], sink: Sink,
               clock: FakeClock) -> AsyncIterator[App]:
-    application = App.create(make_config(sink=sink), clock=clock)
-    await application.start()
-    await add_members(application)
-    try:
+    async with running(make_config(sink=sink), clock) as application:
         yield application
-    finally:
-        await application.stop()
 
 
 async def test_member_post_reaches_every_member_once_with_list_headers(

@@ -17,7 +17,7 @@ from listbot.imap_poll import ImapPoller, parse_imap
 from listbot.model import InboundState
 from listbot.store import Arrival, Store
 from listbot.store import imap as imap_ops
-from tests.daemon import add_members
+from tests.daemon import add_members, running
 from tests.mta_dovecot import PASSWORD, USER, Dovecot, unavailable
 from tests.sink import Sink
 
@@ -182,9 +182,7 @@ async def test_daemon_idle_picks_up_new_mail_and_processes_it(
         imap_config: Callable[..., Config], dovecot: Dovecot, sink: Sink,
         clock: FakeClock) -> None:
     cfg = imap_config(sink=sink, list="discuss", poll_interval_seconds=3600.0)
-    app = App.create(cfg, clock=clock)
-    await app.start()
-    try:
+    async with running(cfg, clock, members=()) as app:
         await add_members(app)
         assert app.imap is not None
         await asyncio.wait_for(app.imap.connected.wait(), 10)
@@ -193,8 +191,6 @@ async def test_daemon_idle_picks_up_new_mail_and_processes_it(
         await sink.wait_deliveries(3, timeout=15)
         assert sink.received[0].message["Subject"] == "report 3"
         assert dovecot.uids(criteria="KEYWORD $ListbotStored") == [1]
-    finally:
-        await app.stop()
 
 
 async def test_reconnects_after_server_restart(imap_config: Callable[..., Config],

@@ -24,7 +24,7 @@ from listbot.store import Store
 from listbot.store import imap as imap_ops
 from tests.application_helpers import LIST, SUBSCRIBERS, app_config, example, text_of, to
 from tests.conftest import wait_for
-from tests.daemon import add_members, post, raw_session, settle
+from tests.daemon import add_members, post, raw_session, running, settle
 from tests.mta_dovecot import PASSWORD, USER, Dovecot, unavailable
 from tests.pgp_fixtures import PgpKeys
 from tests.proc import cli
@@ -49,12 +49,8 @@ async def smtp_send(app: App, sender: str, rcpts: Sequence[str], data: bytes) ->
 @pytest.fixture
 async def spine(make_config: Callable[..., Config], sink: Sink,
                 clock: FakeClock) -> AsyncIterator[App]:
-    app = App.create(make_config(sink=sink), clock=clock)
-    await app.start()
-    try:
+    async with running(make_config(sink=sink), clock, members=()) as app:
         yield app
-    finally:
-        await app.stop()
 
 
 @pytest.fixture
@@ -82,9 +78,7 @@ async def test_application_read_over_imap_gets_its_checklist(
             "poll_interval_seconds": 3600.0}
     cfg = make_config({**app_config(pgp_home, pgp_keys), "imap": imap}, sink=sink)
     assert parse_imap(cfg) is not None
-    app = App.create(cfg, clock=clock)
-    await app.start()
-    try:
+    async with running(cfg, clock, members=()) as app:
         assert app.imap is not None
         await asyncio.wait_for(app.imap.connected.wait(), 10)
         await asyncio.to_thread(dovecot.append, example("free_cloud_narrative.eml"))
@@ -94,8 +88,6 @@ async def test_application_read_over_imap_gets_its_checklist(
         assert "Every required item was found" in text_of(reply)
         actions = [e.action for e in await app.store.audit_listing()]
         assert "application.automatic_ignored" not in actions
-    finally:
-        await app.stop()
 
 
 async def test_null_sender_report_to_security_gets_no_ack(spine: App, sink: Sink) -> None:
@@ -124,16 +116,13 @@ async def test_null_sender_post_to_discuss_gets_no_notice(spine: App, sink: Sink
 async def test_null_sender_application_gets_no_reply(
         make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
-    app = App.create(make_config(app_config(pgp_home, pgp_keys), sink=sink), clock=clock)
-    await app.start()
-    try:
+    cfg = make_config(app_config(pgp_home, pgp_keys), sink=sink)
+    async with running(cfg, clock, members=()) as app:
         assert await smtp_send(app, "", [LIST], example("free_cloud_narrative.eml")) == {}
         await settle(app)
         [entry] = await app.store.audit_listing(action_prefix="application.automatic_ignored")
         assert entry.detail["reason"] == "null envelope sender"
         assert await app.store.outbox_listing(list(OutboxState)) == []
-    finally:
-        await app.stop()
 
 
 # --- listbot inject ----------------------------------------------------------------------

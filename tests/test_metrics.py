@@ -8,12 +8,11 @@ from collections.abc import Callable
 
 import pytest
 
-from listbot.app import App
 from listbot.clock import FakeClock
 from listbot.config import Config
 from listbot.errors import ConfigError
 from listbot.metrics import parse_metrics
-from tests.daemon import MEMBERS, add_members, lmtp_send, post, settle
+from tests.daemon import MEMBERS, add_members, lmtp_send, post, running, settle
 from tests.sink import Sink
 
 MEMBER = "security@vendor-a.example"
@@ -28,9 +27,7 @@ async def test_counters_and_gauges_after_a_post(make_config: Callable[..., Confi
                                                 sink: Sink, clock: FakeClock) -> None:
     cfg = make_config({"metrics": {"listen": "127.0.0.1:0", "refresh_seconds": 0.05}},
                       sink=sink)
-    app = App.create(cfg, clock=clock)
-    await app.start()
-    try:
+    async with running(cfg, clock, members=()) as app:
         await add_members(app)
         await lmtp_send(app, MEMBER, ["discuss@lists.example.org"], post(MEMBER))
         await sink.wait_deliveries(len(MEMBERS))
@@ -51,8 +48,6 @@ async def test_counters_and_gauges_after_a_post(make_config: Callable[..., Confi
         assert 'listbot_messages_processed_total{list="discuss",outcome="done"} 1.0' in text
         assert 'listbot_queue_depth{queue="inbound",state="done"}' in text
         assert "listbot_held_posts" in text and "listbot_release_lag_seconds" in text
-    finally:
-        await app.stop()
 
 
 def test_metrics_refuse_a_non_loopback_listener(make_config: Callable[..., Config]) -> None:

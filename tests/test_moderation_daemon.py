@@ -14,7 +14,7 @@ from listbot.config import Config
 from listbot.model import Audience, OutboxItem, OutboxState
 from listbot.store import moderation as held_ops
 from tests import pgp_fixtures
-from tests.daemon import MEMBERS, add_members, lmtp_send, post, settle
+from tests.daemon import MEMBERS, lmtp_send, post, running, settle
 from tests.moderation_helpers import (
     ALICE,
     BOB,
@@ -39,14 +39,9 @@ pgp_home = pgp_fixtures.pgp_home
 @pytest.fixture
 async def app(make_config: Callable[..., Config], sink: Sink, clock: FakeClock,
               pgp_home: Path, pgp_keys: PgpKeys) -> AsyncIterator[App]:
-    application = App.create(make_config(moderation_config(pgp_home, pgp_keys), sink=sink),
-                             clock=clock)
-    await application.start()
-    await add_members(application)
-    try:
+    cfg = make_config(moderation_config(pgp_home, pgp_keys), sink=sink)
+    async with running(cfg, clock) as application:
         yield application
-    finally:
-        await application.stop()
 
 
 async def audit(app: App, prefix: str = "moderation.") -> list[tuple[str, str, dict[str, object]]]:

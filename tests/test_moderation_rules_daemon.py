@@ -17,7 +17,7 @@ from listbot.clock import FakeClock
 from listbot.config import Config
 from listbot.store import moderation as held_ops
 from tests import pgp_fixtures
-from tests.daemon import MEMBERS, add_members, lmtp_send, post, settle
+from tests.daemon import MEMBERS, add_members, lmtp_send, post, running, settle
 from tests.moderation_helpers import (
     ALICE,
     BOB,
@@ -51,13 +51,8 @@ def cfg(make_config: Callable[..., Config], sink: Sink, pgp_home: Path, pgp_keys
 
 @pytest.fixture
 async def app(cfg: Config, clock: FakeClock) -> AsyncIterator[App]:
-    application = App.create(cfg, clock=clock)
-    await application.start()
-    await add_members(application)
-    try:
+    async with running(cfg, clock) as application:
         yield application
-    finally:
-        await application.stop()
 
 
 async def test_policy_question_is_rejected_with_the_policy_notice(app: App, sink: Sink) -> None:

@@ -20,7 +20,7 @@ from listbot.config import Config, build
 from listbot.model import InboundState
 from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
-from tests.daemon import MEMBERS, add_members, settle
+from tests.daemon import MEMBERS, add_members, running, settle
 from tests.mta_postfix import Postfix, free_port, unavailable
 from tests.sink import Sink
 
@@ -125,14 +125,10 @@ async def test_listbot_down_postfix_queues_then_delivers(postfix: Postfix, cfg: 
     await asyncio.wait_for(deferred(), 30)
     assert "while down" not in str(sink.received)
     assert postfix.queue().count("@") >= 1
-    app = App.create(cfg, clock=clock)
-    await app.start()
-    try:
+    async with running(cfg, clock, members=()) as app:
         await add_members(app)
         await asyncio.to_thread(postfix.flush)
         await sink.wait_deliveries(len(MEMBERS), timeout=30)
         assert sink.received[0].message["Subject"] == "while down"
         assert "status=sent" in postfix.log()
         assert "Mail queue is empty" in postfix.queue()
-    finally:
-        await app.stop()

@@ -32,6 +32,7 @@ from tests.advisory_helpers import (
     draft,
     service,
 )
+from tests.daemon import running
 from tests.pgp_fixtures import PgpKeys
 from tests.sink import Sink
 
@@ -144,16 +145,12 @@ async def test_overdue_release_at_start_up_is_sent_with_a_lateness_alert(
     await sched.schedule(svc, 465, "cli:alice")
     await app.stop()
     clock.set(EMBARGO + timedelta(hours=2, minutes=5))  # the daemon was down at the instant
-    app = App.create(cfg, clock=clock)
-    await app.start()
-    try:
+    async with running(cfg, clock, members=()) as app:
         await sink.wait_deliveries(len(ALL_PUBLIC) + 2)
         late = await alerts(app, "advisory-released-late")
         assert late and "2h05m00s after its embargo instant" in late[0]
         assert sorted(r for r, rec in sink.deliveries()
                       if b"[listbot alert]" not in rec.data) == ALL_PUBLIC
-    finally:
-        await app.stop()
 
 
 async def test_relay_451_at_the_instant_is_delivered_after_recovery_once(

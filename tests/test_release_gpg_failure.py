@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from listbot import advisory_schedule as sched
-from listbot.app import App
 from listbot.clock import FakeClock
 from listbot.config import Config
 from tests import pgp_fixtures
@@ -28,6 +27,7 @@ from tests.advisory_helpers import (
     service,
     wait_until,
 )
+from tests.daemon import running
 from tests.pgp_fixtures import PgpKeys
 from tests.sink import Sink
 from tests.test_release import alerts, cfg_for
@@ -56,9 +56,7 @@ async def test_member_key_refused_by_gpg_gets_plaintext_and_the_release_goes_onc
         "hidden_recipients": hidden}, pgp={
         "home": str(pgp_home), "team_fingerprint": pgp_keys.team, "require_encryption": True})
     clock.set(ERA)
-    app = App.create(cfg, clock=clock)
-    await app.start()
-    try:
+    async with running(cfg, clock, members=()) as app:
         await add_members(app, pgp_keys)
         svc = service(app, cfg)
         await svc.create(draft(embargo=INSTANT), "cli:alice")
@@ -90,5 +88,3 @@ async def test_member_key_refused_by_gpg_gets_plaintext_and_the_release_goes_onc
         await wait_until(all_accepted)
         assert len(await app.store.audit_listing(action_prefix="advisory.released")) == 1
         assert await svc.dispatcher.dispatch(clock.now() + timedelta(minutes=1)) == []
-    finally:
-        await app.stop()

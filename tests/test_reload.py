@@ -21,7 +21,7 @@ from listbot.lifecycle import reload_app
 from listbot.model import InboundState
 from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
-from tests.daemon import MEMBERS, add_members, lmtp_send, post, settle
+from tests.daemon import MEMBERS, lmtp_send, post, running, settle
 from tests.moderation_helpers import DISCUSS, MEMBER, RULES
 from tests.sink import Sink
 
@@ -60,13 +60,8 @@ def config_file(tmp_path: Path, sink: Sink) -> Path:
 
 @pytest.fixture
 async def app(config_file: Path, clock: FakeClock) -> AsyncIterator[App]:
-    application = App.create(config_mod.load(config_file), clock=clock)
-    await application.start()
-    await add_members(application)
-    try:
+    async with running(config_mod.load(config_file), clock) as application:
         yield application
-    finally:
-        await application.stop()
 
 
 def with_applications(data: dict[str, Any]) -> dict[str, Any]:

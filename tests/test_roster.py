@@ -28,7 +28,7 @@ from listbot.store import applications as app_ops
 from tests import pgp_fixtures
 from tests.application_helpers import app_config, example
 from tests.conftest import START, wait_for
-from tests.daemon import MEMBERS, add_members, lmtp_send, post, settle
+from tests.daemon import MEMBERS, lmtp_send, post, running, settle
 from tests.pgp_fixtures import PgpKeys
 from tests.sink import Sink
 
@@ -179,13 +179,8 @@ async def daemon(make_config: Callable[..., Config], sink: Sink, clock: FakeCloc
                  pgp_home: Path, pgp_keys: PgpKeys, tmp_path: Path) -> Any:
     extra = app_config(pgp_home, pgp_keys)
     extra["members"] = {"bounce_threshold": 2, "roster_dir": str(tmp_path / "roster")}
-    application = App.create(make_config(extra, sink=sink), clock=clock)
-    await application.start()
-    await add_members(application)
-    try:
+    async with running(make_config(extra, sink=sink), clock) as application:
         yield application
-    finally:
-        await application.stop()
 
 
 async def test_repeated_bounces_alert_the_team_once(daemon: App, sink: Sink) -> None:
