@@ -15,6 +15,8 @@ import pytest
 
 from listbot.clock import FakeClock
 from listbot.config import Config, build
+from listbot.store import Store
+from tests.mta_dovecot import Dovecot
 from tests.sink import Sink
 
 pytest_plugins = ["tests.pgp_fixtures"]
@@ -130,3 +132,24 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> Any:
             await asyncio.sleep(0.01)
 
     return waiter()
+
+
+@pytest.fixture
+async def store(db_url: str, clock: FakeClock) -> AsyncIterator[Store]:
+    """A migrated store on each database; test modules with other needs override it."""
+    s = Store.open(db_url, clock)
+    await s.upgrade()
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    """A real Dovecot on loopback with one mailbox (tests mark themselves needs_dovecot)."""
+    dv = Dovecot.create()
+    dv.start()
+    try:
+        yield dv
+    finally:
+        dv.stop()
+        dv.remove()

@@ -4,19 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from listbot.clock import FakeClock
 from listbot.store import Store
 from listbot.store import moderation as held_ops
-
-
-@pytest.fixture
-async def store(db_url: str, clock: FakeClock) -> Store:
-    s = Store.open(db_url, clock)
-    await s.upgrade()
-    yield s  # type: ignore[misc]
-    await s.close()
 
 
 async def test_due_held_posts_are_found_per_list(store: Store, clock: FakeClock) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +31,6 @@ def mail(n: int, sender: str = "reporter@example.net") -> bytes:
             f"Message-ID: <report-{n}@example.net>\r\n\r\n"
             f"Details {n}: the XSA-465 patch applies to 4.17 and the backport builds.\r\n"
             ).encode()
-
-
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
-    dv = Dovecot.create()
-    dv.start()
-    try:
-        yield dv
-    finally:
-        dv.stop()
-        dv.remove()
 
 
 @pytest.fixture

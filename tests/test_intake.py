@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import smtplib
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -51,17 +51,6 @@ async def spine(make_config: Callable[..., Config], sink: Sink,
                 clock: FakeClock) -> AsyncIterator[App]:
     async with running(make_config(sink=sink), clock, members=()) as app:
         yield app
-
-
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
-    dv = Dovecot.create()
-    dv.start()
-    try:
-        yield dv
-    finally:
-        dv.stop()
-        dv.remove()
 
 
 # --- the envelope sender depends on the source -------------------------------------------

@@ -33,14 +33,6 @@ def arrival(n: int = 0) -> Arrival:
                    f"Subject: {n}\r\n\r\nbody {n}\r\n".encode())
 
 
-@pytest.fixture
-async def store(db_url: str, clock: FakeClock) -> Store:
-    s = Store.open(db_url, clock)
-    await s.upgrade()
-    yield s  # type: ignore[misc]
-    await s.close()
-
-
 async def test_upgrade_is_idempotent_and_nothing_pending(store: Store) -> None:
     await store.upgrade()
     assert await store.pending_migrations() == []
