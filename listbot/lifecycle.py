@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from listbot.config import Config
+from listbot.config import Config, ListKind
 from listbot.config_check import load_checked
 from listbot.crypto import parse_pgp
 from listbot.errors import ConfigError
@@ -42,6 +42,14 @@ RESTART_ONLY: tuple[tuple[str, Callable[[Config], Any]], ...] = (
     ("delivery", lambda c: c.delivery),
     ("imap", lambda c: c.raw.get("imap")),
     ("metrics", lambda c: c.raw.get("metrics")),
+    # Reminders, the release service and the member watch are built once at start
+    # with the team, case, advisory and member settings (and only with a security list).
+    ("team", lambda c: c.raw.get("team")),
+    ("cases", lambda c: c.raw.get("cases")),
+    ("advisories", lambda c: c.raw.get("advisories")),
+    ("members", lambda c: c.raw.get("members")),
+    ("security list", lambda c: sorted(
+        lc.name for lc in c.lists.values() if lc.kind is ListKind.SECURITY)),
 )
 
 # Extension sections checked before a new config is accepted (each raises ConfigError).

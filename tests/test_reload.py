@@ -135,7 +135,8 @@ async def test_reload_says_which_changes_wait_for_a_restart(
         app: App, config_file: Path, tmp_path: Path, sink: Sink) -> None:
     data = config_data(tmp_path, sink, tmp_path / "rules")
     tomlfile.write(config_file, merge(data, {"metrics": {"listen": "127.0.0.1:0"},
-                                             "delivery": {"retry_period_seconds": 60}}))
+                                             "delivery": {"retry_period_seconds": 60},
+                                             "cases": {"reminder_poll_seconds": 60}}))
     result = await reload_app(app)
     assert result.ok, result.status
-    assert "restart needed for delivery, metrics" in result.status
+    assert "restart needed for delivery, metrics, cases" in result.status
