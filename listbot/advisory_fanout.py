@@ -39,18 +39,20 @@ def public_key(prefix: str, number: int, version: int, instant: datetime) -> str
 class Fanout:
     messages: tuple[OutgoingMessage, ...]
     held: tuple[OutgoingMessage, ...]  # rows without bytes, waiting for a usable key
-    refused: tuple[str, ...] = ()  # members sent the public plaintext: gpg refused their key
+    refused: tuple[str, ...] = ()  # members whose key gpg refused
+    refusal: str = "the public copy goes to it in plaintext"  # what became of their copy
 
 
 async def predisclosure(r: Renderer, doc: AdvisoryDoc, raw: bytes, members: Sequence[Member],
                         *, case_id: str | None, now: datetime) -> Fanout:
-    """Embargoed copies to every member role address plus the team copy."""
+    """Embargoed copies to every member role address plus the team copy. A key gpg
+    refuses stops no one else's copy: that member is handled as keyless (`refused`)."""
     key = dedupe_key(doc.prefix, doc.number, doc.version, "predisclosure")
     plan = await seal_for_members(
         raw, members, keyring=r.keyring, pgp=r.pgp, now=now,
         hidden_recipients=r.adv.hidden_recipients,
         message_id_for=lambda a: r.message_id(doc, Rendering.PREDISCLOSURE, copy_tag(a)),
-        plain_message_id=r.message_id(doc, Rendering.PREDISCLOSURE))
+        plain_message_id=r.message_id(doc, Rendering.PREDISCLOSURE), tolerate_refusals=True)
     base = OutgoingMessage(audience=Audience.EMBARGOED, envelope_from=r.cfg.team_address,
                            recipients=(), raw=b"", case_id=case_id, dedupe_key=key,
                            reason="advisory.predisclosure")
@@ -59,7 +61,8 @@ async def predisclosure(r: Renderer, doc: AdvisoryDoc, raw: bytes, members: Sequ
     msgs.append(replace(base, audience=Audience.TEAM, recipients=r.cfg.team_recipients,
                         raw=raw, message_id=r.message_id(doc, Rendering.PREDISCLOSURE)))
     held = [replace(base, recipients=(m.address,)) for m in plan.held]
-    return Fanout(tuple(msgs), tuple(held))
+    return Fanout(tuple(msgs), tuple(held), tuple(m.address for m in plan.refused),
+                  predisclosure_refusal(r))
 
 
 def public(r: Renderer, doc: AdvisoryDoc, raw: bytes, members: Sequence[Member],
@@ -135,5 +138,12 @@ async def alert_refused(tx: Tx, r: Renderer, fan: Fanout, subject: str) -> None:
     if fan.refused:
         await raise_alert(tx, r.cfg, "advisory-key-refused",
                           f"{subject}: gpg refused the key of {', '.join(fan.refused)}; "
-                          "the public copy goes to it in plaintext",
+                          f"{fan.refusal}",
                           {"advisory": subject, "recipients": list(fan.refused)})
+
+
+def predisclosure_refusal(r: Renderer) -> str:
+    """What happens to an embargoed copy whose key gpg refused: what [pgp] says."""
+    if r.pgp.require_encryption:
+        return "its pre-disclosure copy waits for a usable key (advisory resolve-held)"
+    return "its pre-disclosure copy goes in plaintext, as [pgp] allows"

@@ -88,3 +88,33 @@ async def test_member_key_refused_by_gpg_gets_plaintext_and_the_release_goes_onc
         await wait_until(all_accepted)
         assert len(await app.store.audit_listing(action_prefix="advisory.released")) == 1
         assert await svc.dispatcher.dispatch(clock.now() + timedelta(minutes=1)) == []
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+async def test_member_key_refused_by_gpg_holds_only_that_predisclosure_copy(
+        hidden: bool, make_config: Callable[..., Config], sink: Sink, clock: FakeClock,
+        pgp_home: Path, pgp_keys: PgpKeys) -> None:
+    cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, advisories={
+        "hidden_recipients": hidden}, pgp={
+        "home": str(pgp_home), "team_fingerprint": pgp_keys.team, "require_encryption": True})
+    clock.set(ERA)
+    async with running(cfg, clock, members=()) as app:
+        await add_members(app, pgp_keys)
+        async with app.store.unit() as tx:
+            await tx.add_member("Vendor D", STALE, pgp_keys.expired)
+        svc = service(app, cfg)
+        await svc.create(draft(embargo=INSTANT), "cli:alice")
+        await svc.predisclose(465, "cli:alice")  # gpg's refusal stops nobody else's copy
+        app.outbound_waker.wake()
+        await sink.wait_deliveries(1 + len(TEAM))
+        copies = {r: rec.data for r, rec in sink.deliveries()
+                  if b"[listbot alert]" not in rec.data}
+        assert sorted(copies) == sorted([KEYED, *TEAM])  # keyless and refused: held
+        assert encrypted(copies[KEYED])
+        assert all(b"ISSUE DESCRIPTION" not in data for r, data in copies.items()
+                   if r not in TEAM)
+        refused = await alerts(app, "advisory-key-refused")
+        assert len(refused) == 1 and STALE in refused[0] and "waits" in refused[0]
+        held = {row["recipient"] for row in await sched.status(svc, 465)
+                if row["status"] == "held"}
+        assert held == {STALE, *PLAIN}
