@@ -61,6 +61,17 @@ async def advisory_daemon(cfg: Config, clock: FakeClock, keys: PgpKeys, *,
         await app.stop()
 
 
+async def released_once(app: App, svc: Advisories, number: int = 465) -> None:
+    """Dispatch at the clock's instant and see the advisory released exactly once.
+
+    The daemon's own release loop (its backstop poll, or a NOTIFY on PostgreSQL) may
+    claim it before this call does: which of the two claims is not the point, once is.
+    """
+    await svc.dispatcher.dispatch(app.clock.now())
+    entries = await app.store.audit_listing(action_prefix="advisory.released")
+    assert [e.subject for e in entries] == [f"advisory:{svc.adv.prefix}-{number}"]
+
+
 def draft(number: int = 465, embargo: datetime = EMBARGO, **changes: Any) -> Draft:
     values: dict[str, Any] = {
         "number": number, "case_id": None,

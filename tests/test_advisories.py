@@ -27,6 +27,7 @@ from tests.advisory_helpers import (
     add_members,
     advisory_config,
     draft,
+    released_once,
     service,
     wait_until,
 )
@@ -101,7 +102,7 @@ async def test_whole_advisory_create_predisclose_amend_release_v3(
     clock.set(EMBARGO - timedelta(seconds=1))
     assert await svc.dispatcher.dispatch(clock.now()) == []  # never early
     clock.set(EMBARGO)
-    assert await svc.dispatcher.dispatch(clock.now()) == [465]
+    await released_once(app, svc)
     assert await svc.dispatcher.dispatch(clock.now()) == []  # never twice
     app.outbound_waker.wake()
     await sink.wait_deliveries(10 + 2 + 3 + 2)

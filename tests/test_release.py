@@ -30,6 +30,7 @@ from tests.advisory_helpers import (
     advisory_config,
     advisory_daemon,
     draft,
+    released_once,
     service,
 )
 from tests.daemon import running
@@ -160,7 +161,7 @@ async def test_relay_451_at_the_instant_is_delivered_after_recovery_once(
     async with advisory_daemon(cfg, clock, pgp_keys, arm=True) as (app, svc):
         sink.responder = lambda env: "451 4.3.0 try again later"
         clock.set(EMBARGO)
-        assert await svc.dispatcher.dispatch(clock.now()) == [465]
+        await released_once(app, svc)
         app.outbound_waker.wake()
         async def deferred() -> None:
             # Every copy, not just one: a copy still in flight when the relay recovers

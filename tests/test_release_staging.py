@@ -25,6 +25,7 @@ from tests.advisory_helpers import (
     PUBLIC_LISTS,
     TEAM,
     advisory_daemon,
+    released_once,
 )
 from tests.pgp_fixtures import PgpKeys
 from tests.sink import Sink
@@ -70,7 +71,7 @@ async def test_armed_release_is_encrypted_ahead_and_only_sent_at_the_claim(
         claimed, _ = await app.store.claim_outbox("probe", timedelta(minutes=1), 100)
         assert claimed == []  # staged rows are never claimed by delivery
         clock.set(EMBARGO)
-        assert await svc.dispatcher.dispatch(clock.now()) == [465]
+        await released_once(app, svc)
         app.outbound_waker.wake()
         await sink.wait_deliveries(len(ALL_PUBLIC) + 1)
         assert sorted(sink.recipients()) == sorted([*ALL_PUBLIC, LATE_MEMBER])
@@ -110,7 +111,7 @@ async def test_reschedule_later_never_lets_prebuilt_copies_out_at_the_old_instan
         assert all("not released" in s for s in refused)
         sink.received.clear()
         clock.set(later)
-        assert await svc.dispatcher.dispatch(clock.now()) == [465]
+        await released_once(app, svc)
         app.outbound_waker.wake()
         await sink.wait_deliveries(len(ALL_PUBLIC))
         assert sorted(sink.recipients()) == ALL_PUBLIC  # once each, the new rows
@@ -125,7 +126,7 @@ async def test_stale_row_after_release_is_refused_for_its_instant(
         earlier = EMBARGO - timedelta(hours=2)
         await sched.reschedule(svc, 465, earlier, "cli:alice")
         clock.set(earlier)
-        assert await svc.dispatcher.dispatch(clock.now()) == [465]
+        await released_once(app, svc)
         app.outbound_waker.wake()
         await sink.wait_deliveries(len(ALL_PUBLIC))
         sink.received.clear()
@@ -155,7 +156,7 @@ async def test_cancel_rearm_and_amend_replace_the_staged_rows(
         assert sorted(r for _, r in live) == ALL_PUBLIC
         assert all(":v2:" in k for k, _ in live)
         clock.set(EMBARGO)
-        assert await svc.dispatcher.dispatch(clock.now()) == [465]
+        await released_once(app, svc)
         app.outbound_waker.wake()
         await sink.wait_deliveries(len(ALL_PUBLIC))
         assert sorted(sink.recipients()) == ALL_PUBLIC
