@@ -56,7 +56,10 @@ def rejection_notice(*, cfg: Config, lc: ListConfig, mc: ModerationConfig, to: s
     raw = plain_message(sender=mailbox(lc.display_name, bounces(lc)), to=[to],
                         subject=f"Not distributed: {safe_header_value(subject)[:200]}",
                         text=text, domain=lc.domain, date=now, extra=extra)
-    return OutgoingMessage(audience=Audience.NOTICE, envelope_from="", recipients=(to,),
+    # It quotes the subject of a member's post to an embargoed list (and a moderator's
+    # reason about it), so it may reach only addresses the embargo admits: the envelope
+    # sender it goes to need not be the member's role address (DESIGN.md §4.2).
+    return OutgoingMessage(audience=Audience.EMBARGOED, envelope_from="", recipients=(to,),
                            raw=raw, list_name=lc.name, reason=f"moderation.notice.{template}")
 
 

@@ -11,10 +11,10 @@ import pytest
 from listbot.app import App
 from listbot.clock import FakeClock
 from listbot.config import Config
-from listbot.model import Audience, OutboxItem, OutboxState
+from listbot.model import OutboxItem, OutboxState
 from listbot.store import moderation as held_ops
 from tests import pgp_fixtures
-from tests.daemon import MEMBERS, lmtp_send, post, running, settle
+from tests.daemon import MEMBERS, lmtp_send, outbox_settled, post, running, settle
 from tests.moderation_helpers import (
     ALICE,
     BOB,
@@ -237,7 +237,7 @@ async def test_two_moderators_at_the_same_moment(app: App, sink: Sink, pgp_home:
 
 async def _notices_to(app: App, address: str) -> list[OutboxItem]:
     return [i for i in await app.store.outbox_listing(list(OutboxState))
-            if i.audience is Audience.NOTICE and i.recipient == address]
+            if i.envelope_from == "" and i.recipient == address]
 
 
 async def _hold(app: App, subject: str, extra: str = "") -> int:
@@ -288,3 +288,22 @@ async def test_reject_notices_are_rate_limited_per_sender(app: App) -> None:
     rejects = [d for _, a, d in await audit(app) if a == "moderation.reject"]
     assert len(rejects) == limit + 2
     assert [d["notice"] for d in rejects].count(None) == 2
+
+
+async def test_reject_notice_does_not_reach_a_poster_removed_since_the_hold(
+        app: App, sink: Sink) -> None:
+    # The notice quotes the held post's subject and the moderator's reason: embargoed
+    # text, for current members only.
+    post_id = await _hold(app, "XSA-470 follow-up")
+    async with app.store.unit() as tx:
+        await tx.remove_member(MEMBER, "left the programme")
+    before = len(sink.deliveries())
+    async with app.store.unit() as tx:
+        await app.moderations["discuss"].decide_now(
+            tx, post_id, decider=ALICE, verb="reject", reason="XSA-471 covers this",
+            via="shell")
+    await outbox_settled(app)
+    assert MEMBER not in [r for r, _ in sink.deliveries()[before:]]
+    assert all(b"XSA-47" not in rec.data for rec in sink.received[before:])
+    refused = await app.store.audit_listing(action_prefix="alert.gate-refused")
+    assert [e.detail["recipient"] for e in refused] == [MEMBER]

@@ -17,7 +17,7 @@ from listbot.clock import FakeClock
 from listbot.config import Config
 from listbot.store import moderation as held_ops
 from tests import pgp_fixtures
-from tests.daemon import MEMBERS, add_members, lmtp_send, post, running, settle
+from tests.daemon import MEMBERS, add_members, lmtp_send, outbox_settled, post, running, settle
 from tests.moderation_helpers import (
     ALICE,
     BOB,
@@ -228,3 +228,29 @@ def test_cli_explain_and_held(tmp_path: Path, rules_dir: Path) -> None:
     assert result.exit_code == 0 and "(none)" in result.output
     result = runner.invoke(root, ["--config", str(config), "held", "approve", "99"])
     assert result.exit_code != 0 and isinstance(result.exception, Exception)
+
+
+async def test_rule_rejection_notice_never_quotes_a_member_post_to_an_outsider(
+        app: App, sink: Sink) -> None:
+    # The From is a member's role address, but the envelope sender - where notices go -
+    # is someone else's. The notice quotes the post's subject: embargoed text.
+    outsider = "alice@contractor.example"
+    subject = "XSA-466 embargoed: heap overflow in the grant table"
+    body = "Are we allowed to deploy the fix on our public cloud before the embargo ends?\r\n"
+    await lmtp_send(app, outsider, [DISCUSS], post(MEMBER, subject=subject, body=body))
+    await settle(app)
+    await outbox_settled(app)
+    assert outsider not in sink.recipients()
+    assert all(b"heap overflow" not in rec.data for rec in sink.received)
+    refused = await app.store.audit_listing(action_prefix="alert.gate-refused")
+    assert [e.detail["recipient"] for e in refused] == [outsider]
+
+
+async def test_rule_rejection_notice_still_reaches_the_posting_member(
+        app: App, sink: Sink) -> None:
+    body = "Are we allowed to deploy the fix on our public cloud before the embargo ends?\r\n"
+    await lmtp_send(app, MEMBER, [DISCUSS], post(MEMBER, subject="XSA-466 deploy", body=body))
+    await sink.wait_deliveries(1)
+    await outbox_settled(app)
+    assert sink.recipients() == [MEMBER]
+    assert "XSA-466 deploy" in str(sink.received[0].message["Subject"])

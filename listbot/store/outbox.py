@@ -156,11 +156,12 @@ async def listing(conn: AsyncConnection, states: Sequence[OutboxState]) -> list[
 
 
 async def notices_since(conn: AsyncConnection, recipient: str, since: datetime) -> int:
-    """How many replies listbot already queued to this address: the rate limit's memory."""
+    """How many replies listbot already queued to this address: the rate limit's memory.
+    Every automatic reply, whatever its audience class, goes with the null sender."""
     value = await conn.scalar(
         select(func.count()).select_from(outbox).where(
             outbox.c.recipient == recipient,
-            outbox.c.audience == Audience.NOTICE.value,
+            outbox.c.envelope_from == "",
             outbox.c.created_at >= since,
         )
     )
