@@ -20,6 +20,7 @@ from tests.moderation_helpers import (
     BOB,
     DISCUSS,
     MEMBER,
+    held_post,
     hold_one,
     inline_signed_reply,
     moderation_config,
@@ -307,3 +308,20 @@ async def test_reject_notice_does_not_reach_a_poster_removed_since_the_hold(
     assert all(b"XSA-47" not in rec.data for rec in sink.received[before:])
     refused = await app.store.audit_listing(action_prefix="alert.gate-refused")
     assert [e.detail["recipient"] for e in refused] == [MEMBER]
+
+
+async def test_a_moderator_outside_the_team_never_gets_the_held_post(
+        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        pgp_keys: PgpKeys) -> None:
+    # The request carries the held post: team mail. Moderating is the team's job
+    # (DESIGN.md §1), so a configured moderator who is not on it is refused by the gate.
+    outside = "psirt@vendor-b.example"
+    settings = moderation_config(pgp_home, pgp_keys)
+    settings["lists"]["discuss"]["moderators"] = [ALICE, BOB, outside]
+    async with running(make_config(settings, sink=sink), clock) as app:
+        assert await lmtp_send(app, MEMBER, [DISCUSS], held_post("XSA-472 question")) == {}
+        await settle(app)
+        await outbox_settled(app)
+        assert outside not in sink.recipients()
+        refused = await app.store.audit_listing(action_prefix="alert.gate-refused")
+        assert [e.detail["recipient"] for e in refused] == [outside]
