@@ -15,7 +15,8 @@ class Audience(StrEnum):
     EMBARGOED = "embargoed"  # pre-disclosure advisories and every discuss post
     TEAM = "team"
     PUBLIC = "public"
-    NOTICE = "notice"  # acknowledgements, rejections, checklists to one sender
+    # Automatic replies to one sender that quote nothing embargoed (the gate checks none).
+    NOTICE = "notice"
 
 
 class InboundState(StrEnum):
