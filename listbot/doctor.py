@@ -147,6 +147,22 @@ def bindable(name: str, endpoint: Endpoint) -> Finding:
     return ok(f"listen {name}", f"{endpoint} bindable")
 
 
+def moderators(cfg: Config) -> list[Finding]:
+    """Moderation mail carries the held post and is team mail: the audience gate refuses
+    it to a moderator who is not on the team, so such a moderator never sees a post."""
+    outside = [(lc.name, m) for lc in cfg.lists.values() for m in lc.moderators
+               if m not in cfg.team_addresses]
+    if not any(lc.moderators for lc in cfg.lists.values()):
+        return []
+    if not outside:
+        return [ok("moderators", "all on the team")]
+    return [Finding(Level.WARN, "moderators",
+                    f"{address} moderates {name} but is not on the team: the gate "
+                    "refuses them every held post",
+                    "add them to [team] members or remove them from the list's moderators")
+            for name, address in outside]
+
+
 def listeners(cfg: Config) -> list[Finding]:
     out = [bindable(n, e) for n, e in (("lmtp", cfg.lmtp), ("smtp", cfg.smtp)) if e]
     try:
@@ -175,7 +191,8 @@ def imap_secret(cfg: Config) -> list[Finding]:
 
 async def run_checks(cfg: Config, store_factory: Callable[[], Store], clock: Clock,
                      days: int | None) -> list[Finding]:
-    findings = [ok("config", f"{cfg.source} valid"), *sections(cfg), rules(cfg)]
+    findings = [ok("config", f"{cfg.source} valid"), *sections(cfg), rules(cfg),
+                *moderators(cfg)]
     store = store_factory()
     try:
         db = await database(store)

@@ -106,3 +106,13 @@ def test_bad_rule_file_in_the_configured_rules_dir_fails_naming_it(tmp_path: Pat
     assert any(line.startswith("FAIL  rules") and str(rules / "discuss.toml") in line
                and "no-such-notice" in line for line in fails), out
     assert code == EX_CONFIG
+
+
+def test_a_moderator_outside_the_team_is_a_warning(tmp_path: Path) -> None:
+    config = write(tmp_path, {"lists": {"discuss": {
+        "moderators": ["alice@example.org", "carol@elsewhere.example"]}},
+        "delivery": {"transport": "maildir"}})
+    _, out = invoke(config)
+    warned = [line for line in lines_of(out, "WARN") if line.startswith("WARN  moderators")]
+    assert len(warned) == 1 and "carol@elsewhere.example" in warned[0], out
+    assert "alice@example.org" not in warned[0]
