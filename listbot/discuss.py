@@ -251,10 +251,11 @@ class DiscussHandler:
         to = msg.envelope_from.strip().lower()
         if not to or "@" not in to:
             return None
-        subject = original_subject(headers)
+        # No quotation of the post, not even its subject: the envelope sender this goes
+        # to need not be its writer, and the post may carry embargoed text. In-Reply-To
+        # threads it for the writer.
         text = (
             f"Your message to {self.lc.address} was not distributed.\n\n"
-            f"Subject: {subject}\n\n"
             "Only the registered role addresses of member organisations may post to\n"
             f"this list. If you want to reach the security team, write to\n"
             f"{self.cfg.team_address}.\n"
@@ -264,7 +265,8 @@ class DiscussHandler:
             extra += [("In-Reply-To", mid), ("References", mid)]
         raw = plain_message(
             sender=mailbox(self.lc.display_name, self._bounces()), to=[to],
-            subject=f"Not distributed: {subject}", text=text, domain=self.lc.domain,
-            date=self.clock.now(), extra=extra, message_id=new_message_id(self.lc.domain))
+            subject=f"Not distributed: your message to {self.lc.address}", text=text,
+            domain=self.lc.domain, date=self.clock.now(), extra=extra,
+            message_id=new_message_id(self.lc.domain))
         return OutgoingMessage(audience=Audience.NOTICE, envelope_from="", recipients=(to,),
                                raw=raw, list_name=self.lc.name, reason="discuss.nonmember")

@@ -60,6 +60,20 @@ async def test_nonmember_gets_notice_and_nothing_is_distributed(app: App, sink: 
     assert "security@example.org" in notice.message.get_payload()
 
 
+async def test_nonmember_notice_never_quotes_the_post(app: App, sink: Sink) -> None:
+    # The envelope sender the notice goes to need not be the writer (a forwarder, a
+    # member's staff writing from a personal address): nothing of the post goes back.
+    subject = "Re: [XSA-465] exploit for the XSAVE bounds check"
+    await lmtp_send(app, "forwarder@elsewhere.example", [DISCUSS],
+                    post("Staff <staff@vendor-a.example>", subject=subject,
+                         body="Here is the exploit: overflow the XSAVE area.\r\n"))
+    await sink.wait_deliveries(1)
+    assert sink.recipients() == ["forwarder@elsewhere.example"]
+    notice = sink.received[0].data
+    assert b"XSA-465" not in notice and b"XSAVE" not in notice and b"exploit" not in notice
+    assert b"In-Reply-To:" in notice
+
+
 async def test_forged_member_display_name_is_still_a_nonmember(app: App, sink: Sink) -> None:
     forged = f'"{MEMBER}" <eve@evil.example>'
     await lmtp_send(app, "eve@evil.example", [DISCUSS], post(forged))
