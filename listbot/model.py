@@ -42,7 +42,9 @@ class OutboxState(StrEnum):
 # The intake sources whose messages come without an SMTP envelope: their stored
 # envelope_from is "" but means "unknown", not the null sender <>.
 IMAP_SOURCE = "imap"
-ENVELOPELESS_SOURCES = frozenset({IMAP_SOURCE})
+# `listbot inject` without --from: a pipe that did not say who sent it.
+INJECT_NO_ENVELOPE = "inject-noenv"
+ENVELOPELESS_SOURCES = frozenset({IMAP_SOURCE, INJECT_NO_ENVELOPE})
 
 
 class RecipientRole(StrEnum):

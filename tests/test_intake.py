@@ -18,12 +18,12 @@ from listbot.config import Config
 from listbot.errors import TemporaryError
 from listbot.imap_poll import ImapPoller, fetched, parse_imap
 from listbot.ingest import IntakeHandler, start_server
-from listbot.model import Audience, InboundState, OutboxState
+from listbot.model import INJECT_NO_ENVELOPE, Audience, InboundState, OutboxState
 from listbot.routing import Router
 from listbot.store import Store
 from listbot.store import imap as imap_ops
 from tests.application_helpers import LIST, SUBSCRIBERS, app_config, example, text_of, to
-from tests.conftest import wait_for
+from tests.conftest import START, wait_for
 from tests.daemon import add_members, post, raw_session, running, settle
 from tests.mta_dovecot import PASSWORD, USER, Dovecot, unavailable
 from tests.pgp_fixtures import PgpKeys
@@ -127,6 +127,26 @@ async def test_inject_parses_the_sender_as_smtp_intake_does(tmp_path: Path,
     assert code == 0, err
     assert [r["envelope_from"] for r in json.loads(out)] == [
         "security@vendor-a.example", "", "reporter@example.net"]
+
+
+async def test_inject_without_sender_has_no_envelope(tmp_path: Path, db_url: str) -> None:
+    # Not the null sender: like IMAP mail, the headers decide whether it is answered.
+    config = write_config(tmp_path, db_url, 1)
+    for args in ((), ("--from", "<>")):
+        code, _, err = await cli(config, "inject", "--to", DISCUSS, *args,
+                                 stdin=post("security@vendor-a.example"))
+        assert code == 0, err
+    code, out, err = await cli(config, "queue", "list", "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [(r["source"], r["envelope_from"]) for r in rows] == [
+        (INJECT_NO_ENVELOPE, ""), ("inject", "")]
+    store = Store.open(db_url, FakeClock(START))
+    try:
+        [first, second] = await store.claim_inbound("test", timedelta(minutes=1), 10)
+    finally:
+        await store.close()
+    assert first.envelope_sender is None and second.envelope_sender == ""
 
 
 # --- failures answer 451 (DESIGN.md §4.1) ------------------------------------------------

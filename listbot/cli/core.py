@@ -32,7 +32,7 @@ from listbot.errors import (
 )
 from listbot.ingest import envelope_sender
 from listbot.mailsafe import check_line_endings, normalize_address
-from listbot.model import InboundState, OutboxState
+from listbot.model import INJECT_NO_ENVELOPE, InboundState, OutboxState
 from listbot.routing import Router
 from listbot.store import Arrival, Store
 from listbot.store import roster as roster_ops
@@ -68,9 +68,12 @@ def canonical_crlf(data: bytes) -> bytes:
 
 @root.command()
 @click.option("--to", "recipient", required=True, help="The list address it was sent to.")
-@click.option("--from", "sender", default="", help="The envelope sender.")
+@click.option("--from", "sender", default=None,
+              help='The envelope sender ("" or "<>": the null sender). Without it the '
+                   "message has no envelope, and its headers alone decide whether it may "
+                   "be answered.")
 @pass_ctx
-def inject(ctx: Context, recipient: str, sender: str) -> None:
+def inject(ctx: Context, recipient: str, sender: str | None) -> None:
     """Store a message from standard input as if it arrived over LMTP (exit 75: retry)."""
     cfg = ctx.cfg
     route = Router(cfg.lists.values()).route(recipient)
@@ -86,8 +89,10 @@ def inject(ctx: Context, recipient: str, sender: str) -> None:
         click.echo(f"listbot: refused: {exc}", err=True)
         raise SystemExit(EX_DATAERR) from None
     # Parsed as MAIL FROM is: "<a@b>" is stored as "a@b", "<>" as the null sender "".
-    arrival = Arrival("inject", envelope_sender(sender), normalize_address(recipient), route,
-                      data)
+    # No --from is not the null sender: that would make every such message a bounce.
+    source, envelope = (INJECT_NO_ENVELOPE, "") if sender is None else (
+        "inject", envelope_sender(sender))
+    arrival = Arrival(source, envelope, normalize_address(recipient), route, data)
 
     async def store_it(store: Store) -> list[int]:
         return await store.store_arrivals([arrival])
