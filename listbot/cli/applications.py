@@ -16,6 +16,7 @@ from listbot.cli.common import (
     AS_OPTION,
     Context,
     cli_actor,
+    decide_or_refuse,
     emit,
     json_option,
     pass_ctx,
@@ -27,7 +28,6 @@ from listbot.cli.core import members
 from listbot.clock import SystemClock
 from listbot.config import Config, ListKind
 from listbot.crypto import open_keyring, parse_pgp
-from listbot.decisions import AlreadyDecided
 from listbot.errors import NotFound, Refused, UsageError
 from listbot.pgp import KeyInfo
 from listbot.roster import FORMATS, public_roster, render
@@ -109,13 +109,8 @@ def _decide(ctx: Context, app_id: int, verb: str, reason: str, actor: str | None
     async def decide(store: Store) -> str:
         service = _service(cfg, store)
         async with store.unit() as tx:
-            try:
-                result = await service.decide_now(tx, app_id, decider=decider, verb=verb,
-                                                  reason=reason, via="cli")
-            except LookupError as exc:
-                raise NotFound(str(exc)) from exc
-            if isinstance(result, AlreadyDecided):
-                raise Refused(f"application {app_id} was {result.text()}")
+            await decide_or_refuse(f"application {app_id}", service.decide_now(
+                tx, app_id, decider=decider, verb=verb, reason=reason, via="cli"))
             return f"application {app_id}: {verb} by {decider}; the decision is posted"
 
     click.echo(run(with_store(cfg, decide)))

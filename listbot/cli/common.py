@@ -15,6 +15,8 @@ import click
 from listbot import config as config_mod
 from listbot.clock import Clock, SystemClock
 from listbot.config import Config
+from listbot.decisions import AlreadyDecided, Decided
+from listbot.errors import NotFound, Refused
 from listbot.store import Store
 
 T = TypeVar("T")
@@ -39,6 +41,17 @@ AS_OPTION = click.option("--as", "actor", default=None, metavar="NAME",
 def cli_actor(as_name: str | None) -> str:
     """Who the audit log names for a shell command: --as NAME, else cli:LOGIN."""
     return as_name or f"cli:{_login()}"
+
+
+async def decide_or_refuse(label: str, decision: Awaitable[Decided | AlreadyDecided]) -> None:
+    """A decision from the shell: an unknown item is NotFound; one already decided is
+    Refused, saying by whom and when (the first decision wins, as by mail)."""
+    try:
+        result = await decision
+    except LookupError as exc:
+        raise NotFound(str(exc)) from exc
+    if isinstance(result, AlreadyDecided):
+        raise Refused(f"{label} was {result.text()}")
 
 
 def _login() -> str:

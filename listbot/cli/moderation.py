@@ -11,6 +11,7 @@ from listbot.cli.common import (
     AS_OPTION,
     Context,
     cli_actor,
+    decide_or_refuse,
     emit,
     json_option,
     pass_ctx,
@@ -20,8 +21,7 @@ from listbot.cli.common import (
 )
 from listbot.clock import SystemClock
 from listbot.crypto import open_keyring, parse_pgp
-from listbot.decisions import AlreadyDecided
-from listbot.errors import EX_DATAERR, NotFound, Refused
+from listbot.errors import EX_DATAERR, NotFound
 from listbot.moderate import facts_from_message, format_explain
 from listbot.moderation import Moderation, load_checked_rules
 from listbot.moderation_config import parse_moderation, parse_rules_config
@@ -121,13 +121,8 @@ def _decide(ctx: Context, post_id: int, verb: str, reason: str, actor: str | Non
                 raise NotFound(f"no held post {post_id}")
             moderation = Moderation(cfg=cfg, lc=cfg.lists[post.list_name], mc=mc, store=store,
                                     clock=SystemClock(), keyring=keyring)
-            try:
-                result = await moderation.decide_now(tx, post_id, decider=decider, verb=verb,
-                                                     reason=reason, via="cli")
-            except LookupError as exc:
-                raise NotFound(str(exc)) from exc
-            if isinstance(result, AlreadyDecided):
-                raise Refused(f"held post {post_id} was {result.text()}")
+            await decide_or_refuse(f"held post {post_id}", moderation.decide_now(
+                tx, post_id, decider=decider, verb=verb, reason=reason, via="cli"))
             return f"held post {post_id}: {verb} by {decider}"
 
     click.echo(run(with_store(cfg, decide)))
