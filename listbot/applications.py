@@ -276,12 +276,10 @@ class ApplicationDecisionHandler:
         self.s = service
 
     async def handle(self, msg: Inbound) -> Effects:
-        async with self.s.store.unit() as tx:
-            record = await decisions.lookup(tx, msg.detail, kind=KIND,
-                                            list_name=self.s.lc.name)
-        reply = await decisions.read_reply(msg.raw, record, authority=self.s.authority,
-                                           keyring=self.s.keyring, now=self.s.clock.now(),
-                                           verbs=APP_VERBS)
+        _, reply = await decisions.reply_to_token(
+            self.s.store, msg.detail, msg.raw, kind=KIND, list_name=self.s.lc.name,
+            authority=self.s.authority, keyring=self.s.keyring, now=self.s.clock.now(),
+            verbs=APP_VERBS)
         if isinstance(reply, Ignore):
             log.info("application.reply_ignored", inbound_id=msg.id, reason=reply.reason)
             return _audit_only(msg, "application.reply_ignored", reply.reason, reply.sender)

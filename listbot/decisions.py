@@ -46,7 +46,7 @@ from listbot.commands import Command, Ignored, command_source, parse_reply
 from listbot.mailsafe import sender_of
 from listbot.pgp import Keyring
 from listbot.pgp_mime import canonical, split_entity, verify_message
-from listbot.store import Tx
+from listbot.store import Store, Tx
 from listbot.store import decisions as ops
 from listbot.store.decisions import ItemRecord, TokenRecord
 
@@ -191,6 +191,18 @@ def _precheck(record: TokenRecord | None, sender: str | None, authority: Authori
     if record.issued_to is not None and record.issued_to != sender:
         return "token was issued to someone else"
     return None
+
+
+async def reply_to_token(store: Store, token: str | None, raw: bytes, *, kind: str,
+                         list_name: str, authority: Authority, keyring: Keyring | None,
+                         now: datetime, verbs: Collection[str]) -> tuple[int | None,
+                                                                     Reply | Ignore]:
+    """A reply to a decision request, read against its token: (token id, what it says)."""
+    async with store.read() as tx:
+        record = await lookup(tx, token, kind=kind, list_name=list_name)
+    reply = await read_reply(raw, record, authority=authority, keyring=keyring, now=now,
+                             verbs=verbs)
+    return (record.id if record else None), reply
 
 
 async def read_reply(raw: bytes, record: TokenRecord | None, *, authority: Authority,

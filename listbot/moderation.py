@@ -240,14 +240,12 @@ class ModerationHandler:
         self.m = moderation
 
     async def handle(self, msg: Inbound) -> Effects:
-        async with self.m.store.unit() as tx:
-            record = await decisions.lookup(tx, msg.detail, kind=KIND,
-                                            list_name=self.m.lc.name)
-        reply = await decisions.read_reply(msg.raw, record, authority=self.m.authority,
-                                           keyring=self.m.keyring, now=self.m.clock.now(),
-                                           verbs=VERBS)
+        token_id, reply = await decisions.reply_to_token(
+            self.m.store, msg.detail, msg.raw, kind=KIND, list_name=self.m.lc.name,
+            authority=self.m.authority, keyring=self.m.keyring, now=self.m.clock.now(),
+            verbs=VERBS)
         if isinstance(reply, Ignore):
-            return self._ignored(msg, reply, record.id if record else None)
+            return self._ignored(msg, reply, token_id)
 
         async def effects(tx: Tx) -> None:
             result = await decisions.apply(tx, reply)
