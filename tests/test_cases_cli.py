@@ -173,6 +173,8 @@ def test_a_party_key_must_name_the_party_exactly(
                      "--file", exported(tmp_path, party_home, good), "--as", "alice") == 0
     assert good in capsys.readouterr().out
     assert asyncio.run(party_keys(cfg)) == {PARTY: good}
+    shown = invoke(cfg, monkeypatch, "case", "show", "SEC-2026-0001", "--json").output
+    assert f'"{PARTY}": "{good}"' in shown
 
     async def audited() -> list[dict[str, Any]]:
         store = Store.open(cfg.database_url, FakeClock(ARRIVAL))

@@ -77,8 +77,10 @@ def show(ctx: Context, case_id: str, as_json: bool) -> None:
     async def work(store: Store) -> dict[str, Any]:
         async with store.unit() as tx:
             c = await case_store.get_case(tx, case_id)
+            current = await case_store.parties(tx, c.id)
             return {**row(c),
-                    "parties": [p.address for p in await case_store.parties(tx, c.id)],
+                    "parties": [p.address for p in current],
+                    "party_keys": {p.address: p.fingerprint or "" for p in current},
                     "messages": await case_store.messages(tx, c.id),
                     "reminders_sent": [k for k, _ in await case_store.sent_reminders(tx, c.id)]}
     facts = run(with_store(ctx.cfg, work))
