@@ -23,8 +23,9 @@ async def case_audience(store: Store, case_id: str | None,
                         members: Sequence[Member]) -> list[Member]:
     """Members, then the case's reporter and current parties who are not members already.
 
-    Parties are not members: they appear here as Member values with id 0 so the same
-    sealing (encrypt, or hold under require_encryption) applies to them.
+    Parties are not members: they appear here as Member values with id 0, with the
+    reporter's and each party's own key, so the same sealing (encrypt, or hold under
+    require_encryption) applies to them.
     """
     if case_id is None:
         return list(members)
@@ -36,7 +37,7 @@ async def case_audience(store: Store, case_id: str | None,
     seen = {m.address for m in members}
     extra: list[Member] = []
     for address, name, fpr in [(case.reporter, "reporter", case.reporter_fingerprint),
-                               *((p.address, p.name, None) for p in current)]:
+                               *((p.address, p.name, p.fingerprint) for p in current)]:
         if address not in seen:
             seen.add(address)
             extra.append(Member(0, name, address, fpr, case.opened_at))

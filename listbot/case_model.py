@@ -63,3 +63,4 @@ class Party:
     name: str
     added_at: datetime
     added_by: str
+    fingerprint: str | None  # its key: embargoed copies are sealed to it

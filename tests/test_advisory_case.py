@@ -3,10 +3,14 @@ the embargoed copies, with the case id on every row, and nobody from another cas
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from listbot import advisory_schedule as sched
@@ -14,6 +18,7 @@ from listbot.advisories import Change
 from listbot.app import App
 from listbot.calendar import default_timeline
 from listbot.cases_config import parse_cases
+from listbot.cli import common, root
 from listbot.clock import FakeClock
 from listbot.config import Config
 from listbot.errors import NotFound
@@ -32,6 +37,37 @@ pgp_home = pgp_fixtures.pgp_home
 
 CASE, OTHER = "SEC-2026-0001", "SEC-2026-0002"
 REPORTER, PARTY, STRANGER = "finder@research.example", "psirt@cloud.example", "x@other.example"
+ARMOR = re.compile(rb"-----BEGIN PGP MESSAGE-----.*?-----END PGP MESSAGE-----", re.S)
+
+
+@pytest.fixture
+def party_key() -> Iterator[tuple[Path, str]]:
+    """The party's own GnuPG home (its secret key) and that key's fingerprint."""
+    home = pgp_fixtures.new_home()
+    try:
+        yield home, pgp_fixtures.make_key(home, f"Cloud PSIRT <{PARTY}>")
+    finally:
+        pgp_fixtures.remove_home(home)
+
+
+def key_file(tmp_path: Path, home: Path, fpr: str) -> Path:
+    path = tmp_path / "party.asc"
+    path.write_bytes(pgp_fixtures.export_public(home, fpr))
+    return path
+
+
+async def cli(cfg: Config, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    """`listbot ARGS` beside the running daemon (the command runs its own event loop)."""
+    monkeypatch.setattr(common.config_mod, "load", lambda _path: cfg)
+    return await asyncio.to_thread(CliRunner().invoke, root, ["--config", "x.toml", *args],
+                                   catch_exceptions=False)
+
+
+def opened_by(home: Path, delivered: bytes) -> bytes:
+    """What the party reads: the ciphertext of the copy, decrypted with its own key."""
+    armored = ARMOR.search(delivered)
+    assert armored is not None
+    return pgp_fixtures.gpg(home, "--decrypt", data=armored.group(0)).stdout
 
 
 async def open_cases(app: App, keys: PgpKeys) -> None:
@@ -75,9 +111,43 @@ async def test_case_must_exist_and_its_parties_get_the_predisclosure(
         assert PARTY not in sink.recipients()  # removed: no version 2
 
 
+async def test_a_party_with_a_key_gets_a_copy_only_its_key_opens(
+        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        pgp_keys: PgpKeys, party_key: tuple[Path, str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    party_home, party_fpr = party_key
+    cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, pgp={
+        "home": str(pgp_home), "team_fingerprint": pgp_keys.team, "require_encryption": True})
+    async with running(cfg, clock, members=()) as app:
+        await add_members(app, pgp_keys)
+        timeline = default_timeline(clock.now(), parse_cases(cfg).policy_for(2026))
+        async with app.store.unit() as tx:
+            await case_store.open_case(tx, case_id=CASE, reporter=REPORTER, subject="Bug",
+                                       timeline=timeline, reporter_fingerprint=pgp_keys.reporter)
+        added = await cli(cfg, monkeypatch, "case", "add-party", CASE, PARTY, "--name",
+                          "Cloud PSIRT", "--key", str(key_file(tmp_path, party_home, party_fpr)))
+        assert added.exit_code == 0 and party_fpr in added.output
+        svc = service(app, cfg)
+        await svc.create(draft(case_id=CASE), "cli:alice")
+        await svc.predisclose(465, "cli:alice")
+        held = sorted(r["recipient"] for r in await sched.status(svc, 465)
+                      if r["status"] == "held")
+        assert held == sorted(PLAIN)  # the party is not held: it has its key
+        app.outbound_waker.wake()
+        await sink.wait_deliveries(1 + len(TEAM) + 2 + len(PLAIN) * len(TEAM))  # + alerts
+        copy = [rec.data for r, rec in sink.deliveries() if r == PARTY]
+        assert len(copy) == 1 and b"multipart/encrypted" in copy[0]
+        assert b"ISSUE DESCRIPTION" not in copy[0]
+        assert b"ISSUE DESCRIPTION" in opened_by(party_home, copy[0])
+        entries = await app.store.audit_listing(subject=f"case:{CASE}")
+        assert any(e.action == "case.party_added" and e.detail.get("fingerprint") == party_fpr
+                   for e in entries)
+
+
 async def test_held_copy_of_the_reporter_goes_once_the_case_has_its_key(
         make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
-        pgp_keys: PgpKeys) -> None:
+        pgp_keys: PgpKeys, party_key: tuple[Path, str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, pgp={
         "home": str(pgp_home), "team_fingerprint": pgp_keys.team, "require_encryption": True})
     async with running(cfg, clock, members=()) as app:
@@ -105,3 +175,17 @@ async def test_held_copy_of_the_reporter_goes_once_the_case_has_its_key(
         assert len(copy) == 1 and b"multipart/encrypted" in copy[0]
         assert b"ISSUE DESCRIPTION" not in copy[0]
         assert PARTY not in sink.recipients()  # no key for the party: still held
+        party_home, party_fpr = party_key
+        sink.received.clear()
+        assert await svc.resolve_held(465, "cli:alice") == 0
+        set_key = await cli(cfg, monkeypatch, "case", "set-party-key", CASE, PARTY, "--file",
+                            str(key_file(tmp_path, party_home, party_fpr)))
+        assert set_key.exit_code == 0 and party_fpr in set_key.output
+        assert await svc.resolve_held(465, "cli:alice") == 1
+        assert await svc.resolve_held(465, "cli:alice") == 0
+        app.outbound_waker.wake()
+        await sink.wait_deliveries(1)
+        assert sink.recipients() == [PARTY]
+        copy = sink.deliveries()[0][1].data
+        assert b"multipart/encrypted" in copy and b"ISSUE DESCRIPTION" not in copy
+        assert b"ISSUE DESCRIPTION" in opened_by(party_home, copy)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,12 +14,13 @@ from click.testing import CliRunner
 from listbot.calendar import default_timeline, replay
 from listbot.case_model import CaseState
 from listbot.cases_config import parse_cases
-from listbot.cli import common, root
+from listbot.cli import common, main, root
 from listbot.clock import FakeClock
 from listbot.config import Config
 from listbot.errors import ConfigError
 from listbot.store import Store
 from listbot.store import cases as case_store
+from tests import pgp_fixtures
 
 ARRIVAL = datetime(2026, 11, 25, 9, tzinfo=UTC)
 
@@ -95,3 +97,90 @@ def test_cases_config_problems_name_their_key(make_config: Callable[..., Config]
     with pytest.raises(ConfigError) as err:
         parse_cases(make_config({"cases": table}))
     assert any(needle in p for p in err.value.problems)
+
+
+PARTY = "psirt@vendor.example"
+
+
+@pytest.fixture
+def party_home() -> Iterator[Path]:
+    """Where the party (and impostors) make their keys: the daemon's keyring knows none."""
+    home = pgp_fixtures.new_home()
+    try:
+        yield home
+    finally:
+        pgp_fixtures.remove_home(home)
+
+
+def exported(tmp_path: Path, home: Path, *fprs: str) -> str:
+    path = tmp_path / f"{fprs[0]}.asc"
+    path.write_bytes(b"".join(pgp_fixtures.export_public(home, f) for f in fprs))
+    return str(path)
+
+
+def exit_code(cfg: Config, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """`listbot ARGS` as the shell runs it: errors become sysexits codes."""
+    monkeypatch.setattr(common.config_mod, "load", lambda _path: cfg)
+    with pytest.raises(SystemExit) as exited:
+        main(["--config", "x.toml", *args])
+    return int(exited.value.code or 0)
+
+
+async def party_keys(cfg: Config) -> dict[str, str | None]:
+    store = Store.open(cfg.database_url, FakeClock(ARRIVAL))
+    try:
+        async with store.unit() as tx:
+            return {p.address: p.fingerprint
+                    for p in await case_store.parties(tx, "SEC-2026-0001")}
+    finally:
+        await store.close()
+
+
+def test_a_party_key_must_name_the_party_exactly(
+        make_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, pgp_home: Path,
+        party_home: Path) -> None:
+    cfg = make_config({"pgp": {"home": str(pgp_home)}})
+    asyncio.run(seed(cfg))
+    make = pgp_fixtures.make_key
+    # Addresses that contain the party's, or that it contains: never its key.
+    impostors = [make(party_home, f"PSIRT <{PARTY}.evil>"),
+                 make(party_home, f"PSIRT <eve-{PARTY}>"),
+                 make(party_home, "PSIRT <vendor.example>")]
+    expired = make(party_home, f"PSIRT <{PARTY}>", expire="2021-01-01",
+                   faked_time="20200101T000000!")
+    good = make(party_home, f"Vendor PSIRT <{PARTY}>")
+    for fpr in impostors:
+        assert exit_code(cfg, monkeypatch, "case", "add-party", "SEC-2026-0001", PARTY,
+                         "--key", exported(tmp_path, party_home, fpr)) == 65
+        assert f"key {fpr} has no user id for {PARTY}" in capsys.readouterr().err
+    assert asyncio.run(party_keys(cfg)) == {}  # a refused key adds no party
+    assert exit_code(cfg, monkeypatch, "case", "add-party", "SEC-2026-0001", PARTY) == 0
+    refused = {
+        impostors[0]: f"has no user id for {PARTY}",
+        expired: "expired",
+        f"{good}-and-another": "not exactly one",
+    }
+    for fpr, why in refused.items():
+        fprs = (good, impostors[1]) if fpr.endswith("-and-another") else (fpr,)
+        assert exit_code(cfg, monkeypatch, "case", "set-party-key", "SEC-2026-0001", PARTY,
+                         "--file", exported(tmp_path, party_home, *fprs)) == 65
+        assert why in capsys.readouterr().err
+    assert asyncio.run(party_keys(cfg)) == {PARTY: None}
+    known = pgp_fixtures.gpg(pgp_home, "--list-keys", "--with-colons").stdout.decode()
+    assert not any(f in known for f in [*impostors, expired, good])  # nothing imported
+    assert exit_code(cfg, monkeypatch, "case", "set-party-key", "SEC-2026-0001", PARTY,
+                     "--file", exported(tmp_path, party_home, good), "--as", "alice") == 0
+    assert good in capsys.readouterr().out
+    assert asyncio.run(party_keys(cfg)) == {PARTY: good}
+    shown = invoke(cfg, monkeypatch, "case", "show", "SEC-2026-0001", "--json").output
+    assert f'"{PARTY}": "{good}"' in shown
+
+    async def audited() -> list[dict[str, Any]]:
+        store = Store.open(cfg.database_url, FakeClock(ARRIVAL))
+        try:
+            return [e.detail for e in await store.audit_listing(subject="case:SEC-2026-0001")
+                    if e.action == "case.party_key_set" and e.actor == "alice"]
+        finally:
+            await store.close()
+    assert [d["fingerprint"] for d in asyncio.run(audited())] == [good]

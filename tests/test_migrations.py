@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
@@ -12,7 +13,7 @@ from alembic.script import ScriptDirectory
 
 from listbot.clock import FakeClock
 from listbot.store import Store
-from listbot.store.engine import HEAD_REVISION, MIGRATIONS
+from listbot.store.engine import HEAD_REVISION, MIGRATIONS, _alembic_config
 from listbot.store.schema import metadata
 
 PARENTS = ("0002_cases", "0003_moderation", "0004_advisories", "0005_imap",
@@ -32,6 +33,7 @@ async def test_a_database_behind_head_is_upgraded_at_start(db_url: str,
     store = Store.open(db_url, clock)
     await store.upgrade()
     async with store.unit() as tx:  # as an older listbot left it: the branches not joined
+        await tx.conn.run_sync(lambda c: command.downgrade(_alembic_config(c), "0007_join"))
         await tx.conn.exec_driver_sql("DELETE FROM alembic_version")
         for parent in PARENTS:
             await tx.conn.exec_driver_sql(
@@ -61,3 +63,22 @@ async def test_upgraded_schema_matches_the_declared_tables(db_url: str,
         differences = await tx.conn.run_sync(diff)
     await store.close()
     assert differences == []
+
+
+async def test_parties_of_a_database_before_party_keys_keep_their_rows(
+        db_url: str, clock: FakeClock) -> None:
+    store = Store.open(db_url, clock)
+    await store.upgrade()
+    async with store.unit() as tx:  # back to the schema of 0007, with one party on it
+        await tx.conn.run_sync(lambda c: command.downgrade(_alembic_config(c), "0007_join"))
+        await tx.conn.exec_driver_sql(
+            "INSERT INTO case_parties (case_id, address, name, added_at, added_by) "
+            "VALUES ('SEC-2026-0001', 'psirt@vendor.example', 'PSIRT', "
+            "'2026-11-25 09:00:00', 'cli:alice')")
+    assert await store.pending_migrations() == ["0008_party_keys"]
+    await store.upgrade()
+    async with store.unit() as tx:
+        rows = (await tx.conn.exec_driver_sql(
+            "SELECT address, fingerprint FROM case_parties")).all()
+    await store.close()
+    assert [tuple(r) for r in rows] == [("psirt@vendor.example", None)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -10,6 +11,7 @@ import click
 from listbot.calendar import apply_requested_date, explain, exploited_in_the_wild
 from listbot.case_model import Case, CaseState
 from listbot.cases_config import parse_cases
+from listbot.cli.applications import key_problem
 from listbot.cli.common import (
     AS_OPTION,
     Context,
@@ -22,8 +24,11 @@ from listbot.cli.common import (
     with_store,
 )
 from listbot.clock import ensure_utc
-from listbot.errors import UsageError
+from listbot.crypto import open_keyring, parse_pgp
+from listbot.errors import NotFound, PGPError, Refused, UsageError
 from listbot.mailsafe import normalize_address
+from listbot.party_keys import party_key
+from listbot.pgp import KeyInfo, Keyring
 from listbot.store import Store
 from listbot.store import cases as case_store
 
@@ -72,8 +77,10 @@ def show(ctx: Context, case_id: str, as_json: bool) -> None:
     async def work(store: Store) -> dict[str, Any]:
         async with store.unit() as tx:
             c = await case_store.get_case(tx, case_id)
+            current = await case_store.parties(tx, c.id)
             return {**row(c),
-                    "parties": [p.address for p in await case_store.parties(tx, c.id)],
+                    "parties": [p.address for p in current],
+                    "party_keys": {p.address: p.fingerprint or "" for p in current},
                     "messages": await case_store.messages(tx, c.id),
                     "reminders_sent": [k for k, _ in await case_store.sent_reminders(tx, c.id)]}
     facts = run(with_store(ctx.cfg, work))
@@ -161,25 +168,100 @@ def timeline(ctx: Context, case_id: str, with_explanation: bool, as_json: bool) 
     click.echo("\n".join(lines if with_explanation else lines[-2:]))
 
 
+KEY_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def party_address(address: str) -> str:
+    try:
+        return normalize_address(address)
+    except ValueError as exc:
+        raise UsageError(f"not a valid address: {address!r}") from exc
+
+
+async def import_party_key(keyring: Keyring, address: str, key_file: Path,
+                           armored: bytes, now: datetime) -> KeyInfo:
+    """Import the party's key from `key_file`, keeping only its user ids for `address`.
+
+    Every check runs on what gpg reads from the file before anything is imported, so a
+    refused key leaves the keyring as it was."""
+    try:
+        found = party_key(address, await keyring.scan_keys(armored))
+    except PGPError as exc:  # e.g. secret key material: refused, nothing imported
+        raise Refused(f"{key_file}: {exc}") from exc
+    if isinstance(found, str):
+        raise Refused(f"{key_file}: {found}")
+    if (problem := key_problem(found, now)) is not None:
+        raise Refused(f"{found.fingerprint}: {problem}")
+    imported = await keyring.import_keys(armored, only_address=address)
+    if [k.fingerprint for k in imported] != [found.fingerprint]:
+        raise Refused(f"{key_file}: gpg imported {len(imported)} keys, not {found.fingerprint}")
+    return imported[0]
+
+
+def echo_key(address: str, info: KeyInfo) -> None:
+    expiry = f"expires {info.expires:%Y-%m-%d}" if info.expires else "does not expire"
+    click.echo(f"{address}: key {info.fingerprint} ({expiry})")
+
+
 @case.command("add-party")
 @click.argument("case_id")
 @click.argument("address")
 @click.option("--name", default="", help="Organisation (e.g. the vendor's PSIRT).")
+@click.option("--key", "key_file", type=KEY_FILE,
+              help="The party's public key (one key, with a user id for ADDRESS).")
 @AS_OPTION
 @pass_ctx
-def add_party(ctx: Context, case_id: str, address: str, name: str,
-              actor: str | None) -> None:
+def add_party(ctx: Context, *, case_id: str, address: str, name: str,
+              key_file: Path | None, actor: str | None) -> None:
     """Let an outside security contact receive this case's mail (this case only)."""
-    try:
-        normalized = normalize_address(address)
-    except ValueError as exc:
-        raise UsageError(f"not a valid address: {address!r}") from exc
+    normalized = party_address(address)
+    armored = key_file.read_bytes() if key_file is not None else None
 
-    async def work(store: Store) -> None:
+    async def work(store: Store) -> KeyInfo | None:
+        async with store.unit() as tx:  # a typo in the case id imports no key
+            c = await case_store.get_case(tx, case_id)
+            if normalized in {p.address for p in await case_store.parties(tx, c.id)}:
+                raise Refused(f"{normalized} is already a party of {c.id}")
+        info = None
+        if key_file is not None and armored is not None:
+            info = await import_party_key(open_keyring(parse_pgp(ctx.cfg)), normalized,
+                                          key_file, armored, store.clock.now())
         async with store.unit() as tx:
-            await case_store.add_party(tx, case_id, normalized, name, cli_actor(actor))
-    run(with_store(ctx.cfg, work))
+            await case_store.add_party(tx, case_id, normalized, name, cli_actor(actor),
+                                       fingerprint=info.fingerprint if info else None)
+        return info
+    info = run(with_store(ctx.cfg, work))
     click.echo(f"{normalized} added to {case_id.upper()}")
+    if info is not None:
+        echo_key(normalized, info)
+
+
+@case.command("set-party-key")
+@click.argument("case_id")
+@click.argument("address")
+@click.option("--file", "key_file", type=KEY_FILE, required=True,
+              help="The party's public key (one key, with a user id for ADDRESS).")
+@AS_OPTION
+@pass_ctx
+def set_party_key(ctx: Context, case_id: str, address: str, key_file: Path,
+                  actor: str | None) -> None:
+    """Import a party's public key; its held pre-disclosure copies can then be resolved
+    (advisory resolve-held)."""
+    normalized = party_address(address)
+    armored = key_file.read_bytes()
+
+    async def work(store: Store) -> KeyInfo:
+        async with store.unit() as tx:
+            c = await case_store.get_case(tx, case_id)
+            if normalized not in {p.address for p in await case_store.parties(tx, c.id)}:
+                raise NotFound(f"{normalized} is not a party of {c.id}")
+        info = await import_party_key(open_keyring(parse_pgp(ctx.cfg)), normalized,
+                                      key_file, armored, store.clock.now())
+        async with store.unit() as tx:
+            await case_store.set_party_key(tx, case_id, normalized, info.fingerprint,
+                                           cli_actor(actor))
+        return info
+    echo_key(normalized, run(with_store(ctx.cfg, work)))
 
 
 @case.command("remove-party")

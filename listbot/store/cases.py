@@ -150,16 +150,34 @@ def _plain(value: Any) -> Any:
 # --- outside parties ------------------------------------------------------------------
 
 
-async def add_party(tx: Tx, case_id: str, address: str, name: str, actor: str) -> Party:
+async def add_party(tx: Tx, case_id: str, address: str, name: str, actor: str, *,
+                    fingerprint: str | None = None) -> Party:
     case = await get_case(tx, case_id)
     current = [p.address for p in await parties(tx, case.id)]
     if address in current:
         raise Refused(f"{address} is already a party of {case.id}")
     await tx.conn.execute(insert(parties_table).values(
-        case_id=case.id, address=address, name=name, added_at=tx.now, added_by=actor))
-    await tx.audit(actor, "case.party_added", f"case:{case.id}", {"address": address,
-                                                                  "name": name})
-    return Party(case.id, address, name, tx.now, actor)
+        case_id=case.id, address=address, name=name, added_at=tx.now, added_by=actor,
+        fingerprint=fingerprint))
+    await tx.audit(actor, "case.party_added", f"case:{case.id}", {
+        "address": address, "name": name, "fingerprint": fingerprint})
+    return Party(case.id, address, name, tx.now, actor, fingerprint)
+
+
+async def set_party_key(tx: Tx, case_id: str, address: str, fingerprint: str,
+                        actor: str) -> str | None:
+    """Record the key of a current party; returns the fingerprint it replaced."""
+    case = await get_case(tx, case_id)
+    current = {p.address: p for p in await parties(tx, case.id)}
+    if address not in current:
+        raise NotFound(f"{address} is not a party of {case.id}")
+    old = current[address].fingerprint
+    await tx.conn.execute(update(parties_table).where(and_(
+        parties_table.c.case_id == case.id, parties_table.c.address == address,
+        parties_table.c.removed_at.is_(None))).values(fingerprint=fingerprint))
+    await tx.audit(actor, "case.party_key_set", f"case:{case.id}", {
+        "address": address, "fingerprint": fingerprint, "previous": old})
+    return old
 
 
 async def remove_party(tx: Tx, case_id: str, address: str, actor: str) -> None:
@@ -176,7 +194,8 @@ async def parties(tx: Tx, case_id: str) -> list[Party]:
     rows = await tx.conn.execute(select(parties_table).where(and_(
         parties_table.c.case_id == case_id, parties_table.c.removed_at.is_(None)))
         .order_by(parties_table.c.id))
-    return [Party(r.case_id, r.address, r.name, r.added_at, r.added_by) for r in rows]
+    return [Party(r.case_id, r.address, r.name, r.added_at, r.added_by, r.fingerprint)
+            for r in rows]
 
 
 async def case_parties(tx: Tx) -> dict[str, frozenset[str]]:

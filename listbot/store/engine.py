@@ -17,7 +17,7 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # The newest migration. When the database is already there, start-up checks this one
 # row and never imports Alembic, which would cost the daemon ~10 MB for its lifetime;
 # tests/test_migrations.py keeps it equal to Alembic's own head.
-HEAD_REVISION = "0007_join"
+HEAD_REVISION = "0008_party_keys"
 
 
 def is_sqlite(url: str) -> bool:

@@ -1,4 +1,4 @@
-"""Tables of security cases. The migration 0002_cases mirrors them."""
+"""Tables of security cases. The migrations 0002_cases and 0008_party_keys mirror them."""
 
 from __future__ import annotations
 
@@ -55,6 +55,9 @@ case_parties = Table(
     Column("added_at", UTCDateTime, nullable=False),
     Column("added_by", Text, nullable=False),
     Column("removed_at", UTCDateTime),
+    # The party's own key (migration 0008_party_keys): its embargoed copies are sealed
+    # to it, and held under require_encryption while it is missing.
+    Column("fingerprint", String(40)),
     Index("uq_case_parties_current", "case_id", "address", unique=True,
           sqlite_where=Column("removed_at").is_(None),
           postgresql_where=Column("removed_at").is_(None)),
