@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from listbot.app import App
 from listbot.clock import Clock
 from listbot.config import Config
-from listbot.model import InboundState
+from listbot.model import InboundState, OutboxState
 
 MEMBERS = [("Vendor A", "security@vendor-a.example"), ("Vendor B", "psirt@vendor-b.example"),
            ("Vendor C", "secalert@vendor-c.example")]
@@ -103,3 +103,13 @@ async def outbox_settled(app: App, timeout: float = 10.0) -> None:
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(idle(), timeout)
+
+
+async def deferred_once(app: App, rcpt: str, timeout: float = 10.0) -> None:
+    """Until the relay has deferred `rcpt`'s copy once (it stays pending for a retry)."""
+    async def tried() -> None:
+        while not [i for i in await app.store.outbox_listing([OutboxState.PENDING])
+                   if i.recipient == rcpt and i.attempts > 0]:
+            app.outbound_waker.wake()
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(tried(), timeout)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ from listbot.model import OutboxState
 from listbot.pgp_mime import build_encrypted_mime, build_signed_mime
 from listbot.store import cases as case_store
 from tests import pgp_fixtures
-from tests.daemon import lmtp_send, outbox_settled, running, settle
+from tests.daemon import deferred_once, lmtp_send, outbox_settled, running, settle
 from tests.pgp_fixtures import PgpKeys, detach_sign, encrypt_to, encrypt_without_mdc, gpg
 from tests.sink import Received, Sink
 
@@ -229,10 +228,8 @@ async def test_auto_responder_report_opens_case_without_ack(
 
 async def test_party_gets_its_case_only_and_the_gate_knows_it(
         make_config: Callable[..., Config], sink: Sink, clock: FakeClock) -> None:
-    app = App.create(make_config(sink=sink), clock=clock)
-    await app.start()
     vendor = "psirt@vendor.example"
-    try:
+    async with running(make_config(sink=sink), clock, members=()) as app:
         await lmtp_send(app, REPORTER, [SECURITY],
                         message(REPORTER, "Bug one", "<b1@example.net>", b"One.\r\n"))
         await lmtp_send(app, "other@example.com", [SECURITY],
@@ -257,16 +254,12 @@ async def test_party_gets_its_case_only_and_the_gate_knows_it(
         assert vendor not in (await app.gate_facts()).case_parties[CASE1]
         entries = await app.store.audit_listing(subject=f"case:{CASE1}")
         assert {"case.party_added", "case.party_removed"} <= {e.action for e in entries}
-    finally:
-        await app.stop()
 
 
 async def test_party_removed_before_delivery_is_refused_and_the_team_alerted(
         make_config: Callable[..., Config], sink: Sink, clock: FakeClock) -> None:
-    app = App.create(make_config(sink=sink), clock=clock)
-    await app.start()
     vendor = "psirt@vendor.example"
-    try:
+    async with running(make_config(sink=sink), clock, members=()) as app:
         await lmtp_send(app, REPORTER, [SECURITY],
                         message(REPORTER, "Bug one", "<b1@example.net>", b"One.\r\n"))
         await settle(app)
@@ -277,7 +270,7 @@ async def test_party_removed_before_delivery_is_refused_and_the_team_alerted(
         await lmtp_send(app, REPORTER, [f"security+{CASE1}@example.org"],
                         message(REPORTER, "more", "<b3@example.net>", b"More.\r\n"))
         await settle(app)
-        await _tried(app, vendor)
+        await deferred_once(app, vendor)
         async with app.store.unit() as tx:
             await case_store.remove_party(tx, CASE1, vendor, "cli:test")
         sink.rcpt_responder = None
@@ -289,15 +282,4 @@ async def test_party_removed_before_delivery_is_refused_and_the_team_alerted(
         assert refused.recipient == vendor and refused.case_id == CASE1
         alerts = [r for r in sink.received if b"[listbot alert]" in r.data]
         assert alerts and sorted(alerts[-1].rcpts) == sorted(app.cfg.team_recipients)
-    finally:
-        await app.stop()
 
-
-async def _tried(app: App, rcpt: str) -> None:
-    """Until the relay has deferred `rcpt`'s copy once."""
-    async def tried() -> None:
-        while not [i for i in await app.store.outbox_listing([OutboxState.PENDING])
-                   if i.recipient == rcpt and i.attempts > 0]:
-            app.outbound_waker.wake()
-            await asyncio.sleep(0.02)
-    await asyncio.wait_for(tried(), 10)

@@ -13,7 +13,16 @@ from listbot.app import App
 from listbot.clock import FakeClock
 from listbot.config import Config
 from listbot.model import Audience, InboundState, OutboxState, OutgoingMessage
-from tests.daemon import MEMBERS, add_members, lmtp_send, post, raw_session, running, settle
+from tests.daemon import (
+    MEMBERS,
+    add_members,
+    deferred_once,
+    lmtp_send,
+    post,
+    raw_session,
+    running,
+    settle,
+)
 from tests.sink import Sink
 
 DISCUSS = "discuss@lists.example.org"
@@ -287,14 +296,6 @@ async def test_gate_facts_are_read_without_waiting_for_the_writer(app: App) -> N
     assert MEMBER in facts.members
 
 
-async def _pending_after_a_try(app: App, rcpt: str) -> None:
-    async def tried() -> None:
-        while not [i for i in await app.store.outbox_listing([OutboxState.PENDING])
-                   if i.recipient == rcpt and i.attempts > 0]:
-            app.outbound_waker.wake()
-            await asyncio.sleep(0.02)
-    await asyncio.wait_for(tried(), 10)
-
 
 async def test_member_removed_before_delivery_is_refused_and_the_team_alerted(
         app: App, sink: Sink, clock: FakeClock) -> None:
@@ -302,7 +303,7 @@ async def test_member_removed_before_delivery_is_refused_and_the_team_alerted(
     sink.rcpt_responder = lambda rcpt: "451 4.3.0 try later" if leaver in rcpt else None
     await lmtp_send(app, MEMBER, [DISCUSS], post(MEMBER))
     await sink.wait_deliveries(len(MEMBERS) - 1)
-    await _pending_after_a_try(app, leaver)
+    await deferred_once(app, leaver)
     async with app.store.unit() as tx:
         await tx.remove_member(leaver, "left the programme")
     sink.rcpt_responder = None
