@@ -18,6 +18,7 @@ from listbot.config import Config
 from listbot.pgp import KeyInfo, Keyring
 from listbot.roster import public_roster, write_all
 from listbot.store import Store
+from listbot.store import cases as case_store
 from listbot.store import roster as roster_ops
 from listbot.waker import Waker
 
@@ -38,6 +39,17 @@ def key_warning(info: KeyInfo, now: datetime, window: timedelta) -> KeyWarning |
     verb = "expired" if info.expires <= now else "expires"
     return KeyWarning(info.fingerprint, info.expires,
                       f"{verb} on {info.expires:%Y-%m-%d %H:%M} UTC")
+
+
+@dataclass(frozen=True)
+class KeyHolder:
+    """A member or a case party whose key the team relies on."""
+
+    name: str
+    fingerprint: str
+    alert: str
+    detail: dict[str, str]
+    hint: str
 
 
 class MemberWatch:
@@ -72,32 +84,44 @@ class MemberWatch:
         return True
 
     async def check_keys(self, now: datetime) -> int:
-        """Warn the team about member keys expiring within the window; returns how many
-        warnings were sent now (each key and expiry date is warned about once)."""
+        """Warn the team about member and case-party keys expiring within the window;
+        returns how many warnings were sent now (each key and expiry date once)."""
         if self.keyring is None:
             return 0
         sent = 0
-        for member in await self.store.members():
-            if member.fingerprint is None:
-                continue
-            info = await self.keyring.key_info(member.fingerprint)
+        for holder in await self._key_holders():
+            info = await self.keyring.key_info(holder.fingerprint)
             if info is None:
-                log.warning("members.key_missing", member=member.name)
+                log.warning("members.key_missing", holder=holder.name)
                 continue
             warning = key_warning(info, now, self.warning_window)
-            if warning is None:
-                continue
-            async with self.store.unit() as tx:
-                if not await roster_ops.warn_once(tx.conn, fingerprint=warning.fingerprint,
-                                                  expires_at=warning.expires_at,
-                                                  member_name=member.name, now=tx.now):
-                    continue
-                await raise_alert(tx, self.cfg, "member_key_expiring",
-                                  f"the key of {member.name} {warning.text}",
-                                  {"member": member.name, "fingerprint": warning.fingerprint,
-                                   "hint": "listbot members set-key NAME --file KEY.asc"})
+            if warning is not None and await self._warn(holder, warning):
                 sent += 1
         return sent
+
+    async def _key_holders(self) -> list[KeyHolder]:
+        async with self.store.read() as tx:
+            members = await tx.members()
+            parties = await case_store.keyed_parties(tx)
+        return [*(KeyHolder(m.name, m.fingerprint, "member_key_expiring", {"member": m.name},
+                            "listbot members set-key NAME --file KEY.asc")
+                  for m in members if m.fingerprint),
+                *(KeyHolder(f"{p.address} (party of {p.case_id})", p.fingerprint,
+                            "party_key_expiring", {"party": p.address, "case": p.case_id},
+                            f"listbot case set-party-key {p.case_id} {p.address} --file KEY.asc")
+                  for p in parties if p.fingerprint)]
+
+    async def _warn(self, holder: KeyHolder, warning: KeyWarning) -> bool:
+        async with self.store.unit() as tx:
+            if not await roster_ops.warn_once(tx.conn, fingerprint=warning.fingerprint,
+                                              expires_at=warning.expires_at,
+                                              member_name=holder.name, now=tx.now):
+                return False
+            await raise_alert(tx, self.cfg, holder.alert,
+                              f"the key of {holder.name} {warning.text}",
+                              {**holder.detail, "fingerprint": warning.fingerprint,
+                               "hint": holder.hint})
+        return True
 
     async def run(self, stopping: asyncio.Event, waker: Waker) -> None:
         while not stopping.is_set():

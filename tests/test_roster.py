@@ -17,6 +17,9 @@ from listbot.appcheck import check_application, extract_application
 from listbot.application_state import checklist_to_json, fields_to_json, plain_text
 from listbot.applications_config import parse_applications, parse_members
 from listbot.bounces import should_alert
+from listbot.calendar import default_timeline
+from listbot.case_model import CaseState
+from listbot.cases_config import parse_cases
 from listbot.cli import common, root
 from listbot.clock import FakeClock
 from listbot.config import Config
@@ -25,6 +28,7 @@ from listbot.errors import Refused
 from listbot.member_watch import MemberWatch
 from listbot.store import Store
 from listbot.store import applications as app_ops
+from listbot.store import cases as case_store
 from tests import pgp_fixtures
 from tests.application_helpers import app_config, example
 from tests.conftest import START, wait_for
@@ -158,6 +162,41 @@ async def test_team_is_warned_once_per_key_before_expiry(
         assert await watch.check_keys(clock.now()) == 0  # each warning once
         alerts = await store.audit_listing(action_prefix="alert.member_key_expiring")
         assert sorted(str(e.detail["member"]) for e in alerts) == ["Old", "Soon"]
+    finally:
+        await store.close()
+
+
+async def test_team_is_warned_once_before_a_case_partys_key_expires(
+        make_config: Callable[..., Config], clock: FakeClock, sink: Sink,
+        pgp_home: Path, pgp_keys: PgpKeys) -> None:
+    expiry = (START + timedelta(days=10)).strftime("%Y-%m-%d")
+    soon = pgp_fixtures.make_key(pgp_home, "PSIRT <psirt@cloud.example>", expire=expiry)
+    done = pgp_fixtures.make_key(pgp_home, "Old PSIRT <psirt@old.example>", expire=expiry)
+    cfg = make_config({"pgp": {"home": str(pgp_home), "expiry_warning_days": 30}}, sink=sink)
+    store = Store.open(cfg.database_url, clock)
+    await store.upgrade()
+    timeline = default_timeline(clock.now(), parse_cases(cfg).policy_for(2026))
+    try:
+        async with store.unit() as tx:
+            for case_id in ("SEC-2026-0001", "SEC-2026-0002"):
+                await case_store.open_case(tx, case_id=case_id, reporter="r@example.net",
+                                           subject="Bug", timeline=timeline,
+                                           reporter_fingerprint=None)
+            await case_store.add_party(tx, "SEC-2026-0001", "psirt@cloud.example", "Cloud",
+                                       "cli:alice", fingerprint=soon)
+            await case_store.add_party(tx, "SEC-2026-0002", "psirt@old.example", "Old",
+                                       "cli:alice", fingerprint=done)
+            # A finished case's party no longer matters.
+            await case_store.update_case(tx, "SEC-2026-0002", "cli:alice",
+                                         {"state": CaseState.CLOSED})
+        watch = MemberWatch(cfg=cfg, mc=parse_members(cfg), store=store, clock=clock,
+                            keyring=open_keyring(parse_pgp(cfg)),
+                            warning_window=timedelta(days=30))
+        assert await watch.check_keys(clock.now()) == 1
+        assert await watch.check_keys(clock.now()) == 0  # once per key and expiry
+        [alert] = await store.audit_listing(action_prefix="alert.party_key_expiring")
+        assert alert.detail["party"] == "psirt@cloud.example"
+        assert "set-party-key SEC-2026-0001" in str(alert.detail["hint"])
     finally:
         await store.close()
 

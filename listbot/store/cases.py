@@ -17,7 +17,14 @@ from typing import Any
 from sqlalchemy import Row, and_, func, insert, select, update
 
 from listbot.calendar import Timeline
-from listbot.case_model import Case, CaseState, MessageKind, Party, format_case_id
+from listbot.case_model import (
+    FINISHED_STATES,
+    Case,
+    CaseState,
+    MessageKind,
+    Party,
+    format_case_id,
+)
 from listbot.errors import NotFound, Refused
 from listbot.store import Tx
 from listbot.store.schema_cases import case_messages, case_reminders, cases
@@ -193,6 +200,17 @@ async def remove_party(tx: Tx, case_id: str, address: str, actor: str) -> None:
 async def parties(tx: Tx, case_id: str) -> list[Party]:
     rows = await tx.conn.execute(select(parties_table).where(and_(
         parties_table.c.case_id == case_id, parties_table.c.removed_at.is_(None)))
+        .order_by(parties_table.c.id))
+    return [Party(r.case_id, r.address, r.name, r.added_at, r.added_by, r.fingerprint)
+            for r in rows]
+
+
+async def keyed_parties(tx: Tx) -> list[Party]:
+    """Current parties with a key, of cases still under way: whose key expiry matters."""
+    rows = await tx.conn.execute(
+        select(parties_table).join(cases, cases.c.id == parties_table.c.case_id).where(
+            parties_table.c.removed_at.is_(None), parties_table.c.fingerprint.is_not(None),
+            cases.c.state.not_in([s.value for s in FINISHED_STATES]))
         .order_by(parties_table.c.id))
     return [Party(r.case_id, r.address, r.name, r.added_at, r.added_by, r.fingerprint)
             for r in rows]
