@@ -20,6 +20,7 @@ from listbot.moderation import load_checked_rules
 from listbot.moderation_config import parse_rules_config
 from listbot.pgp import Keyring
 from listbot.store import Store
+from listbot.store import cases as case_store
 
 
 class Level(StrEnum):
@@ -106,6 +107,9 @@ async def keys(cfg: Config, store: Store | None, clock: Clock,
     holders = [(f"moderator {m.address}", m.fingerprint) for m in cfg.team_members]
     if store is not None:
         holders += [(f"member {m.name}", m.fingerprint) for m in await store.members()]
+        async with store.read() as tx:
+            holders += [(f"party {p.address} of {p.case_id}", p.fingerprint)
+                        for p in await case_store.keyed_parties(tx)]
     for who, fpr in holders:
         if fpr is None:
             continue
@@ -120,7 +124,8 @@ async def keys(cfg: Config, store: Store | None, clock: Clock,
             out.append(Finding(Level.WARN, "key", f"{who}: expires {info.expires:%Y-%m-%d}",
                                "ask them to extend the expiry and send the key again"))
     if not any(f.check == "key" for f in out):
-        out.append(ok("keys", f"no member or moderator key expires within {window.days} days"))
+        out.append(ok("keys", f"no member, moderator or party key expires within "
+                              f"{window.days} days"))
     return out
 
 

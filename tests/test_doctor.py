@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
 
+from listbot import config as config_mod
+from listbot.calendar import default_timeline
+from listbot.cases_config import parse_cases
 from listbot.cli.common import root
+from listbot.clock import SystemClock
 from listbot.errors import EX_CONFIG, EX_TEMPFAIL
+from listbot.store import Store
+from listbot.store import cases as case_store
 from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
 from tests.pgp_fixtures import PgpKeys, make_key, pgp_home, pgp_keys, pgp_template
@@ -116,3 +124,32 @@ def test_a_moderator_outside_the_team_is_a_warning(tmp_path: Path) -> None:
     warned = [line for line in lines_of(out, "WARN") if line.startswith("WARN  moderators")]
     assert len(warned) == 1 and "carol@elsewhere.example" in warned[0], out
     assert "alice@example.org" not in warned[0]
+
+
+def test_a_case_partys_key_expiring_soon_is_a_warning(tmp_path: Path, pgp_home: Path,
+                                                      pgp_keys: PgpKeys) -> None:
+    soon = make_key(pgp_home, "PSIRT <psirt@cloud.example>", expire="10d")
+    config = write(tmp_path, {"pgp": {"home": str(pgp_home),
+                                      "team_fingerprint": pgp_keys.team},
+                              "delivery": {"transport": "maildir"}})
+    assert CliRunner().invoke(root, ["--config", str(config), "db", "upgrade"]).exit_code == 0
+
+    async def seed() -> None:
+        cfg = config_mod.load(config)
+        store = Store.open(cfg.database_url, SystemClock())
+        now = datetime.now(UTC)
+        try:
+            async with store.unit() as tx:
+                await case_store.open_case(
+                    tx, case_id="SEC-2026-0001", reporter="r@example.net", subject="Bug",
+                    timeline=default_timeline(now, parse_cases(cfg).policy_for(now.year)),
+                    reporter_fingerprint=None)
+                await case_store.add_party(tx, "SEC-2026-0001", "psirt@cloud.example",
+                                           "Cloud", "cli:alice", fingerprint=soon)
+        finally:
+            await store.close()
+
+    asyncio.run(seed())
+    _, out = invoke(config, "--days", "30")
+    assert any("party psirt@cloud.example of SEC-2026-0001: expires" in line
+               for line in lines_of(out, "WARN")), out
