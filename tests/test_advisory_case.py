@@ -116,8 +116,7 @@ async def test_a_party_with_a_key_gets_a_copy_only_its_key_opens(
         pgp_keys: PgpKeys, party_key: tuple[Path, str], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     party_home, party_fpr = party_key
-    cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, pgp={
-        "home": str(pgp_home), "team_fingerprint": pgp_keys.team, "require_encryption": True})
+    cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, encrypting=True)
     async with running(cfg, clock, members=()) as app:
         await add_members(app, pgp_keys)
         timeline = default_timeline(clock.now(), parse_cases(cfg).policy_for(2026))
@@ -148,8 +147,7 @@ async def test_held_copy_of_the_reporter_goes_once_the_case_has_its_key(
         make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys, party_key: tuple[Path, str], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, pgp={
-        "home": str(pgp_home), "team_fingerprint": pgp_keys.team, "require_encryption": True})
+    cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, encrypting=True)
     async with running(cfg, clock, members=()) as app:
         await add_members(app, pgp_keys)
         timeline = default_timeline(clock.now(), parse_cases(cfg).policy_for(2026))

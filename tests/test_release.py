@@ -44,9 +44,13 @@ pgp_home = pgp_fixtures.pgp_home
 ALL_PUBLIC = sorted([*PUBLIC_LISTS, KEYED, *PLAIN, *TEAM])
 
 
-def cfg_for(make_config: Callable[..., Config], sink: Sink, home: Path, keys: PgpKeys,
-            **extra: Any) -> Config:
+def cfg_for(make_config: Callable[..., Config], sink: Sink, home: Path, keys: PgpKeys, *,
+            encrypting: bool = False, **extra: Any) -> Config:
+    """The advisory config; `encrypting`: every member copy under require_encryption."""
     data = advisory_config(home, keys, **extra.pop("advisories", {}))
+    if encrypting:
+        data["pgp"] = {"home": str(home), "team_fingerprint": keys.team,
+                       "require_encryption": True}
     data.update(extra)
     return make_config(data, sink=sink)
 
@@ -83,8 +87,7 @@ async def test_gate_refuses_embargoed_to_outsider_and_public_before_instant(
 async def test_member_without_key_is_held_alerted_and_released_once_keyed(
         make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
-    cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, pgp={
-        "home": str(pgp_home), "team_fingerprint": pgp_keys.team, "require_encryption": True})
+    cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, encrypting=True)
     async with advisory_daemon(cfg, clock, pgp_keys, arm=False) as (app, svc):
         await svc.predisclose(465, "cli:alice")
         app.outbound_waker.wake()

@@ -53,8 +53,7 @@ async def test_member_key_refused_by_gpg_gets_plaintext_and_the_release_goes_onc
         added: str, hidden: bool, make_config: Callable[..., Config], sink: Sink, clock: FakeClock,
         pgp_home: Path, pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, advisories={
-        "hidden_recipients": hidden}, pgp={
-        "home": str(pgp_home), "team_fingerprint": pgp_keys.team, "require_encryption": True})
+        "hidden_recipients": hidden}, encrypting=True)
     clock.set(ERA)
     async with running(cfg, clock, members=()) as app:
         await add_members(app, pgp_keys)
@@ -95,8 +94,7 @@ async def test_member_key_refused_by_gpg_holds_only_that_predisclosure_copy(
         hidden: bool, make_config: Callable[..., Config], sink: Sink, clock: FakeClock,
         pgp_home: Path, pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, advisories={
-        "hidden_recipients": hidden}, pgp={
-        "home": str(pgp_home), "team_fingerprint": pgp_keys.team, "require_encryption": True})
+        "hidden_recipients": hidden}, encrypting=True)
     clock.set(ERA)
     async with running(cfg, clock, members=()) as app:
         await add_members(app, pgp_keys)

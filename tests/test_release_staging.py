@@ -55,8 +55,7 @@ def encrypted(raw: bytes) -> bool:
 async def test_armed_release_is_encrypted_ahead_and_only_sent_at_the_claim(
         make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
-    cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, pgp={
-        "home": str(pgp_home), "team_fingerprint": pgp_keys.team, "require_encryption": True})
+    cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, encrypting=True)
     async with advisory_daemon(cfg, clock, pgp_keys, arm=True) as (app, svc):
         staged = await rows(app)
         assert {s for _, _, s, _ in staged} == {OutboxState.STAGED.value}
