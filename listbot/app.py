@@ -39,7 +39,6 @@ from listbot.pgp import Keyring
 from listbot.release import Releaser
 from listbot.reminders import ReminderDispatcher
 from listbot.routing import Router
-from listbot.rules import RuleSet
 from listbot.store import Store
 from listbot.store.advisories import release_instants
 from listbot.store.cases import case_parties
@@ -115,7 +114,6 @@ class Serving:
     so a list is never routed without its handler or handled by rules of another config."""
 
     cfg: Config
-    rulebook: RuleBook
     moderations: dict[str, Moderation]
     handlers: dict[tuple[str, RecipientRole], Handler]
     router: Router
@@ -136,7 +134,7 @@ def build_serving(cfg: Config, store: Store, clock: Clock,
     moderations = build_moderations(cfg, store, clock, keyring)
     handlers = build_handlers(cfg, store, clock, rulebook=rulebook, keyring=keyring,
                               moderations=moderations)
-    return Serving(cfg=cfg, rulebook=rulebook, moderations=moderations, handlers=handlers,
+    return Serving(cfg=cfg, moderations=moderations, handlers=handlers,
                    router=Router(cfg.lists.values()))
 
 
@@ -162,7 +160,6 @@ class App:
     timer_task: asyncio.Task[None] | None = None
     imap: ImapPoller | None = None
     metrics: Metrics | None = None
-    rulebook: RuleBook = field(default_factory=lambda: RuleBook(RuleSet(())))
     moderations: dict[str, Moderation] = field(default_factory=dict)
     advisories: Advisories | None = None
     members_waker: Waker = field(default_factory=Waker)
@@ -188,14 +185,14 @@ class App:
                          releases={f"{prefix}-{n}": at for n, at in released.items()})
 
     def reload_rules(self) -> bool:
-        """Load and validate every rule file; only a fully good set replaces the running
-        one (DESIGN.md §4.9). Returns whether the rules were replaced."""
+        """Rebuild the serving state of the running config, as SIGHUP does: only a fully
+        good rule set replaces the running one (DESIGN.md §4.9). Whether it did."""
         try:
-            rulebook = load_rulebook(self.cfg)
+            serving = self.prepare(self.cfg)
         except ConfigError as exc:
             log.error("rules.reload_refused", problems=list(exc.problems))
             return False
-        self.rulebook.replace(rulebook.ruleset)
+        self.install(serving)
         return True
 
     def prepare(self, cfg: Config) -> Serving:
@@ -205,7 +202,6 @@ class App:
     def install(self, serving: Serving) -> None:
         """Swap in a prepared state. No await in here: no message sees half of it."""
         self.cfg = serving.cfg
-        self.rulebook = serving.rulebook
         self.moderations = serving.moderations
         if self.worker is not None:
             self.worker.handlers = serving.handlers

@@ -85,12 +85,9 @@ def distribution(cfg: Config, lc: ListConfig, raw: bytes, *, poster: Mailbox,
 
 
 class RuleBook:
-    """The rules in force; replaced whole on a good reload (App.reload_rules)."""
+    """The rules in force; a reload builds new handlers with a new book (app.Serving)."""
 
     def __init__(self, ruleset: RuleSet) -> None:
-        self.ruleset = ruleset
-
-    def replace(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
 
 

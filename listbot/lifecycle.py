@@ -52,9 +52,6 @@ RESTART_ONLY: tuple[tuple[str, Callable[[Config], Any]], ...] = (
         lc.name for lc in c.lists.values() if lc.kind is ListKind.SECURITY)),
 )
 
-# Extension sections checked before a new config is accepted (each raises ConfigError).
-Validator = Callable[[Config], object]
-
 
 @dataclass(frozen=True)
 class ReloadResult:
@@ -73,7 +70,7 @@ def _first_problems(exc: ConfigError, limit: int = 2) -> str:
     return shown + (f" (+{more} more)" if more > 0 else "")
 
 
-async def reload_app(app: App, validators: tuple[Validator, ...] = ()) -> ReloadResult:
+async def reload_app(app: App) -> ReloadResult:
     """Build the whole new state (config, its rules, a handler for every list) beside the
     running one and swap it in only if all of it is good; otherwise keep all of the old."""
     source = app.cfg.source
@@ -81,8 +78,6 @@ async def reload_app(app: App, validators: tuple[Validator, ...] = ()) -> Reload
         return ReloadResult(False, "reload ignored: the daemon was not started from a file")
     try:
         new = load_checked(source)
-        for validate in validators:
-            validate(new)
         serving = app.prepare(new)
         stale = [name for name, get in RESTART_ONLY if get(new) != get(app.cfg)]
     except ConfigError as exc:
@@ -121,7 +116,6 @@ async def watchdog(app: App, notifier: Notifier, interval: float,
 
 
 async def run_service(app: App, notifier: Notifier, *,
-                      validators: tuple[Validator, ...] = (),
                       env: Mapping[str, str] = os.environ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -143,7 +137,7 @@ async def run_service(app: App, notifier: Notifier, *,
             if reload_requested.is_set() and not stop.is_set():
                 reload_requested.clear()
                 notifier.reloading()
-                result = await reload_app(app, validators)
+                result = await reload_app(app)
                 notifier.send(READY="1", STATUS=result.status)
     finally:
         notifier.stopping()
