@@ -29,6 +29,7 @@ from listbot.clock import SystemClock
 from listbot.config import Config, ListKind
 from listbot.crypto import open_keyring, parse_pgp
 from listbot.errors import NotFound, Refused, UsageError
+from listbot.member_crypto import key_problem
 from listbot.pgp import KeyInfo
 from listbot.roster import FORMATS, public_roster, render
 from listbot.store import Store
@@ -154,17 +155,6 @@ def members_export(ctx: Context, fmt: str, output: Path | None) -> None:
     else:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")
-
-
-def key_problem(info: KeyInfo, now: datetime) -> str | None:
-    """Why this key cannot be a member's key (expired, revoked, cannot encrypt)."""
-    if info.revoked:
-        return "the key is revoked"
-    if not info.usable_at(now):
-        return f"the key expired at {info.expires:%Y-%m-%d}" if info.expires else "unusable"
-    if not info.can_encrypt:
-        return "the key has no usable encryption subkey"
-    return None
 
 
 @members.command("set-key")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,6 @@ import click
 from listbot.calendar import apply_requested_date, explain, exploited_in_the_wild
 from listbot.case_model import Case, CaseState
 from listbot.cases_config import parse_cases
-from listbot.cli.applications import key_problem
 from listbot.cli.common import (
     AS_OPTION,
     Context,
@@ -27,6 +27,7 @@ from listbot.clock import ensure_utc
 from listbot.crypto import open_keyring, parse_pgp
 from listbot.errors import NotFound, PGPError, Refused, UsageError
 from listbot.mailsafe import normalize_address
+from listbot.member_crypto import key_problem
 from listbot.party_keys import party_key
 from listbot.pgp import KeyInfo, Keyring
 from listbot.store import Store
@@ -179,11 +180,12 @@ def party_address(address: str) -> str:
 
 
 async def import_party_key(keyring: Keyring, address: str, key_file: Path,
-                           armored: bytes, now: datetime) -> KeyInfo:
+                           now: datetime) -> KeyInfo:
     """Import the party's key from `key_file`, keeping only its user ids for `address`.
 
     Every check runs on what gpg reads from the file before anything is imported, so a
     refused key leaves the keyring as it was."""
+    armored = await asyncio.to_thread(key_file.read_bytes)
     try:
         found = party_key(address, await keyring.scan_keys(armored))
     except PGPError as exc:  # e.g. secret key material: refused, nothing imported
@@ -215,7 +217,6 @@ def add_party(ctx: Context, *, case_id: str, address: str, name: str,
               key_file: Path | None, actor: str | None) -> None:
     """Let an outside security contact receive this case's mail (this case only)."""
     normalized = party_address(address)
-    armored = key_file.read_bytes() if key_file is not None else None
 
     async def work(store: Store) -> KeyInfo | None:
         async with store.unit() as tx:  # a typo in the case id imports no key
@@ -223,9 +224,9 @@ def add_party(ctx: Context, *, case_id: str, address: str, name: str,
             if normalized in {p.address for p in await case_store.parties(tx, c.id)}:
                 raise Refused(f"{normalized} is already a party of {c.id}")
         info = None
-        if key_file is not None and armored is not None:
+        if key_file is not None:
             info = await import_party_key(open_keyring(parse_pgp(ctx.cfg)), normalized,
-                                          key_file, armored, store.clock.now())
+                                          key_file, store.clock.now())
         async with store.unit() as tx:
             await case_store.add_party(tx, case_id, normalized, name, cli_actor(actor),
                                        fingerprint=info.fingerprint if info else None)
@@ -248,7 +249,6 @@ def set_party_key(ctx: Context, case_id: str, address: str, key_file: Path,
     """Import a party's public key; its held pre-disclosure copies can then be resolved
     (advisory resolve-held)."""
     normalized = party_address(address)
-    armored = key_file.read_bytes()
 
     async def work(store: Store) -> KeyInfo:
         async with store.unit() as tx:
@@ -256,7 +256,7 @@ def set_party_key(ctx: Context, case_id: str, address: str, key_file: Path,
             if normalized not in {p.address for p in await case_store.parties(tx, c.id)}:
                 raise NotFound(f"{normalized} is not a party of {c.id}")
         info = await import_party_key(open_keyring(parse_pgp(ctx.cfg)), normalized,
-                                      key_file, armored, store.clock.now())
+                                      key_file, store.clock.now())
         async with store.unit() as tx:
             await case_store.set_party_key(tx, case_id, normalized, info.fingerprint,
                                            cli_actor(actor))
