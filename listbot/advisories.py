@@ -24,7 +24,7 @@ from listbot.clock import Clock, ensure_utc
 from listbot.config import Config
 from listbot.crypto import parse_pgp
 from listbot.errors import NotFound, Refused, TemporaryError, UsageError
-from listbot.member_crypto import copy_tag, inner_entity, usable_for_encryption, wrap_encrypted
+from listbot.member_crypto import copy_tag, encryption_problems, inner_entity, wrap_encrypted
 from listbot.model import Member, OutboxState
 from listbot.pgp import Keyring
 from listbot.release import Dispatcher
@@ -249,11 +249,11 @@ class Advisories:
         async with self.store.unit() as tx:
             held = await ops.held_rows(tx.conn, fanout.key_prefix(self.adv.prefix, number))
         keys = {m.address: m.fingerprint for m in await self.embargo_audience(adv.case_id)}
+        fprs = [keys.get(item.recipient) for _, item in held]
+        problems = await encryption_problems(self.r.keyring, fprs, self.clock.now())
         done = 0
-        for key, item in held:
-            fpr = keys.get(item.recipient)
-            if fpr is None or not await usable_for_encryption(self.r.keyring, fpr,
-                                                              self.clock.now()):
+        for (key, item), fpr, problem in zip(held, fprs, problems, strict=True):
+            if fpr is None or problem is not None:
                 continue
             version = int(key.rsplit(":v", 1)[1].split(":")[0])
             async with self.store.unit() as tx:

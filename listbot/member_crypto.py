@@ -59,23 +59,13 @@ def key_problem(info: KeyInfo | None, now: datetime) -> str | None:
     return None
 
 
-async def encryption_problem(keyring: Keyring, fingerprint: str | None,
-                             now: datetime) -> str | None:
-    if not fingerprint:
-        return "no key configured"
-    return key_problem(await keyring.key_info(fingerprint), now)
-
-
 async def encryption_problems(keyring: Keyring, fingerprints: Sequence[str | None],
                               now: datetime) -> list[str | None]:
-    """`encryption_problem` for each fingerprint, from one keyring listing."""
+    """Why each fingerprint's key cannot be encrypted to now (None: it can), from one
+    keyring listing for the whole batch."""
     found = await keyring.keys_info([f for f in fingerprints if f])
     return [key_problem(found.get(normalise_fingerprint(f)), now) if f else "no key configured"
             for f in fingerprints]
-
-
-async def usable_for_encryption(keyring: Keyring, fingerprint: str | None, now: datetime) -> bool:
-    return await encryption_problem(keyring, fingerprint, now) is None
 
 
 def wrap_encrypted(raw: bytes, ciphertext: bytes, message_id: str) -> bytes:
