@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from listbot.mailsafe import AddressError, normalize_address
+from listbot.member_crypto import key_problem
 from listbot.pgp import KeyInfo
 
 _ANGLE = re.compile(r"[^<>]*<([^<>]*)>\s*")
@@ -40,7 +41,7 @@ def keys_for(address: str, keys: Iterable[KeyInfo]) -> tuple[KeyInfo, ...]:
 
 
 def encrypts_at(key: KeyInfo, now: datetime) -> bool:
-    return key.can_encrypt and key.usable_at(now)
+    return key_problem(key, now) is None
 
 
 def filter_safe(address: str) -> bool:
