@@ -149,7 +149,7 @@ async def test_renumbered_mailbox_same_message_id_not_stored_twice(
     ids = await store.store_arrivals([Arrival("imap", "", p.icfg.recipient, p.route,
                                               b"X-Old: 1\r\n" + mail(7))])
     async with store.unit() as tx:
-        await imap_ops.record(tx.conn, imap_ops.Seen(p.icfg.mailbox, 1, 99,
+        await imap_ops.claim_uid(tx.conn, imap_ops.Seen(p.icfg.mailbox, 1, 99,
                                                      "<report-7@example.net>", "x" * 64,
                                                      ids[0], "stored"), tx.now)
     dovecot.append(mail(7))

@@ -16,14 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from listbot.model import IMAP_SOURCE
 from listbot.store.schema import inbound
 from listbot.store.schema_imap import imap_seen
+from listbot.store.upsert import insert_if_absent
 
 
 @dataclass(frozen=True)
@@ -68,32 +67,14 @@ async def already_stored(conn: AsyncConnection, mailbox: str, uidvalidity: int,
     return int(renumbered) if renumbered is not None else None
 
 
-async def record(conn: AsyncConnection, seen: Seen, now: datetime) -> bool:
-    """Record a UID; False if it was already recorded (another poller won)."""
-    try:
-        async with conn.begin_nested():
-            await conn.execute(insert(imap_seen).values(
-                mailbox=seen.mailbox, uidvalidity=seen.uidvalidity, uid=seen.uid,
-                message_id=seen.message_id, content_hash=seen.content_hash,
-                inbound_id=seen.inbound_id, outcome=seen.outcome, seen_at=now))
-    except IntegrityError:
-        return False
-    return True
-
-
 async def claim_uid(conn: AsyncConnection, seen: Seen, now: datetime) -> bool:
     """Insert this UID's row if absent; False when it is recorded already (another
     poller took it, or an earlier pass). The unique key decides, not a prior SELECT."""
-    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
-    stmt = dialect.insert(imap_seen).values(
-        mailbox=seen.mailbox, uidvalidity=seen.uidvalidity, uid=seen.uid,
-        message_id=seen.message_id, content_hash=seen.content_hash,
-        inbound_id=seen.inbound_id, outcome=seen.outcome, seen_at=now)
-    # RETURNING, not rowcount: psycopg reports no reliable rowcount for ON CONFLICT.
-    result = await conn.execute(stmt.on_conflict_do_nothing(
-        index_elements=[imap_seen.c.mailbox, imap_seen.c.uidvalidity, imap_seen.c.uid]
-    ).returning(imap_seen.c.id))
-    return result.first() is not None
+    return await insert_if_absent(conn, imap_seen, {
+        "mailbox": seen.mailbox, "uidvalidity": seen.uidvalidity, "uid": seen.uid,
+        "message_id": seen.message_id, "content_hash": seen.content_hash,
+        "inbound_id": seen.inbound_id, "outcome": seen.outcome, "seen_at": now},
+        keys=("mailbox", "uidvalidity", "uid"))
 
 
 async def settle_uid(conn: AsyncConnection, seen: Seen) -> None:
