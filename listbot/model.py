@@ -80,7 +80,13 @@ class Inbound:
     def envelope_sender(self) -> str | None:
         """The SMTP envelope sender ("" is the null sender), or None when the source has
         no envelope: an IMAP message must not pass for a bounce, nor a bounce for mail."""
-        return None if self.source in ENVELOPELESS_SOURCES else self.envelope_from
+        return envelope_sender_of(self.source, self.envelope_from)
+
+
+def envelope_sender_of(source: str, envelope_from: str) -> str | None:
+    """What a stored message's envelope says of its sender: "" is the null sender, None
+    means its source had no envelope (IMAP, inject without --from)."""
+    return None if source in ENVELOPELESS_SOURCES else envelope_from
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,7 @@ class Moderation:
                                why: str) -> dict[str, object]:
         """The poster's notice, under the same RFC 3834 rules and rate limit as every
         other notice: a held auto-reply or bounce must not be answered (DESIGN.md §4.4)."""
-        envelope = await inbound_ops.envelope_from(tx.conn, post.inbound_id)
+        envelope = await inbound_ops.envelope_sender(tx.conn, post.inbound_id)
         no_reply = no_reply_reason(self.lc, raw, envelope)
         if no_reply is None and not await within_reply_rate(tx, self.cfg, post.sender):
             no_reply = "rate limit"

@@ -22,6 +22,7 @@ from listbot.model import (
 )
 from listbot.store import Arrival, Store
 from listbot.store import cases as case_store
+from listbot.store import inbound as inbound_ops
 from listbot.store import roster as roster_ops
 
 ROUTE = Route("discuss", RecipientRole.POST, None)
@@ -214,3 +215,15 @@ async def test_case_of_a_reply_is_its_closest_known_ancestor(store: Store) -> No
         assert await case_store.case_by_message_ids(tx, ["<a@x>", "<b@x>"]) == "SEC-2026-0001"
         assert await case_store.case_by_message_ids(tx, ["<n@x>"]) is None
         assert await case_store.case_by_message_ids(tx, []) is None
+
+
+async def test_stored_envelope_sender_knows_sources_without_an_envelope(store: Store) -> None:
+    # A held post's notice must tell IMAP mail (no envelope) from an SMTP bounce ("").
+    route = Route("discuss", RecipientRole.POST, None)
+    imap, bounce = await store.store_arrivals([
+        Arrival("imap", "", "discuss@lists.example.org", route, b"Subject: a\r\n\r\na\r\n"),
+        Arrival("lmtp", "", "discuss@lists.example.org", route, b"Subject: b\r\n\r\nb\r\n")])
+    async with store.read() as tx:
+        assert await inbound_ops.envelope_sender(tx.conn, imap) is None
+        assert await inbound_ops.envelope_sender(tx.conn, bounce) == ""
+        assert await inbound_ops.envelope_sender(tx.conn, 999) is None

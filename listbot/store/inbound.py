@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Row, and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from listbot.model import Inbound, InboundState, RecipientRole, Route
+from listbot.model import Inbound, InboundState, RecipientRole, Route, envelope_sender_of
 from listbot.store.schema import inbound
 
 
@@ -153,10 +153,11 @@ async def get_raw(conn: AsyncConnection, msg_id: int) -> bytes | None:
     return bytes(value) if value is not None else None
 
 
-async def envelope_from(conn: AsyncConnection, msg_id: int) -> str | None:
-    """The SMTP envelope sender ("" is the null sender); None if the row is gone."""
-    value = await conn.scalar(select(inbound.c.envelope_from).where(inbound.c.id == msg_id))
-    return None if value is None else str(value)
+async def envelope_sender(conn: AsyncConnection, msg_id: int) -> str | None:
+    """As Inbound.envelope_sender for a stored message; None too if the row is gone."""
+    row = (await conn.execute(select(inbound.c.source, inbound.c.envelope_from)
+                              .where(inbound.c.id == msg_id))).first()
+    return None if row is None else envelope_sender_of(row.source, row.envelope_from)
 
 
 async def counts(conn: AsyncConnection) -> dict[str, int]:
