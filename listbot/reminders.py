@@ -8,6 +8,7 @@ fell due while the daemon was down is sent then, late but once.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -30,24 +31,6 @@ TIMER_KEY = "case-reminders"
 
 
 PolicyFor = Callable[[int], CalendarPolicy]
-
-
-class PolicyCache:
-    """The calendar policy per year of day 0, each built once.
-
-    Building one runs the holidays library for four years; every open case of a
-    year shares the result, and a frozen configuration never changes it, so the
-    dispatcher keeps one cache for its configuration instead of rebuilding the
-    calendar per case on every dispatch."""
-
-    def __init__(self, build: PolicyFor) -> None:
-        self._build = build
-        self._by_year: dict[int, CalendarPolicy] = {}
-
-    def __call__(self, year: int) -> CalendarPolicy:
-        if year not in self._by_year:
-            self._by_year[year] = self._build(year)
-        return self._by_year[year]
 
 
 def due_for(case: Case, policy_for: PolicyFor) -> tuple[Reminder, ...]:
@@ -97,7 +80,9 @@ class ReminderDispatcher:
                  timer: Timer | None, on_sent: Callable[[], None]) -> None:
         self.cfg = cfg
         self.cases_cfg = cases_cfg
-        self._policies = PolicyCache(cases_cfg.policy_for)
+        # Building a year's calendar runs the holidays library for four years; a frozen
+        # config never changes it, so each year is built once, not per case per dispatch.
+        self._policies: PolicyFor = functools.cache(cases_cfg.policy_for)
         self.store = store
         self.clock = clock
         self.timer = timer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -9,7 +10,7 @@ from listbot.calendar import CalendarPolicy, default_timeline
 from listbot.case_model import Case, CaseState
 from listbot.cases_config import parse_cases
 from listbot.config import Config
-from listbot.reminders import PolicyCache, PolicyFor, due_for
+from listbot.reminders import PolicyFor, due_for
 
 
 def case(n: int, arrival: datetime, policy_for: PolicyFor, *, patch: bool = False,
@@ -36,7 +37,7 @@ def test_cached_policies_give_the_same_reminders_and_build_once_per_year(
         built.append(year)
         return fresh(year)
 
-    cache = PolicyCache(build)
+    cache = functools.cache(build)  # as the dispatcher keeps its policies
     for _ in range(2):  # two dispatches
         for c in cases:
             assert due_for(c, cache) == due_for(c, fresh)
