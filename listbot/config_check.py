@@ -41,12 +41,6 @@ def section_problems(cfg: Config) -> list[str]:
     return problems
 
 
-def require_sections(cfg: Config) -> None:
-    """ConfigError listing every problem of the extension sections of a loaded config."""
-    if problems := section_problems(cfg):
-        raise ConfigError(problems)
-
-
 def load_checked(path: Path) -> Config:
     """config.load, plus every extension section; all problems in one ConfigError."""
     cfg, problems = config_mod.load_lenient(path)

@@ -21,7 +21,7 @@ from listbot.cli.common import (
     run,
     with_store,
 )
-from listbot.config_check import load_checked, require_sections
+from listbot.config_check import load_checked
 from listbot.errors import (
     EX_CONFIG,
     EX_DATAERR,
@@ -42,8 +42,8 @@ from listbot.store import roster as roster_ops
 @pass_ctx
 def serve(ctx: Context) -> None:
     """Run the daemon until SIGTERM."""
-    cfg = ctx.cfg
-    require_sections(cfg)  # every section's problems now, not one section per restart
+    # Every section's problems now, core and extensions together, not one per restart.
+    cfg = load_checked(config_mod.locate(ctx.config_path))
     log_setup.setup(cfg.log_format)
     run(App.create(cfg).serve())
 
