@@ -15,7 +15,7 @@ from listbot.applications_config import MembersConfig
 from listbot.bounces import scan_outbox_failures
 from listbot.clock import Clock
 from listbot.config import Config
-from listbot.pgp import KeyInfo, Keyring
+from listbot.pgp import KeyInfo, Keyring, normalise_fingerprint
 from listbot.roster import public_roster, write_all
 from listbot.store import Store
 from listbot.store import cases as case_store
@@ -89,8 +89,10 @@ class MemberWatch:
         if self.keyring is None:
             return 0
         sent = 0
-        for holder in await self._key_holders():
-            info = await self.keyring.key_info(holder.fingerprint)
+        holders = await self._key_holders()
+        infos = await self.keyring.keys_info([h.fingerprint for h in holders])  # one listing
+        for holder in holders:
+            info = infos.get(normalise_fingerprint(holder.fingerprint))
             if info is None:
                 log.warning("members.key_missing", holder=holder.name)
                 continue
