@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,16 @@ def make_key(home: Path, uid: str, *, expire: str = "never", faked_time: str | N
     fpr = created[0]
     gpg(home, *common, "--quick-add-key", fpr, "cv25519", "encr", expire)
     return fpr
+
+
+def make_key_expiring(home: Path, uid: str, expires: datetime) -> str:
+    """A key that expires on `expires`'s date, whatever the real date is today.
+
+    gpg refuses an expiry date already past on its own clock, so the key is made
+    as if a year earlier; listbot judges expiry on its injected clock, not gpg's.
+    """
+    made = (expires - timedelta(days=365)).strftime("%Y%m%dT%H%M%S!")
+    return make_key(home, uid, expire=expires.strftime("%Y-%m-%d"), faked_time=made)
 
 
 def export_public(home: Path, fpr: str) -> bytes:

@@ -144,8 +144,8 @@ def test_set_key_shows_fingerprint_and_refuses_bad_keys(
 async def test_team_is_warned_once_per_key_before_expiry(
         make_config: Callable[..., Config], clock: FakeClock, sink: Sink,
         pgp_home: Path, pgp_keys: PgpKeys) -> None:
-    soon = pgp_fixtures.make_key(pgp_home, "Soon <security@soon.example>",
-                                 expire=(START + timedelta(days=10)).strftime("%Y-%m-%d"))
+    soon = pgp_fixtures.make_key_expiring(pgp_home, "Soon <security@soon.example>",
+                                          START + timedelta(days=10))
     cfg = make_config({"pgp": {"home": str(pgp_home), "expiry_warning_days": 30}}, sink=sink)
     store = Store.open(cfg.database_url, clock)
     await store.upgrade()
@@ -169,9 +169,9 @@ async def test_team_is_warned_once_per_key_before_expiry(
 async def test_team_is_warned_once_before_a_case_partys_key_expires(
         make_config: Callable[..., Config], clock: FakeClock, sink: Sink,
         pgp_home: Path, pgp_keys: PgpKeys) -> None:
-    expiry = (START + timedelta(days=10)).strftime("%Y-%m-%d")
-    soon = pgp_fixtures.make_key(pgp_home, "PSIRT <psirt@cloud.example>", expire=expiry)
-    done = pgp_fixtures.make_key(pgp_home, "Old PSIRT <psirt@old.example>", expire=expiry)
+    expiry = START + timedelta(days=10)
+    soon = pgp_fixtures.make_key_expiring(pgp_home, "PSIRT <psirt@cloud.example>", expiry)
+    done = pgp_fixtures.make_key_expiring(pgp_home, "Old PSIRT <psirt@old.example>", expiry)
     cfg = make_config({"pgp": {"home": str(pgp_home), "expiry_warning_days": 30}}, sink=sink)
     store = Store.open(cfg.database_url, clock)
     await store.upgrade()
