@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
@@ -105,13 +106,14 @@ class DiscussHandler:
         self.moderation = moderation
         self.keyring = keyring
         self.team = {m.address: m.fingerprint for m in cfg.team_members}
+        self._cycle_members: list[dict[str, Member]] | None = None  # [] inside cycle()
 
     async def handle(self, msg: Inbound) -> Effects:
         headers = parse_headers(msg.raw)
         if self._is_own_loop(headers):
             return self._audit_only(msg, "discuss.loop_discarded", "carries our own X-Loop")
         sender = sender_of(headers)
-        members = {m.address: m for m in await self.store.members()}
+        members = await self._members()
         role = self._role(sender, members)
         if sender is None or role is Role.NONMEMBER:
             return self._nonmember(msg, headers, sender)
@@ -126,6 +128,25 @@ class DiscussHandler:
             return self._rejected(msg, headers, verdict)
         return self._audit_only(msg, f"discuss.{verdict.action.value}", verdict.reason,
                                 verdict)
+
+    @contextmanager
+    def cycle(self) -> Iterator[None]:
+        """A run of posts the worker commits together reads the roster once. A roster
+        change committed meanwhile is as if committed just after the run; the delivery
+        gate re-checks membership on its own fresh read before any copy leaves."""
+        self._cycle_members = []
+        try:
+            yield
+        finally:
+            self._cycle_members = None
+
+    async def _members(self) -> dict[str, Member]:
+        if self._cycle_members:
+            return self._cycle_members[0]
+        members = {m.address: m for m in await self.store.members()}
+        if self._cycle_members is not None:
+            self._cycle_members.append(members)
+        return members
 
     def _role(self, sender: Mailbox | None, members: Mapping[str, Member]) -> Role:
         if sender is None:

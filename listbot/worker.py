@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import ExitStack
 from datetime import timedelta
+from itertools import groupby
 from typing import Protocol
 
 import structlog
@@ -28,7 +30,8 @@ Effects = Callable[[Tx], Awaitable[None]]
 class Handler(Protocol):
     """Handles one list address. A handler whose messages are decided each on its own
     (no message's handling reads another's effects) sets `batchable = True`, and the
-    worker commits consecutive such messages together."""
+    worker commits consecutive such messages together. A handler with a `cycle()`
+    context manager has it entered around each such run (to share reads within it)."""
 
     async def handle(self, msg: Inbound) -> Effects: ...
 
@@ -64,22 +67,35 @@ class Worker:
 
     async def run_once(self) -> int:
         claimed = await self.store.claim_inbound(self.owner, self.lease, self.batch)
-        batch: list[tuple[Inbound, Effects]] = []
-        for msg in claimed:
-            handler = self.handlers.get((msg.list_name, msg.role))
-            if handler is not None and getattr(handler, "batchable", False):
-                # Independent messages (each decided on its own) share one commit.
-                if (effects := await self._prepare(msg, handler)) is not None:
-                    batch.append((msg, effects))
+        for batchable, run in groupby(claimed, key=self._batchable):
+            if not batchable:
+                for msg in run:
+                    await self.process(msg)
                 continue
-            await self._commit_batch(batch)
-            batch = []
-            await self.process(msg)
-        await self._commit_batch(batch)
+            # Independent messages (each decided on its own) share one commit, and a
+            # handler's cycle() around them: nothing else commits in between.
+            with self._cycle():
+                batch = [(msg, effects) for msg in run
+                         if (effects := await self._prepare(msg, self._handler(msg)))
+                         is not None]
+                await self._commit_batch(batch)
         return len(claimed)
 
+    def _handler(self, msg: Inbound) -> Handler | None:
+        return self.handlers.get((msg.list_name, msg.role))
+
+    def _batchable(self, msg: Inbound) -> bool:
+        return bool(getattr(self._handler(msg), "batchable", False))
+
+    def _cycle(self) -> ExitStack:
+        stack = ExitStack()
+        for handler in {id(h): h for h in self.handlers.values()}.values():
+            if (enter := getattr(handler, "cycle", None)) is not None:
+                stack.enter_context(enter())
+        return stack
+
     async def process(self, msg: Inbound) -> None:
-        effects = await self._prepare(msg, self.handlers.get((msg.list_name, msg.role)))
+        effects = await self._prepare(msg, self._handler(msg))
         if effects is not None:
             await self._commit_batch([(msg, effects)])
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from listbot.clock import FakeClock
@@ -96,5 +98,63 @@ async def test_only_a_commit_wakes_delivery(tmp_path: Path, clock: FakeClock) ->
             assert await worker.run_once() == 1
             assert commits == ["wake"], "one commit, one wake-up"
             commits.clear()
+    finally:
+        await store.close()
+
+
+class Cycled(Batchable):
+    """Records which messages it handled inside its cycle() (a shared roster read)."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+        self.open = False
+
+    @contextmanager
+    def cycle(self) -> Iterator[None]:
+        self.events.append("cycle")
+        self.open = True
+        try:
+            yield
+        finally:
+            self.open = False
+
+    async def handle(self, msg: Inbound) -> Effects:
+        self.events.append(f"post {msg.id}")
+        return await super().handle(msg)
+
+
+class Outside(Single):
+    """A message that may change what the cycle shared (an accepted application)."""
+
+    def __init__(self, cycled: Cycled) -> None:
+        self.cycled = cycled
+
+    async def handle(self, msg: Inbound) -> Effects:
+        assert not self.cycled.open, "handled while a shared read was still in use"
+        self.cycled.events.append(f"other {msg.id}")
+        return await super().handle(msg)
+
+
+async def test_a_cycle_spans_one_run_of_batchable_messages_never_another_commit(
+        tmp_path: Path, clock: FakeClock) -> None:
+    store = Store.open(f"sqlite+aiosqlite:///{tmp_path / 'l.db'}", clock)
+    await store.upgrade()
+    other = Route("applications", RecipientRole.POST, None)
+    try:
+        await store.store_arrivals([
+            arrival(1), arrival(2),
+            Arrival("lmtp", "a@x.example", "apply@lists.example.org", other, b"S: 3\r\n\r\n"),
+            arrival(4)])
+        events: list[str] = []
+        cycled = Cycled(events)
+        worker = Worker(store=store, handlers={("discuss", RecipientRole.POST): cycled,
+                                               ("applications", RecipientRole.POST):
+                                               Outside(cycled)},
+                        owner="w1", lease_seconds=60, batch=20, poll_interval=1.0,
+                        waker=Waker(), on_committed=lambda: None)
+        assert await worker.run_once() == 4
+        assert events == ["cycle", "post 1", "post 2", "other 3", "cycle", "post 4"]
+        assert not cycled.open
+        assert len(await store.inbound_listing([InboundState.DONE])) == 4
     finally:
         await store.close()
