@@ -141,6 +141,11 @@ class Delivery:
                                                     [i.recipient for i in chunk], raw)
         except TimeoutError:
             results = {}
+        except Exception as exc:  # one chunk must never sink the whole batch
+            # Unsettled, every row of the batch would be sent again once the lease ends.
+            log.error("delivery.send_failed", error=type(exc).__name__,
+                      outbox_ids=[i.id for i in chunk])
+            results = {}
         missing = SendResult(451, "no answer for recipient")
         return [(i, results.get(i.recipient, missing)) for i in chunk]
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
+from aiosmtplib.email import parse_address
 
 from listbot.config import SmtpConfig, StartTLS
 
@@ -91,8 +92,30 @@ class SMTPTransport:
     async def _transaction(self, client: aiosmtplib.SMTP, envelope_from: str,
                            recipients: Sequence[str],
                            data: bytes) -> tuple[dict[str, SendResult], bool]:
+        """Internationalised addresses (RFC 6531) go in a transaction of their own with
+        SMTPUTF8, so a relay without it refuses only them."""
+        wide = [r for r in recipients if not (envelope_from + r).isascii()]
+        plain = [r for r in recipients if (envelope_from + r).isascii()]
+        out: dict[str, SendResult] = {}
+        reusable = True
+        for group, options in ((plain, []), (wide, ["SMTPUTF8"])):
+            if group and reusable:
+                results, reusable = await self._one(client, envelope_from, group, data, options)
+                out.update(results)
+        return out, reusable
+
+    async def _one(self, client: aiosmtplib.SMTP, envelope_from: str,
+                   recipients: list[str], data: bytes,
+                   options: list[str]) -> tuple[dict[str, SendResult], bool]:
         try:
-            refused, reply = await client.sendmail(envelope_from, list(recipients), data)
+            refused, reply = await client.sendmail(envelope_from, recipients, data,
+                                                   mail_options=options)
+        except aiosmtplib.SMTPNotSupported:
+            return _all(recipients, SendResult(553, "5.6.7 the relay does not offer "
+                                                    "SMTPUTF8 for this address")), True
+        except ValueError:  # refused before anything was sent: not an SMTP mailbox
+            return await self._without_unsendable(client, envelope_from, recipients, data,
+                                                  options)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             await _rset(client)
             return {e.recipient: SendResult(e.code, e.message) for e in exc.recipients}, True
@@ -106,9 +129,30 @@ class SMTPTransport:
             out[rcpt] = SendResult(response.code, response.message)
         return out, True
 
+    async def _without_unsendable(self, client: aiosmtplib.SMTP, envelope_from: str,
+                                  recipients: list[str], data: bytes,
+                                  options: list[str]) -> tuple[dict[str, SendResult], bool]:
+        bad = SendResult(553, "5.1.3 not an address that can be sent over SMTP")
+        if not _sendable(envelope_from):
+            return _all(recipients, bad), True
+        good = [r for r in recipients if _sendable(r)]
+        out = _all([r for r in recipients if r not in good], bad)
+        if not good:
+            return out, True
+        results, reusable = await self._one(client, envelope_from, good, data, options)
+        return out | results, reusable
+
     async def close(self) -> None:
         while not self._idle.empty():
             self._idle.get_nowait().close()
+
+
+def _sendable(address: str) -> bool:
+    try:
+        parse_address(address)
+    except ValueError:
+        return False
+    return True
 
 
 async def _rset(client: aiosmtplib.SMTP) -> None:

@@ -34,6 +34,7 @@ class Sink:
     attempts: int = 0
     # When set, DATA waits for this event before answering (a relay that hangs).
     stall: asyncio.Event | None = None
+    smtputf8: bool = True  # False: a relay that does not offer SMTPUTF8
     _server: asyncio.Server | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -41,7 +42,8 @@ class Sink:
         handler = _Handler(self)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: SMTP(handler, decode_data=False, enable_SMTPUTF8=True, hostname="sink"),
+            lambda: SMTP(handler, decode_data=False, enable_SMTPUTF8=self.smtputf8,
+                         hostname="sink"),
             self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 

@@ -317,3 +317,68 @@ async def test_member_removed_before_delivery_is_refused_and_the_team_alerted(
     assert b"[listbot alert]" in alert.data
     assert sorted(alert.rcpts) == sorted(app.cfg.team_recipients)
     assert await app.store.audit_listing(action_prefix="alert.gate-refused")
+
+
+async def _notice_and_post_in_one_batch(app: App, to: str) -> None:
+    async with app.store.unit() as tx:
+        await tx.enqueue(OutgoingMessage(Audience.NOTICE, "", (to,),
+                                         b"Subject: notice\r\n\r\nx\r\n"))
+        await tx.enqueue(OutgoingMessage(Audience.NOTICE, "", ("eve@example.net",),
+                                         b"Subject: other\r\n\r\ny\r\n"))
+    app.outbound_waker.wake()
+
+
+async def test_an_internationalised_address_goes_out_with_smtputf8(app: App,
+                                                                  sink: Sink) -> None:
+    await _notice_and_post_in_one_batch(app, "jörg@exämple.net")
+    await sink.wait_deliveries(2)
+    assert sorted(sink.recipients()) == ["eve@example.net", "jörg@exämple.net"]
+    while len(await app.store.outbox_listing([OutboxState.SENT])) < 2:
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def ascii_sink() -> Sink:
+    return Sink(smtputf8=False)
+
+
+async def test_an_internationalised_address_the_relay_cannot_take_fails_alone(
+        make_config: Callable[..., Config], ascii_sink: Sink, clock: FakeClock) -> None:
+    await ascii_sink.start()
+    try:
+        async with running(make_config(sink=ascii_sink), clock) as application:
+            await _notice_and_post_in_one_batch(application, "jörg@exämple.net")
+            await ascii_sink.wait_deliveries(1)
+
+            async def failed() -> list[Any]:
+                return await application.store.outbox_listing([OutboxState.FAILED])
+
+            while not await failed():
+                await asyncio.sleep(0.02)
+            (item,) = await failed()
+            assert item.recipient == "jörg@exämple.net"
+            assert item.last_reply is not None and item.last_reply.startswith("553")
+            # Its neighbour in the batch went out once and is recorded as sent.
+            while not await application.store.outbox_listing([OutboxState.SENT]):
+                await asyncio.sleep(0.02)
+            assert ascii_sink.recipients() == ["eve@example.net"]
+    finally:
+        await ascii_sink.stop()
+
+
+async def test_an_address_smtp_cannot_carry_fails_alone(app: App, sink: Sink) -> None:
+    # aiosmtplib refuses such an address before sending anything (command injection):
+    # the rest of the transaction still goes out, once.
+    async with app.store.unit() as tx:
+        await tx.enqueue(OutgoingMessage(Audience.NOTICE, "", ("a b@example.net",
+                                                               "eve@example.net"),
+                                         b"Subject: notice\r\n\r\nx\r\n"))
+    app.outbound_waker.wake()
+    await sink.wait_deliveries(1)
+    while not (failed := await app.store.outbox_listing([OutboxState.FAILED])):
+        await asyncio.sleep(0.02)
+    assert [i.recipient for i in failed] == ["a b@example.net"]
+    assert failed[0].last_reply is not None and failed[0].last_reply.startswith("553 5.1.3")
+    while not await app.store.outbox_listing([OutboxState.SENT]):
+        await asyncio.sleep(0.02)
+    assert sink.recipients() == ["eve@example.net"]
