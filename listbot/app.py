@@ -270,11 +270,14 @@ class App:
             timer=timer, on_sent=self.outbound_waker.wake)
         await self.reminders.dispatch(self.clock.now())
 
-    def _committed(self) -> None:
+    def _committed(self, lists: frozenset[str]) -> None:
+        """The worker committed messages of these lists."""
         self.outbound_waker.wake()
         self.members_waker.wake()
-        if self.reminders is not None:
+        security = self.cfg.list_by_kind(ListKind.SECURITY)
+        if self.reminders is not None and security is not None and security.name in lists:
             # A new or changed case may bring a reminder closer: re-arm from the database.
+            # Only then: a dispatch is a write transaction over every open case.
             self.timer_task = asyncio.get_running_loop().create_task(self.reminders.wake())
 
     async def _watch_members(self, stopping: asyncio.Event) -> None:

@@ -43,7 +43,7 @@ class LeaseLost(Exception):
 class Worker:
     def __init__(self, *, store: Store, handlers: Mapping[tuple[str, RecipientRole], Handler],
                  owner: str, lease_seconds: int, batch: int, poll_interval: float,
-                 waker: Waker, on_committed: Callable[[], None],
+                 waker: Waker, on_committed: Callable[[frozenset[str]], None],
                  metrics: Metrics | None = None) -> None:
         self.metrics = metrics
         self.store = store
@@ -113,10 +113,11 @@ class Worker:
         failure rolls back only its own effects."""
         if not batch:
             return  # nothing committed: waking delivery and reminders would be wasted work
+        lists = frozenset(msg.list_name for msg, _ in batch)
         while batch:
             taken = await self._commit_some(batch)
             batch = batch[taken:]
-        self.on_committed()
+        self.on_committed(lists)
 
     async def _commit_some(self, batch: list[tuple[Inbound, Effects]]) -> int:
         """Commits a prefix of the batch and says how long it was: the transaction ends

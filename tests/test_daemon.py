@@ -382,3 +382,18 @@ async def test_an_address_smtp_cannot_carry_fails_alone(app: App, sink: Sink) ->
     while not await app.store.outbox_listing([OutboxState.SENT]):
         await asyncio.sleep(0.02)
     assert sink.recipients() == ["eve@example.net"]
+
+
+async def test_only_a_security_commit_re_arms_the_case_reminders(app: App, sink: Sink) -> None:
+    # A re-arm is a write transaction over every open case: discuss traffic skips it.
+    assert app.reminders is not None
+    await lmtp_send(app, MEMBER, [DISCUSS], post(MEMBER))
+    await settle(app)
+    assert app.timer_task is None
+    report = (b"From: Reporter <r@example.net>\r\nTo: security@example.org\r\n"
+              b"Subject: overflow in the parser\r\nMessage-ID: <r1@example.net>\r\n\r\n"
+              b"Details follow.\r\n")
+    await lmtp_send(app, "r@example.net", ["security@example.org"], report)
+    await settle(app)
+    assert app.timer_task is not None
+    await app.timer_task

@@ -54,7 +54,7 @@ async def test_a_batch_yields_the_writer_to_a_waiting_arrival(tmp_path: Path,
         handler = Recording(store, events)
         worker = Worker(store=store, handlers={("discuss", RecipientRole.POST): handler},
                         owner="w1", lease_seconds=60, batch=20, poll_interval=1.0,
-                        waker=Waker(), on_committed=lambda: None)
+                        waker=Waker(), on_committed=lambda lists: None)
         assert await worker.run_once() == 20
         assert handler.arrival is not None
         await handler.arrival
@@ -91,12 +91,12 @@ async def test_only_a_commit_wakes_delivery(tmp_path: Path, clock: FakeClock) ->
         for handler in (Batchable(), Single()):
             worker = Worker(store=store, handlers={("discuss", RecipientRole.POST): handler},
                             owner="w1", lease_seconds=60, batch=20, poll_interval=1.0,
-                            waker=Waker(), on_committed=lambda: commits.append("wake"))
+                            waker=Waker(), on_committed=commits.extend)
             assert await worker.run_once() == 0
             assert commits == [], "an empty poll committed nothing: delivery stays asleep"
             await store.store_arrivals([arrival(1)])
             assert await worker.run_once() == 1
-            assert commits == ["wake"], "one commit, one wake-up"
+            assert commits == ["discuss"], "one commit, one wake-up, with its list"
             commits.clear()
     finally:
         await store.close()
@@ -151,7 +151,7 @@ async def test_a_cycle_spans_one_run_of_batchable_messages_never_another_commit(
                                                ("applications", RecipientRole.POST):
                                                Outside(cycled)},
                         owner="w1", lease_seconds=60, batch=20, poll_interval=1.0,
-                        waker=Waker(), on_committed=lambda: None)
+                        waker=Waker(), on_committed=lambda lists: None)
         assert await worker.run_once() == 4
         assert events == ["cycle", "post 1", "post 2", "other 3", "cycle", "post 4"]
         assert not cycled.open
