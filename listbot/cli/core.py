@@ -19,6 +19,7 @@ from listbot.cli.common import (
     pass_ctx,
     root,
     run,
+    run_daemon,
     with_store,
 )
 from listbot.config_check import load_checked
@@ -45,7 +46,7 @@ def serve(ctx: Context) -> None:
     # Every section's problems now, core and extensions together, not one per restart.
     cfg = load_checked(config_mod.locate(ctx.config_path))
     log_setup.setup(cfg.log_format)
-    run(App.create(cfg).serve())
+    run_daemon(App.create(cfg).serve())
 
 
 @root.command("check-config")
