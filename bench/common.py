@@ -18,8 +18,8 @@ from tests.lmtp import LmtpClient  # noqa: E402
 from tests.proc import Daemon, cli  # noqa: E402
 from tests.sink import Sink  # noqa: E402
 
-__all__ = ["BASE_CONFIG", "Daemon", "LmtpClient", "Sink", "cli", "cpu_s", "merge", "rss_mb",
-           "write_config"]
+__all__ = ["BASE_CONFIG", "Daemon", "LmtpClient", "Sink", "cli", "cpu_s", "merge", "named_cpu_s",
+           "rss_mb", "write_config"]
 
 
 def write_config(tmp: Path, db_url: str, sink_port: int,
@@ -46,6 +46,19 @@ def cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process so far (all its threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def named_cpu_s(comm: str) -> float:
+    """CPU seconds so far of every live process with this command name (e.g. postgres)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        if text[text.index("(") + 1:text.rindex(")")] == comm:
+            total += cpu_s(int(stat.parent.name))
+    return total
 
 
 def message(i: int, sender: str, size: int = 4096) -> bytes:
