@@ -109,7 +109,17 @@ class SecurityHandler:
                                                                    "team_note")))
         return await self._effects(msg, reading, Plan(
             case.id, MessageKind.FOLLOW_UP, await self._copies(msg, reading, case.id,
-                                                               "follow_up")))
+                                                               "follow_up")),
+            reporter_key=self._late_reporter_key(reading, case))
+
+    @staticmethod
+    def _late_reporter_key(reading: Reading, case: Case) -> str | None:
+        """A key the reporter attached to a follow-up becomes the case's when it had none,
+        so replies are encrypted from then on. It is never a replacement (first key wins),
+        and the team is told, as anyone can write with the reporter's From."""
+        if case.reporter_fingerprint is None and reading.sender == case.reporter:
+            return reading.attached_fingerprint
+        return None
 
     def _own_loop(self, headers: Message) -> bool:
         try:
@@ -269,6 +279,8 @@ class SecurityHandler:
                 await case_store.open_case(tx, case_id=plan.case_id, reporter=reading.sender,
                                            subject=reading.subject, timeline=timeline,
                                            reporter_fingerprint=reporter_key)
+            elif reporter_key is not None:
+                await self._adopt_reporter_key(tx, msg, plan.case_id, reporter_key)
             await case_store.record_message(
                 tx, plan.case_id, inbound_id=msg.id, message_id=reading.message_id,
                 kind=plan.kind, sender=reading.sender, subject=reading.subject,
@@ -301,6 +313,15 @@ class SecurityHandler:
                 "acknowledged": acked, "no_reply_reason": reading.no_reply,
                 "relayed": plan.relay is not None})
         return effects
+
+    async def _adopt_reporter_key(self, tx: Tx, msg: Inbound, case_id: str,
+                                  fingerprint: str) -> None:
+        if await case_store.set_reporter_key_if_none(tx, case_id, fingerprint):
+            await alerts.raise_alert(
+                tx, self.cfg, "case_reporter_key",
+                f"{case_id}: replies to the reporter are now encrypted to the key "
+                f"{fingerprint}, attached to a follow-up; check it with the reporter",
+                {"case": case_id, "inbound": msg.id, "fingerprint": fingerprint})
 
     async def _alert_withheld(self, tx: Tx, msg: Inbound, plan: Plan) -> None:
         names = ", ".join(f"{address} ({why})" for address, why in plan.copies.withheld)

@@ -283,3 +283,80 @@ async def test_party_removed_before_delivery_is_refused_and_the_team_alerted(
         alerts = [r for r in sink.received if b"[listbot alert]" in r.data]
         assert alerts and sorted(alerts[-1].rcpts) == sorted(app.cfg.team_recipients)
 
+
+
+NEWCOMER = "newcomer@example.org"
+
+
+def _with_key_attached(sender: str, subject: str, mid: str, key: bytes, extra: str) -> bytes:
+    body = (b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+            b"Content-Type: text/plain\r\n\r\nHere is my key.\r\n--b\r\n"
+            b"Content-Type: application/pgp-keys\r\n\r\n" + key.replace(b"\n", b"\r\n")
+            + b"\r\n--b--\r\n")
+    return message(sender, subject, mid, body, extra=extra)
+
+
+async def _team_reply(app: App, home: Path, keys: PgpKeys, text: bytes, mid: str,
+                      in_reply_to: str) -> None:
+    entity = b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + text
+    signed = build_signed_mime(entity, detach_sign(home, entity, keys.moderator), mid)
+    reply = message("Alice <alice@example.org>", f"Re: [{CASE1}] Bug", mid, signed,
+                    to=f"security+{CASE1}@example.org", extra=f"In-Reply-To: {in_reply_to}\r\n")
+    await lmtp_send(app, "alice@example.org", [f"security+{CASE1}@example.org"], reply)
+
+
+async def test_a_key_the_reporter_attaches_to_a_follow_up_encrypts_later_replies(
+        pgp_app_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path,
+        pgp_keys: PgpKeys) -> None:
+    own = pgp_fixtures.new_home()
+    try:
+        fpr = pgp_fixtures.make_key(own, f"Newcomer <{NEWCOMER}>")
+        async with running(pgp_app_config, clock, members=()) as app:
+            await lmtp_send(app, NEWCOMER, [SECURITY], message(
+                NEWCOMER, "Bug", "<n1@example.org>", b"Plain report.\r\n"))
+            await settle(app)
+            await lmtp_send(app, NEWCOMER, [SECURITY], _with_key_attached(
+                NEWCOMER, "Re: Bug", "<n2@example.org>", pgp_fixtures.export_public(own, fpr),
+                "In-Reply-To: <n1@example.org>\r\n"))
+            await settle(app)
+            async with app.store.unit() as tx:
+                assert (await case_store.get_case(tx, CASE1)).reporter_fingerprint == fpr
+            [alert] = await app.store.audit_listing(action_prefix="alert.case_reporter_key")
+            assert alert.detail["fingerprint"] == fpr, "the team is told to check the key"
+            await _team_reply(app, pgp_home, pgp_keys, b"Confirmed.\r\n", "<a1@example.org>",
+                              "<n2@example.org>")
+            await settle(app)
+            await outbox_settled(app)
+            [relay] = [r for r in to(sink, NEWCOMER) if "Re:" in str(r.message["Subject"])]
+            assert relay.message.get_content_type() == "multipart/encrypted"
+            assert b"Confirmed." not in relay.data
+            # The reporter's keyring lacks the team key: gpg decrypts, then says it
+            # cannot check the signature (exit 2).
+            block = re.search(rb"-----BEGIN PGP MESSAGE-----.*?-----END PGP MESSAGE-----",
+                              relay.data, re.DOTALL)
+            assert block is not None
+            assert b"Confirmed." in gpg(own, "--decrypt", data=block.group(0),
+                                        check=False).stdout
+    finally:
+        pgp_fixtures.remove_home(own)
+
+
+async def test_a_key_attached_by_someone_else_never_becomes_the_reporters(
+        pgp_app_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path) -> None:
+    other = pgp_fixtures.new_home()
+    try:
+        fpr = pgp_fixtures.make_key(other, "Bystander <bystander@example.org>")
+        async with running(pgp_app_config, clock, members=()) as app:
+            await lmtp_send(app, NEWCOMER, [SECURITY], message(
+                NEWCOMER, "Bug", "<n1@example.org>", b"Plain report.\r\n"))
+            await settle(app)
+            # A third party writes into the case with a key of their own.
+            await lmtp_send(app, "bystander@example.org", [SECURITY], _with_key_attached(
+                "bystander@example.org", f"Re: [{CASE1}] Bug", "<b1@example.org>",
+                pgp_fixtures.export_public(other, fpr), "In-Reply-To: <n1@example.org>\r\n"))
+            await settle(app)
+            async with app.store.unit() as tx:
+                assert (await case_store.get_case(tx, CASE1)).reporter_fingerprint is None
+            assert await app.store.audit_listing(action_prefix="alert.case_reporter_key") == []
+    finally:
+        pgp_fixtures.remove_home(other)

@@ -116,6 +116,18 @@ async def messages(tx: Tx, case_id: str) -> list[dict[str, Any]]:
              "message_id": r.message_id, "encrypted": r.encrypted} for r in rows]
 
 
+async def set_reporter_key_if_none(tx: Tx, case_id: str, fingerprint: str) -> bool:
+    """The case's first reporter key; False when it already had one (first key wins)."""
+    result = await tx.conn.execute(update(cases).where(
+        cases.c.id == case_id, cases.c.reporter_fingerprint.is_(None)).values(
+        reporter_fingerprint=fingerprint))
+    if result.rowcount != 1:
+        return False
+    await tx.audit("listbot", "case.reporter_key_set", f"case:{case_id}",
+                   {"fingerprint": fingerprint})
+    return True
+
+
 # Fields an admin may change with `listbot case set`, each audited with old and new value.
 SETTABLE = ("state", "cve_ids", "embargo_at", "advisory", "credits", "notes",
             "patch_attached", "reporter_fingerprint")
