@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -64,8 +64,8 @@ class Tx:
     async def members(self) -> list[Member]:
         return await member_ops.current(self.conn)
 
-    async def notices_since(self, recipient: str, since: datetime) -> int:
-        return await outbox_ops.notices_since(self.conn, recipient, since)
+    async def notices_since(self, recipients: Collection[str], since: datetime) -> int:
+        return await outbox_ops.notices_since(self.conn, recipients, since)
 
     async def settle(self, ids: Sequence[int], owner: str, state: OutboxState,
                      reply: str | None, next_attempt_at: datetime | None = None) -> int:

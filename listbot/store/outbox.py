@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -155,12 +155,14 @@ async def listing(conn: AsyncConnection, states: Sequence[OutboxState]) -> list[
     return [to_item(r) for r in result]
 
 
-async def notices_since(conn: AsyncConnection, recipient: str, since: datetime) -> int:
-    """How many replies listbot already queued to this address: the rate limit's memory.
-    Every automatic reply, whatever its audience class, goes with the null sender."""
+async def notices_since(conn: AsyncConnection, recipients: Collection[str],
+                        since: datetime) -> int:
+    """How many replies listbot already queued to these spellings of one address: the
+    rate limit's memory. Every automatic reply, whatever its audience class, goes with
+    the null sender."""
     value = await conn.scalar(
         select(func.count()).select_from(outbox).where(
-            outbox.c.recipient == recipient,
+            outbox.c.recipient.in_(sorted(recipients)),
             outbox.c.envelope_from == "",
             outbox.c.created_at >= since,
         )
