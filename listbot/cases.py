@@ -14,6 +14,7 @@ through it (DESIGN.md §2, issue #4).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from email.message import Message
 
@@ -32,11 +33,11 @@ from listbot.case_mail import (
     text_entity,
     unsigned_entity,
 )
-from listbot.case_model import Case, MessageKind
+from listbot.case_model import Case, MessageKind, Party
 from listbot.case_reading import Reader, Reading
 from listbot.cases_config import CasesConfig, KeepClear
 from listbot.clock import Clock
-from listbot.config import Config, ListConfig, TeamMember
+from listbot.config import Config, ListConfig
 from listbot.crypto import PgpConfig
 from listbot.discuss import parse_headers
 from listbot.errors import PGPError
@@ -56,8 +57,10 @@ log = structlog.get_logger("listbot.cases")
 @dataclass(frozen=True)
 class TeamCopies:
     messages: tuple[OutgoingMessage, ...]
-    # (member address, why) for members who get nothing: their key cannot be used
+    # (member or party address, why) for those who get nothing: their key cannot be used
     withheld: tuple[tuple[str, str], ...] = ()
+    # Parties with a key: they get a sealed copy (or nothing), never the plain one
+    keyed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -98,18 +101,19 @@ class SecurityHandler:
             case = await self._locate(tx, reading)
             next_id = None if case is not None else await case_store.next_case_id(
                 tx, self.cases.prefix, msg.received_at.year)
+            parties = await case_store.parties(tx, case.id) if case is not None else []
         if case is None:
             assert next_id is not None
             return await self._new_case(msg, reading, next_id)
         if reading.team_member is not None:
             if reading.team_signed or not self.cases.require_signed_team_replies:
-                return await self._team_reply(msg, reading, case)
+                return await self._team_reply(msg, reading, case, parties)
             return await self._effects(msg, reading, Plan(
                 case.id, MessageKind.TEAM_NOTE, await self._copies(msg, reading, case.id,
-                                                                   "team_note")))
+                                                                   "team_note", parties)))
         return await self._effects(msg, reading, Plan(
             case.id, MessageKind.FOLLOW_UP, await self._copies(msg, reading, case.id,
-                                                               "follow_up")),
+                                                               "follow_up", parties)),
             reporter_key=self._late_reporter_key(reading, case))
 
     @staticmethod
@@ -173,23 +177,24 @@ class SecurityHandler:
         return kept + entity
 
     async def _copies(self, msg: Inbound, reading: Reading, case_id: str,
-                      kind: str) -> TeamCopies:
+                      kind: str, parties: Sequence[Party] = ()) -> TeamCopies:
         plain = team_copy(self.cfg, msg.raw, case_id, subject=reading.subject,
                           sender=reading.sender, kind=kind)
         out: list[OutgoingMessage] = []
         withheld: list[tuple[str, str]] = []
+        inner = rfc822_entity(team_copy(self.cfg, self._readable_original(msg, reading),
+                                        case_id, subject=reading.subject,
+                                        sender=reading.sender, kind=kind))
         if self.cases.encrypt_team_copies and self.keyring is not None:
-            inner = rfc822_entity(team_copy(self.cfg, self._readable_original(msg, reading),
-                                            case_id, subject=reading.subject,
-                                            sender=reading.sender, kind=kind))
             members = self.cfg.team_members
             problems = await encryption_problems(
                 self.keyring, [m.fingerprint for m in members], self.clock.now())
             for member, problem in zip(members, problems, strict=True):
                 # Encryption is required: a member whose key cannot be used gets
                 # nothing, never the plaintext instead.
-                sealed = problem or await self._sealed_copy(
-                    self.keyring, inner, plain, member, f"{case_id}:{msg.id}:{member.address}")
+                sealed = problem or await self._sealed_to(
+                    self.keyring, inner, plain, address=member.address,
+                    fingerprint=member.fingerprint, seed=f"{case_id}:{msg.id}:{member.address}")
                 if isinstance(sealed, str):
                     withheld.append((member.address, sealed))
                 else:
@@ -199,31 +204,61 @@ class SecurityHandler:
                 audience=Audience.TEAM, envelope_from=self.cfg.team_address,
                 recipients=self.cfg.team_recipients, raw=plain, case_id=case_id,
                 reason=f"case.{kind}"))
-        # Outside parties get the original bytes (ciphertext stays ciphertext); the
-        # gate admits them for this case only. Recipients are filled in the transaction.
+        sealed_parties, party_withheld = await self._party_copies(
+            inner, plain, case_id, msg.id, [p for p in parties if p.fingerprint])
+        out.extend(sealed_parties)
+        # Parties without a key get the original bytes (ciphertext stays ciphertext); the
+        # gate admits them for this case only. Recipients are filled in the transaction,
+        # leaving out the parties with a key, who got their own sealed copy above.
         out.append(OutgoingMessage(audience=Audience.EMBARGOED,
                                    envelope_from=self.cfg.team_address, recipients=(),
                                    raw=plain, case_id=case_id, reason="case.party_copy"))
-        return TeamCopies(tuple(out), tuple(withheld))
+        keyed = frozenset(p.address for p in parties if p.fingerprint)
+        return TeamCopies(tuple(out), (*withheld, *party_withheld), keyed)
 
-    async def _sealed_copy(self, keyring: Keyring, inner: bytes, plain: bytes,
-                           member: TeamMember, seed: str) -> OutgoingMessage | str:
-        """The member's encrypted copy, or why gpg would not make it."""
-        if member.fingerprint is None:
+    async def _party_copies(self, inner: bytes, plain: bytes, case_id: str, inbound_id: int,
+                            keyed: Sequence[Party],
+                            ) -> tuple[list[OutgoingMessage], list[tuple[str, str]]]:
+        """A party with a key reads the case as the team does (the decrypted original)
+        and only through its key: never the plaintext instead, whatever the gpg trouble."""
+        if not keyed:
+            return [], []
+        if self.keyring is None:
+            return [], [(p.address, "no GnuPG home configured") for p in keyed]
+        problems = await encryption_problems(
+            self.keyring, [p.fingerprint for p in keyed], self.clock.now())
+        out: list[OutgoingMessage] = []
+        withheld: list[tuple[str, str]] = []
+        for party, problem in zip(keyed, problems, strict=True):
+            sealed = problem or await self._sealed_to(
+                self.keyring, inner, plain, address=party.address,
+                fingerprint=party.fingerprint, seed=f"{case_id}:{inbound_id}:{party.address}")
+            if isinstance(sealed, str):
+                withheld.append((party.address, sealed))
+            else:
+                out.append(replace(sealed, audience=Audience.EMBARGOED, case_id=case_id,
+                                   reason="case.party_copy"))
+        return out, withheld
+
+    async def _sealed_to(self, keyring: Keyring, inner: bytes, plain: bytes, *, address: str,
+                         fingerprint: str | None, seed: str) -> OutgoingMessage | str:
+        """A copy encrypted to one key, or why gpg would not make it."""
+        if fingerprint is None:
             return "no key configured"
         try:
-            armored = await keyring.encrypt(inner, [member.fingerprint])
+            armored = await keyring.encrypt(inner, [fingerprint])
         except PGPError as exc:
             return str(exc)
         return OutgoingMessage(
             audience=Audience.TEAM, envelope_from=self.cfg.team_address,
-            recipients=(member.address,),
+            recipients=(address,),
             raw=encrypted_envelope(self.cfg, plain, build_encrypted_mime(armored, seed),
-                                   member.address))
+                                   address))
 
     # --- team reply to the reporter -----------------------------------------------------
 
-    async def _team_reply(self, msg: Inbound, reading: Reading, case: Case) -> Effects:
+    async def _team_reply(self, msg: Inbound, reading: Reading, case: Case,
+                          parties: Sequence[Party]) -> Effects:
         if reading.plaintext is not None:
             entity = text_entity(reading.plaintext) if reading.inline else canonical(
                 reading.plaintext)
@@ -234,7 +269,7 @@ class SecurityHandler:
         relay = None
         if entity is not None:
             relay = await self._relay(unsigned_entity(entity), reading, case)
-        copies = await self._copies(msg, reading, case.id, "team_reply")
+        copies = await self._copies(msg, reading, case.id, "team_reply", parties)
         return await self._effects(msg, reading, Plan(case.id, MessageKind.TEAM_REPLY,
                                                       copies, relay=relay))
 
@@ -333,9 +368,10 @@ class SecurityHandler:
     async def _enqueue_copies(self, tx: Tx, plan: Plan) -> None:
         for copy in plan.copies.messages:
             item = copy
-            if copy.audience is Audience.EMBARGOED:
+            if copy.audience is Audience.EMBARGOED and not copy.recipients:
                 parties = await case_store.parties(tx, plan.case_id)
-                item = replace(copy, recipients=tuple(p.address for p in parties))
+                item = replace(copy, recipients=tuple(
+                    p.address for p in parties if p.address not in plan.copies.keyed))
             await tx.enqueue(item)
 
     def _audit_only(self, msg: Inbound, action: str) -> Effects:

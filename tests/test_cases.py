@@ -360,3 +360,67 @@ async def test_a_key_attached_by_someone_else_never_becomes_the_reporters(
             assert await app.store.audit_listing(action_prefix="alert.case_reporter_key") == []
     finally:
         pgp_fixtures.remove_home(other)
+
+
+async def test_a_party_with_a_key_reads_the_case_only_through_it(
+        pgp_app_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path,
+        pgp_keys: PgpKeys) -> None:
+    keyed, plain_party = "psirt@cloud.example", "psirt@vendor.example"
+    own = pgp_fixtures.new_home()
+    try:
+        fpr = pgp_fixtures.make_key(own, f"Cloud PSIRT <{keyed}>")
+        pgp_fixtures.import_keys(pgp_home, pgp_fixtures.export_public(own, fpr))
+        async with running(pgp_app_config, clock, members=()) as app:
+            await lmtp_send(app, REPORTER, [SECURITY], encrypted_report(
+                pgp_home, pgp_keys, b"The parser overflows.\r\n"))
+            await settle(app)
+            async with app.store.unit() as tx:
+                await case_store.add_party(tx, CASE1, keyed, "Cloud", "cli:test",
+                                           fingerprint=fpr)
+                await case_store.add_party(tx, CASE1, plain_party, "Vendor", "cli:test")
+            # The reporter's follow-up is encrypted to the team key, like the report.
+            secret = b"It also overflows on 4.19.\r\n"
+            inner = b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + secret
+            follow = message(f"Reporter <{REPORTER}>", "Re: Heap overflow", "<r2@example.net>",
+                             build_encrypted_mime(encrypt_to(pgp_home, inner, pgp_keys.team),
+                                                  "follow"),
+                             extra="In-Reply-To: <r1@example.net>\r\n")
+            await lmtp_send(app, REPORTER, [SECURITY], follow)
+            await settle(app)
+            await outbox_settled(app)
+            [sealed] = to(sink, keyed)
+            assert sealed.message.get_content_type() == "multipart/encrypted"
+            assert CASE1 in sealed.message["Subject"]
+            assert secret not in sealed.data
+            block = re.search(rb"-----BEGIN PGP MESSAGE-----.*?-----END PGP MESSAGE-----",
+                              sealed.data, re.DOTALL)
+            assert block is not None
+            assert secret in gpg(own, "--decrypt", data=block.group(0)).stdout, \
+                "the party reads the decrypted report, not ciphertext to the team key"
+            # A party without a key still gets the original bytes, as before.
+            [original] = to(sink, plain_party)
+            assert secret not in original.data
+    finally:
+        pgp_fixtures.remove_home(own)
+
+
+async def test_a_party_whose_key_gpg_refuses_gets_nothing_and_the_team_is_told(
+        pgp_app_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path,
+        pgp_keys: PgpKeys) -> None:
+    keyed = "psirt@cloud.example"
+    async with running(pgp_app_config, clock, members=()) as app:
+        await lmtp_send(app, REPORTER, [SECURITY],
+                        message(REPORTER, "Bug", "<p1@example.net>", b"Details.\r\n"))
+        await settle(app)
+        async with app.store.unit() as tx:
+            # A fingerprint gpg does not have (the key was deleted from the keyring).
+            await case_store.add_party(tx, CASE1, keyed, "Cloud", "cli:test",
+                                       fingerprint="0" * 40)
+        await lmtp_send(app, REPORTER, [SECURITY], message(
+            REPORTER, "Re: Bug", "<p2@example.net>", b"More details.\r\n",
+            extra="In-Reply-To: <p1@example.net>\r\n"))
+        await settle(app)
+        await outbox_settled(app)
+        assert to(sink, keyed) == [], "never the plaintext instead of the sealed copy"
+        alerts = await app.store.audit_listing(action_prefix="alert.case_copy_withheld")
+        assert any(keyed in str(a.detail) for a in alerts)
