@@ -94,7 +94,7 @@ async def keys(cfg: Config, store: Store | None, clock: Clock,
         out.append(Finding(Level.WARN, "team key", "pgp.team_fingerprint not set",
                            "import the team key into pgp.home and set its fingerprint"))
     else:
-        info = await ring.key_info(pgp.team_fingerprint)
+        info = await ring.key_info(pgp.team_fingerprint, check_secret=True)
         if info is None or not info.has_secret:
             what = "missing" if info is None else "present without its secret key"
             out.append(Finding(Level.FAIL, "team key", f"{pgp.team_fingerprint} {what}",

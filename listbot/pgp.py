@@ -88,7 +88,7 @@ class KeyInfo:
     can_encrypt: bool  # gpg's view of the whole key (some usable subkey), at the real time
     can_sign: bool
     revoked: bool
-    has_secret: bool
+    has_secret: bool | None  # None: not asked (Keyring.key_info(check_secret=True) asks)
     subkeys: tuple[SubkeyInfo, ...] = ()
 
     def usable_at(self, now: datetime) -> bool:
@@ -162,7 +162,7 @@ def _when(epoch: str) -> datetime | None:
     return datetime.fromtimestamp(int(epoch), UTC) if epoch.strip() else None
 
 
-def _key_info(raw: dict[str, Any], secret_fprs: Collection[str]) -> KeyInfo:
+def _key_info(raw: dict[str, Any], secret_fprs: Collection[str] | None) -> KeyInfo:
     subkeys = []
     for keyid, sub in raw.get("subkey_info", {}).items():
         fpr = sub.get("fingerprint") or next(
@@ -187,7 +187,7 @@ def _key_info(raw: dict[str, Any], secret_fprs: Collection[str]) -> KeyInfo:
         can_encrypt="E" in cap,
         can_sign="S" in cap,
         revoked=raw.get("trust") == "r",
-        has_secret=raw["fingerprint"] in secret_fprs,
+        has_secret=None if secret_fprs is None else raw["fingerprint"] in secret_fprs,
         subkeys=tuple(subkeys),
     )
 
@@ -303,22 +303,27 @@ class Keyring:
     # -- keys ---------------------------------------------------------------
 
     def _list(
-        self, gpg: Any, secret: bool, keys: Sequence[str] | None = None
+        self, gpg: Any, secret: bool, keys: Sequence[str] | None = None, *,
+        check_secret: bool = False,
     ) -> tuple[KeyInfo, ...]:
-        public = gpg.list_keys(secret=secret, keys=list(keys) if keys else None)
-        secret_fprs = (
-            set(public.fingerprints)
-            if secret
-            else set(gpg.list_keys(secret=True, keys=list(keys) if keys else None).fingerprints)
-        )
+        """Keys as gpg lists them. Whether a secret key is present costs a second gpg run:
+        only asked for with `check_secret` (else `has_secret` is None)."""
+        wanted = list(keys) if keys else None
+        public = gpg.list_keys(secret=secret, keys=wanted)
+        secret_fprs: set[str] | None = None
+        if secret:
+            secret_fprs = set(public.fingerprints)
+        elif check_secret:
+            secret_fprs = set(gpg.list_keys(secret=True, keys=wanted).fingerprints)
         return tuple(_key_info(raw, secret_fprs) for raw in public)
 
     async def list_keys(self, secret: bool = False) -> tuple[KeyInfo, ...]:
         return await self._run(lambda gpg: self._list(gpg, secret))
 
-    async def key_info(self, fingerprint: str) -> KeyInfo | None:
+    async def key_info(self, fingerprint: str, *, check_secret: bool = False) -> KeyInfo | None:
         fpr = normalise_fingerprint(fingerprint)
-        found = await self._run(lambda gpg: self._list(gpg, False, [fpr]))
+        found = await self._run(lambda gpg: self._list(gpg, False, [fpr],
+                                                       check_secret=check_secret))
         return next((k for k in found if k.fingerprint == fpr), None)
 
     async def scan_keys(self, armored: bytes) -> tuple[KeyInfo, ...]:
@@ -359,7 +364,7 @@ class Keyring:
             fprs = sorted({fpr for fpr in result.fingerprints if fpr})
             if not fprs:
                 raise PGPError("no key imported")
-            return self._list(gpg, False, fprs)
+            return self._list(gpg, False, fprs, check_secret=True)
 
         return await self._run(call)
 

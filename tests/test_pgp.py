@@ -45,7 +45,7 @@ def keyring(pgp_home: Path) -> Keyring:
 
 
 async def test_key_info_describes_generated_key(keyring: Keyring, pgp_keys: PgpKeys) -> None:
-    info = await keyring.key_info(pgp_keys.team)
+    info = await keyring.key_info(pgp_keys.team, check_secret=True)
     assert info is not None
     assert info.fingerprint == pgp_keys.team
     assert info.uids == ("Security Team <security@example.org>",)
@@ -68,7 +68,7 @@ async def test_key_info_expiry(keyring: Keyring, pgp_keys: PgpKeys) -> None:
 async def test_list_keys_public_and_secret(keyring: Keyring, pgp_keys: PgpKeys) -> None:
     public = {k.fingerprint: k for k in await keyring.list_keys()}
     secret = {k.fingerprint for k in await keyring.list_keys(secret=True)}
-    assert pgp_keys.outsider in public and not public[pgp_keys.outsider].has_secret
+    assert pgp_keys.outsider in public and public[pgp_keys.outsider].has_secret is None
     assert pgp_keys.team in secret and pgp_keys.outsider not in secret
 
 
