@@ -186,58 +186,52 @@ class SecurityHandler:
                                         case_id, subject=reading.subject,
                                         sender=reading.sender, kind=kind))
         if self.cases.encrypt_team_copies and self.keyring is not None:
-            members = self.cfg.team_members
-            problems = await encryption_problems(
-                self.keyring, [m.fingerprint for m in members], self.clock.now())
-            for member, problem in zip(members, problems, strict=True):
-                # Encryption is required: a member whose key cannot be used gets
-                # nothing, never the plaintext instead.
-                sealed = problem or await self._sealed_to(
-                    self.keyring, inner, plain, address=member.address,
-                    fingerprint=member.fingerprint, seed=f"{case_id}:{msg.id}:{member.address}")
-                if isinstance(sealed, str):
-                    withheld.append((member.address, sealed))
-                else:
-                    out.append(replace(sealed, case_id=case_id, reason=f"case.{kind}"))
+            # Encryption is required: a member whose key cannot be used gets nothing,
+            # never the plaintext instead.
+            sealed, withheld = await self._sealed_copies(
+                self.keyring, inner, plain, f"{case_id}:{msg.id}",
+                [(m.address, m.fingerprint) for m in self.cfg.team_members])
+            out += [replace(m, case_id=case_id, reason=f"case.{kind}") for m in sealed]
         else:
             out.append(OutgoingMessage(
                 audience=Audience.TEAM, envelope_from=self.cfg.team_address,
                 recipients=self.cfg.team_recipients, raw=plain, case_id=case_id,
                 reason=f"case.{kind}"))
-        sealed_parties, party_withheld = await self._party_copies(
-            inner, plain, case_id, msg.id, [p for p in parties if p.fingerprint])
-        out.extend(sealed_parties)
+        # A party with a key reads the case as the team does (the decrypted original) and
+        # only through its key: never the plaintext instead, whatever the gpg trouble.
+        keyed = [(p.address, p.fingerprint) for p in parties if p.fingerprint]
+        if keyed and self.keyring is None:
+            withheld += [(a, "no GnuPG home configured") for a, _ in keyed]
+        elif keyed and self.keyring is not None:
+            sealed, refused = await self._sealed_copies(
+                self.keyring, inner, plain, f"{case_id}:{msg.id}", keyed)
+            out += [replace(m, audience=Audience.EMBARGOED, case_id=case_id,
+                            reason="case.party_copy") for m in sealed]
+            withheld += refused
         # Parties without a key get the original bytes (ciphertext stays ciphertext); the
         # gate admits them for this case only. Recipients are filled in the transaction,
         # leaving out the parties with a key, who got their own sealed copy above.
         out.append(OutgoingMessage(audience=Audience.EMBARGOED,
                                    envelope_from=self.cfg.team_address, recipients=(),
                                    raw=plain, case_id=case_id, reason="case.party_copy"))
-        keyed = frozenset(p.address for p in parties if p.fingerprint)
-        return TeamCopies(tuple(out), (*withheld, *party_withheld), keyed)
+        return TeamCopies(tuple(out), tuple(withheld), frozenset(a for a, _ in keyed))
 
-    async def _party_copies(self, inner: bytes, plain: bytes, case_id: str, inbound_id: int,
-                            keyed: Sequence[Party],
-                            ) -> tuple[list[OutgoingMessage], list[tuple[str, str]]]:
-        """A party with a key reads the case as the team does (the decrypted original)
-        and only through its key: never the plaintext instead, whatever the gpg trouble."""
-        if not keyed:
-            return [], []
-        if self.keyring is None:
-            return [], [(p.address, "no GnuPG home configured") for p in keyed]
-        problems = await encryption_problems(
-            self.keyring, [p.fingerprint for p in keyed], self.clock.now())
+    async def _sealed_copies(self, keyring: Keyring, inner: bytes, plain: bytes, seed: str,
+                             holders: Sequence[tuple[str, str | None]],
+                             ) -> tuple[list[OutgoingMessage], list[tuple[str, str]]]:
+        """A copy sealed to each (address, key); (address, why) for those gpg refused."""
+        problems = await encryption_problems(keyring, [f for _, f in holders],
+                                             self.clock.now())
         out: list[OutgoingMessage] = []
         withheld: list[tuple[str, str]] = []
-        for party, problem in zip(keyed, problems, strict=True):
+        for (address, fingerprint), problem in zip(holders, problems, strict=True):
             sealed = problem or await self._sealed_to(
-                self.keyring, inner, plain, address=party.address,
-                fingerprint=party.fingerprint, seed=f"{case_id}:{inbound_id}:{party.address}")
+                keyring, inner, plain, address=address, fingerprint=fingerprint,
+                seed=f"{seed}:{address}")
             if isinstance(sealed, str):
-                withheld.append((party.address, sealed))
+                withheld.append((address, sealed))
             else:
-                out.append(replace(sealed, audience=Audience.EMBARGOED, case_id=case_id,
-                                   reason="case.party_copy"))
+                out.append(sealed)
         return out, withheld
 
     async def _sealed_to(self, keyring: Keyring, inner: bytes, plain: bytes, *, address: str,
