@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from listbot.app import App
 from listbot.clock import Clock
 from listbot.config import Config
-from listbot.model import InboundState, OutboxState
+from listbot.model import InboundState, OutboxItem, OutboxState
 
 MEMBERS = [("Vendor A", "security@vendor-a.example"), ("Vendor B", "psirt@vendor-b.example"),
            ("Vendor C", "secalert@vendor-c.example")]
@@ -103,6 +103,17 @@ async def outbox_settled(app: App, timeout: float = 10.0) -> None:
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(idle(), timeout)
+
+
+async def outbox_in(app: App, state: OutboxState, count: int = 1,
+                    timeout: float = 10.0) -> list[OutboxItem]:
+    """Until at least `count` outbox rows are in `state`; those rows."""
+    async def reached() -> list[OutboxItem]:
+        while len(items := await app.store.outbox_listing([state])) < count:
+            await asyncio.sleep(0.02)
+        return items
+
+    return await asyncio.wait_for(reached(), timeout)
 
 
 async def deferred_once(app: App, rcpt: str, timeout: float = 10.0) -> None:

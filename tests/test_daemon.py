@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
@@ -18,6 +17,7 @@ from tests.daemon import (
     add_members,
     deferred_once,
     lmtp_send,
+    outbox_in,
     post,
     raw_session,
     running,
@@ -188,8 +188,7 @@ async def test_relay_451_then_250_delivers_exactly_once(app: App, sink: Sink,
     clock.advance(timedelta(minutes=5))
     app.outbound_waker.wake()
     await sink.wait_deliveries(len(MEMBERS))
-    while len(await app.store.outbox_listing([OutboxState.SENT])) < len(MEMBERS):
-        await asyncio.sleep(0.02)
+    await outbox_in(app, OutboxState.SENT, len(MEMBERS))
     assert sink.recipients() == sorted(a for _, a in MEMBERS)
     assert sink.attempts == 2
 
@@ -198,13 +197,7 @@ async def test_relay_5xx_is_permanent_failure_with_reply(app: App, sink: Sink) -
     sink.rcpt_responder = lambda rcpt: "550 5.1.1 no such user" if "vendor-b" in rcpt else None
     await lmtp_send(app, MEMBER, [DISCUSS], post(MEMBER))
     await sink.wait_deliveries(len(MEMBERS) - 1)
-
-    async def failed() -> list[Any]:
-        return await app.store.outbox_listing([OutboxState.FAILED])
-
-    while not await failed():
-        await asyncio.sleep(0.02)
-    (item,) = await failed()
+    (item,) = await outbox_in(app, OutboxState.FAILED)
     assert item.recipient == "psirt@vendor-b.example"
     assert item.last_reply is not None and item.last_reply.startswith("550")
 
@@ -333,8 +326,7 @@ async def test_an_internationalised_address_goes_out_with_smtputf8(app: App,
     await _notice_and_post_in_one_batch(app, "jörg@exämple.net")
     await sink.wait_deliveries(2)
     assert sorted(sink.recipients()) == ["eve@example.net", "jörg@exämple.net"]
-    while len(await app.store.outbox_listing([OutboxState.SENT])) < 2:
-        await asyncio.sleep(0.02)
+    await outbox_in(app, OutboxState.SENT, 2)
 
 
 @pytest.fixture
@@ -349,18 +341,11 @@ async def test_an_internationalised_address_the_relay_cannot_take_fails_alone(
         async with running(make_config(sink=ascii_sink), clock) as application:
             await _notice_and_post_in_one_batch(application, "jörg@exämple.net")
             await ascii_sink.wait_deliveries(1)
-
-            async def failed() -> list[Any]:
-                return await application.store.outbox_listing([OutboxState.FAILED])
-
-            while not await failed():
-                await asyncio.sleep(0.02)
-            (item,) = await failed()
+            (item,) = await outbox_in(application, OutboxState.FAILED)
             assert item.recipient == "jörg@exämple.net"
             assert item.last_reply is not None and item.last_reply.startswith("553")
             # Its neighbour in the batch went out once and is recorded as sent.
-            while not await application.store.outbox_listing([OutboxState.SENT]):
-                await asyncio.sleep(0.02)
+            await outbox_in(application, OutboxState.SENT)
             assert ascii_sink.recipients() == ["eve@example.net"]
     finally:
         await ascii_sink.stop()
@@ -375,12 +360,10 @@ async def test_an_address_smtp_cannot_carry_fails_alone(app: App, sink: Sink) ->
                                          b"Subject: notice\r\n\r\nx\r\n"))
     app.outbound_waker.wake()
     await sink.wait_deliveries(1)
-    while not (failed := await app.store.outbox_listing([OutboxState.FAILED])):
-        await asyncio.sleep(0.02)
+    failed = await outbox_in(app, OutboxState.FAILED)
     assert [i.recipient for i in failed] == ["a b@example.net"]
     assert failed[0].last_reply is not None and failed[0].last_reply.startswith("553 5.1.3")
-    while not await app.store.outbox_listing([OutboxState.SENT]):
-        await asyncio.sleep(0.02)
+    await outbox_in(app, OutboxState.SENT)
     assert sink.recipients() == ["eve@example.net"]
 
 
