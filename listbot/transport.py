@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
-from aiosmtplib.email import parse_address
 
 from listbot.config import SmtpConfig, StartTLS
 
@@ -94,9 +94,14 @@ class SMTPTransport:
                            data: bytes) -> tuple[dict[str, SendResult], bool]:
         """Internationalised addresses (RFC 6531) go in a transaction of their own with
         SMTPUTF8, so a relay without it refuses only them."""
-        wide = [r for r in recipients if not (envelope_from + r).isascii()]
-        plain = [r for r in recipients if (envelope_from + r).isascii()]
-        out: dict[str, SendResult] = {}
+        if not _sendable(envelope_from):
+            return _all(recipients, UNSENDABLE), True
+        # Checked before anything is sent: aiosmtplib refuses such an address only once
+        # the transaction has begun, and one bad address must not fail the others.
+        out = _all([r for r in recipients if not _sendable(r)], UNSENDABLE)
+        good = [r for r in recipients if r not in out]
+        wide = [r for r in good if not (envelope_from + r).isascii()]
+        plain = [r for r in good if (envelope_from + r).isascii()]
         reusable = True
         for group, options in ((plain, []), (wide, ["SMTPUTF8"])):
             if group and reusable:
@@ -113,9 +118,9 @@ class SMTPTransport:
         except aiosmtplib.SMTPNotSupported:
             return _all(recipients, SendResult(553, "5.6.7 the relay does not offer "
                                                     "SMTPUTF8 for this address")), True
-        except ValueError:  # refused before anything was sent: not an SMTP mailbox
-            return await self._without_unsendable(client, envelope_from, recipients, data,
-                                                  options)
+        except ValueError:  # aiosmtplib refused an address or command line after all
+            await _rset(client)
+            return _all(recipients, UNSENDABLE), client.is_connected
         except aiosmtplib.SMTPRecipientsRefused as exc:
             await _rset(client)
             return {e.recipient: SendResult(e.code, e.message) for e in exc.recipients}, True
@@ -129,30 +134,21 @@ class SMTPTransport:
             out[rcpt] = SendResult(response.code, response.message)
         return out, True
 
-    async def _without_unsendable(self, client: aiosmtplib.SMTP, envelope_from: str,
-                                  recipients: list[str], data: bytes,
-                                  options: list[str]) -> tuple[dict[str, SendResult], bool]:
-        bad = SendResult(553, "5.1.3 not an address that can be sent over SMTP")
-        if not _sendable(envelope_from):
-            return _all(recipients, bad), True
-        good = [r for r in recipients if _sendable(r)]
-        out = _all([r for r in recipients if r not in good], bad)
-        if not good:
-            return out, True
-        results, reusable = await self._one(client, envelope_from, good, data, options)
-        return out | results, reusable
-
     async def close(self) -> None:
         while not self._idle.empty():
             self._idle.get_nowait().close()
 
 
+UNSENDABLE = SendResult(553, "5.1.3 not an address that can be sent over SMTP")
+# No whitespace, angle brackets, quotes, second "@" or control characters: aiosmtplib
+# would refuse such an address mid-transaction, or (its parser being lenient) send a
+# different one. A quoted local part is refused too: no address listbot keeps has one.
+_PLAIN_ADDRESS = re.compile(r'[^\s<>"@\x00-\x1f\x7f]+@[^\s<>"@\x00-\x1f\x7f]+')
+
+
 def _sendable(address: str) -> bool:
-    try:
-        parse_address(address)
-    except ValueError:
-        return False
-    return True
+    """Whether the address goes on a MAIL or RCPT line exactly as it is ("" is <>)."""
+    return address == "" or _PLAIN_ADDRESS.fullmatch(address) is not None
 
 
 async def _rset(client: aiosmtplib.SMTP) -> None:

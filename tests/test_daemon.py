@@ -351,17 +351,21 @@ async def test_an_internationalised_address_the_relay_cannot_take_fails_alone(
         await ascii_sink.stop()
 
 
-async def test_an_address_smtp_cannot_carry_fails_alone(app: App, sink: Sink) -> None:
-    # aiosmtplib refuses such an address before sending anything (command injection):
-    # the rest of the transaction still goes out, once.
+@pytest.mark.parametrize("bad", [
+    "a b@example.net",  # aiosmtplib refuses it before the transaction
+    "a\x01b@example.net",  # ...or only at its RCPT line, mid-transaction
+    "a<b@example.net",  # ...or, its parser being lenient, sends "b@example.net"
+])
+async def test_an_address_smtp_cannot_carry_fails_alone(app: App, sink: Sink,
+                                                        bad: str) -> None:
+    # The rest of the transaction still goes out, once.
     async with app.store.unit() as tx:
-        await tx.enqueue(OutgoingMessage(Audience.NOTICE, "", ("a b@example.net",
-                                                               "eve@example.net"),
+        await tx.enqueue(OutgoingMessage(Audience.NOTICE, "", (bad, "eve@example.net"),
                                          b"Subject: notice\r\n\r\nx\r\n"))
     app.outbound_waker.wake()
     await sink.wait_deliveries(1)
     failed = await outbox_in(app, OutboxState.FAILED)
-    assert [i.recipient for i in failed] == ["a b@example.net"]
+    assert [i.recipient for i in failed] == [bad]
     assert failed[0].last_reply is not None and failed[0].last_reply.startswith("553 5.1.3")
     await outbox_in(app, OutboxState.SENT)
     assert sink.recipients() == ["eve@example.net"]
