@@ -180,41 +180,48 @@ class SecurityHandler:
                       kind: str, parties: Sequence[Party] = ()) -> TeamCopies:
         plain = team_copy(self.cfg, msg.raw, case_id, subject=reading.subject,
                           sender=reading.sender, kind=kind)
-        out: list[OutgoingMessage] = []
-        withheld: list[tuple[str, str]] = []
         inner = rfc822_entity(team_copy(self.cfg, self._readable_original(msg, reading),
                                         case_id, subject=reading.subject,
                                         sender=reading.sender, kind=kind))
-        if self.cases.encrypt_team_copies and self.keyring is not None:
-            # Encryption is required: a member whose key cannot be used gets nothing,
-            # never the plaintext instead.
-            sealed, withheld = await self._sealed_copies(
-                self.keyring, inner, plain, f"{case_id}:{msg.id}",
-                [(m.address, m.fingerprint) for m in self.cfg.team_members])
-            out += [replace(m, case_id=case_id, reason=f"case.{kind}") for m in sealed]
-        else:
-            out.append(OutgoingMessage(
+        seed = f"{case_id}:{msg.id}"
+        team, withheld = await self._team_copies(plain, inner, seed, case_id, kind)
+        to_parties, refused = await self._party_copies(plain, inner, seed, case_id, parties)
+        return TeamCopies((*team, *to_parties), (*withheld, *refused),
+                          frozenset(p.address for p in parties if p.fingerprint))
+
+    async def _team_copies(self, plain: bytes, inner: bytes, seed: str, case_id: str,
+                           kind: str) -> tuple[list[OutgoingMessage], list[tuple[str, str]]]:
+        if not (self.cases.encrypt_team_copies and self.keyring is not None):
+            return [OutgoingMessage(
                 audience=Audience.TEAM, envelope_from=self.cfg.team_address,
                 recipients=self.cfg.team_recipients, raw=plain, case_id=case_id,
-                reason=f"case.{kind}"))
+                reason=f"case.{kind}")], []
+        # Encryption is required: a member whose key cannot be used gets nothing, never
+        # the plaintext instead.
+        sealed, withheld = await self._sealed_copies(
+            self.keyring, inner, plain, seed,
+            [(m.address, m.fingerprint) for m in self.cfg.team_members])
+        return [replace(m, case_id=case_id, reason=f"case.{kind}") for m in sealed], withheld
+
+    async def _party_copies(self, plain: bytes, inner: bytes, seed: str, case_id: str,
+                            parties: Sequence[Party],
+                            ) -> tuple[list[OutgoingMessage], list[tuple[str, str]]]:
+        # Parties without a key get the original bytes (ciphertext stays ciphertext); the
+        # gate admits them for this case only. Recipients are filled in the transaction,
+        # leaving out the parties with a key (TeamCopies.keyed).
+        out = [OutgoingMessage(audience=Audience.EMBARGOED,
+                               envelope_from=self.cfg.team_address, recipients=(),
+                               raw=plain, case_id=case_id, reason="case.party_copy")]
         # A party with a key reads the case as the team does (the decrypted original) and
         # only through its key: never the plaintext instead, whatever the gpg trouble.
         keyed = [(p.address, p.fingerprint) for p in parties if p.fingerprint]
-        if keyed and self.keyring is None:
-            withheld += [(a, "no GnuPG home configured") for a, _ in keyed]
-        elif keyed and self.keyring is not None:
-            sealed, refused = await self._sealed_copies(
-                self.keyring, inner, plain, f"{case_id}:{msg.id}", keyed)
-            out += [replace(m, audience=Audience.EMBARGOED, case_id=case_id,
-                            reason="case.party_copy") for m in sealed]
-            withheld += refused
-        # Parties without a key get the original bytes (ciphertext stays ciphertext); the
-        # gate admits them for this case only. Recipients are filled in the transaction,
-        # leaving out the parties with a key, who got their own sealed copy above.
-        out.append(OutgoingMessage(audience=Audience.EMBARGOED,
-                                   envelope_from=self.cfg.team_address, recipients=(),
-                                   raw=plain, case_id=case_id, reason="case.party_copy"))
-        return TeamCopies(tuple(out), tuple(withheld), frozenset(a for a, _ in keyed))
+        if not keyed:
+            return out, []
+        if self.keyring is None:
+            return out, [(address, "no GnuPG home configured") for address, _ in keyed]
+        sealed, withheld = await self._sealed_copies(self.keyring, inner, plain, seed, keyed)
+        return out + [replace(m, audience=Audience.EMBARGOED, case_id=case_id,
+                              reason="case.party_copy") for m in sealed], withheld
 
     async def _sealed_copies(self, keyring: Keyring, inner: bytes, plain: bytes, seed: str,
                              holders: Sequence[tuple[str, str | None]],
