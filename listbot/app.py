@@ -258,7 +258,7 @@ class App:
         await self.dispatch_moderation()
         self._spawn("release", self._release_loop)
         self._start_imap()
-        await self._listen()
+        await self._listen(serving.router)
         log.info("daemon.started", owner=self.owner, listening=self.bound)
 
     async def _start_reminders(self, timer: SchedulerTimer) -> None:
@@ -319,8 +319,8 @@ class App:
                                    on_stored=self.inbound_waker.wake, metrics=self.metrics)
             self._spawn("imap", self.imap.run)
 
-    async def _listen(self) -> None:
-        router = Router(self.cfg.lists.values())  # install() replaces it on reload
+    async def _listen(self, router: Router) -> None:
+        """Intake servers routing with the serving state's router (install() swaps it)."""
         for name, endpoint, lmtp in (("lmtp", self.cfg.lmtp, True),
                                      ("smtp", self.cfg.smtp, False)):
             if endpoint is None:
