@@ -153,22 +153,20 @@ class Delivery:
         if not results:
             return
         now = self.clock.now()
-        by_outcome: dict[tuple[OutboxState, datetime | None, str], list[int]] = defaultdict(list)
-        codes: dict[tuple[OutboxState, datetime | None, str], int] = {}
-        lists: dict[tuple[OutboxState, datetime | None, str], set[str]] = defaultdict(set)
+        Key = tuple[OutboxState, datetime | None, SendResult]
+        by_outcome: dict[Key, list[OutboxItem]] = defaultdict(list)
         for item, result in results:
             o = outcome(item, result, now, self.cfg)
-            key = (o.state, o.next_attempt_at, f"{result.code} {result.reply}")
-            by_outcome[key].append(item.id)
-            codes[key] = result.code
-            lists[key].add(item.list_name or "-")
+            by_outcome[(o.state, o.next_attempt_at, result)].append(item)
             if self.metrics is not None:
                 self.metrics.delivered(item.list_name, o.state.value)
         async with self.store.unit() as tx:
-            for (state, next_at, reply), ids in by_outcome.items():
-                await tx.settle(ids, self.owner, state, reply, next_at)
+            for (state, next_at, result), items in by_outcome.items():
+                await tx.settle([i.id for i in items], self.owner, state,
+                                f"{result.code} {result.reply}", next_at)
         # One line per outcome, not per recipient: at list sizes the per-row lines were a
         # measurable share of the daemon's CPU (bench/RESULTS.md).
-        for key, ids in by_outcome.items():
-            log.info("delivery.result", outbox_ids=ids, lists=sorted(lists[key]),
-                     state=key[0].value, code=codes[key])
+        for (state, _, result), items in by_outcome.items():
+            log.info("delivery.result", outbox_ids=[i.id for i in items],
+                     lists=sorted({i.list_name or "-" for i in items}), state=state.value,
+                     code=result.code)
