@@ -7,18 +7,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, and_, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from listbot.model import Audience, OutboxItem, OutboxState, OutgoingMessage
 from listbot.store.schema import bodies, outbox
-
-
-def _insert_ignoring_duplicates(conn: AsyncConnection) -> Any:
-    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
-    return dialect.insert(outbox).on_conflict_do_nothing(
-        index_elements=["dedupe_key", "recipient"]
-    )
+from listbot.store.upsert import insert_ignoring
 
 
 async def enqueue(conn: AsyncConnection, msg: OutgoingMessage, now: datetime) -> list[int]:
@@ -46,7 +39,8 @@ async def enqueue(conn: AsyncConnection, msg: OutgoingMessage, now: datetime) ->
         }
         for rcpt in dict.fromkeys(msg.recipients)
     ]
-    stmt = _insert_ignoring_duplicates(conn) if msg.dedupe_key else insert(outbox)
+    stmt = (insert_ignoring(conn, outbox, ("dedupe_key", "recipient")) if msg.dedupe_key
+            else insert(outbox))
     result = await conn.execute(stmt.returning(outbox.c.id), rows)
     return [r.id for r in result]
 
