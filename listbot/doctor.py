@@ -18,7 +18,7 @@ from listbot.imap_poll import parse_imap
 from listbot.metrics import parse_metrics
 from listbot.moderation import load_checked_rules
 from listbot.moderation_config import parse_rules_config
-from listbot.pgp import Keyring
+from listbot.pgp import Keyring, normalise_fingerprint
 from listbot.store import Store
 from listbot.store import cases as case_store
 
@@ -110,10 +110,11 @@ async def keys(cfg: Config, store: Store | None, clock: Clock,
         async with store.read() as tx:
             holders += [(f"party {p.address} of {p.case_id}", p.fingerprint)
                         for p in await case_store.keyed_parties(tx)]
+    infos = await ring.keys_info([f for _, f in holders if f])  # one gpg listing
     for who, fpr in holders:
         if fpr is None:
             continue
-        info = await ring.key_info(fpr)
+        info = infos.get(normalise_fingerprint(fpr))
         if info is None:
             out.append(Finding(Level.FAIL, "key", f"{who}: {fpr} not in the keyring",
                                "import their public key"))
