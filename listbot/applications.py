@@ -43,9 +43,14 @@ from listbot.applications_config import ApplicationsConfig, parse_applications
 from listbot.clock import Clock
 from listbot.config import Config, ListConfig
 from listbot.decisions import AlreadyDecided, Authority, Decided, Ignore, Reply
-from listbot.discuss import original_message_id, original_subject, parse_headers
+from listbot.discuss import (
+    no_reply_reason,
+    original_message_id,
+    original_subject,
+    parse_headers,
+)
 from listbot.errors import Refused
-from listbot.mailsafe import Mailbox, sender_of, should_not_autoreply
+from listbot.mailsafe import Mailbox, sender_of
 from listbot.model import Inbound, RecipientRole
 from listbot.pgp import Keyring
 from listbot.reply_rate import within_reply_rate
@@ -248,8 +253,7 @@ class ApplicationsHandler:
             # Membership comes only from an accepted application (DESIGN.md §7).
             return _audit_only(msg, "subscription_request_ignored", "subscribe command",
                                poster.normalized)
-        auto = should_not_autoreply(headers, own_list_ids=[lc.list_id], own_loop=lc.address,
-                                    envelope_sender=msg.envelope_sender)
+        auto = no_reply_reason(lc, headers, msg.envelope_sender)
         if auto is not None:
             # Bounces, vacation notices, list traffic: not applications, never answered.
             return _audit_only(msg, "application.automatic_ignored", auto, poster.normalized)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from functools import cached_property
@@ -56,6 +56,13 @@ def original_subject(msg: EmailMessage) -> str:
         return safe_header_value(str(msg.get("Subject", "")))[:200]
     except Exception:
         return ""
+
+
+def no_reply_reason(lc: ListConfig, headers: Message, envelope_sender: str | None) -> str | None:
+    """Why mail to this list must get no automatic reply (RFC 3834, our own list and
+    loop), or None."""
+    return should_not_autoreply(headers, own_list_ids=[lc.list_id], own_loop=lc.address,
+                                envelope_sender=envelope_sender)
 
 
 def distribution_headers(lc: ListConfig, poster: Mailbox, hits: Sequence[str],
@@ -213,9 +220,7 @@ class DiscussHandler:
 
     def _rejected(self, msg: Inbound, headers: EmailMessage, verdict: Verdict) -> Effects:
         """Rejected by a rule: the poster gets the rule's notice (rate-limited, RFC 3834)."""
-        no_reply = should_not_autoreply(headers, own_list_ids=[self.lc.list_id],
-                                        own_loop=self.lc.address,
-                                        envelope_sender=msg.envelope_sender)
+        no_reply = no_reply_reason(self.lc, headers, msg.envelope_sender)
         to = msg.envelope_from.strip().lower()
         notice = None
         if no_reply is None and self.moderation is not None and "@" in to:
@@ -250,9 +255,7 @@ class DiscussHandler:
 
     def _nonmember(self, msg: Inbound, headers: EmailMessage, sender: Mailbox | None) -> Effects:
         who = sender.normalized if sender else "(unparsable From)"
-        no_reply = should_not_autoreply(headers, own_list_ids=[self.lc.list_id],
-                                        own_loop=self.lc.address,
-                                        envelope_sender=msg.envelope_sender)
+        no_reply = no_reply_reason(self.lc, headers, msg.envelope_sender)
         notice = None if no_reply else self._rejection_notice(msg, headers)
 
         async def effects(tx: Tx) -> None:

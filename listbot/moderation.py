@@ -21,10 +21,16 @@ from listbot.alerts import raise_alert
 from listbot.clock import Clock
 from listbot.config import Config, ListConfig
 from listbot.decisions import AlreadyDecided, Decided, Ignore
-from listbot.discuss import distribution, original_message_id, original_subject, parse_headers
+from listbot.discuss import (
+    distribution,
+    no_reply_reason,
+    original_message_id,
+    original_subject,
+    parse_headers,
+)
 from listbot.discuss_crypto import PostSealer, enqueue_sealed
 from listbot.errors import ConfigError
-from listbot.mailsafe import sender_of, should_not_autoreply
+from listbot.mailsafe import sender_of
 from listbot.model import Audience, Inbound, OutgoingMessage
 from listbot.moderate import Verdict
 from listbot.moderation_config import ModerationConfig, authority
@@ -167,7 +173,7 @@ class Moderation:
         """The poster's notice, under the same RFC 3834 rules and rate limit as every
         other notice: a held auto-reply or bounce must not be answered (DESIGN.md §4.4)."""
         envelope = await inbound_ops.envelope_sender(tx.conn, post.inbound_id)
-        no_reply = no_reply_reason(self.lc, raw, envelope)
+        no_reply = no_reply_reason(self.lc, parse_headers(raw), envelope)
         if no_reply is None and not await within_reply_rate(tx, self.cfg, post.sender):
             no_reply = "rate limit"
         if no_reply is not None:
@@ -225,12 +231,6 @@ class Moderation:
                               f"held post {post.id} on {self.lc.name} expired undecided",
                               {"post": post.id, "rule": post.rule,
                                "hint": f"listbot held approve|reject|discard {post.id}"})
-
-
-def no_reply_reason(lc: ListConfig, raw: bytes, envelope_sender: str | None) -> str | None:
-    """Why the poster of this held post must get no automatic reply, or None."""
-    return should_not_autoreply(parse_headers(raw), own_list_ids=[lc.list_id],
-                                own_loop=lc.address, envelope_sender=envelope_sender)
 
 
 class ModerationHandler:
