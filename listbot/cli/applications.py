@@ -17,6 +17,7 @@ from listbot.cli.common import (
     Context,
     cli_actor,
     decide_or_refuse,
+    echo_key,
     emit,
     json_option,
     pass_ctx,
@@ -28,7 +29,7 @@ from listbot.cli.core import members
 from listbot.clock import SystemClock
 from listbot.config import Config, ListKind
 from listbot.crypto import open_keyring, parse_pgp
-from listbot.errors import NotFound, Refused, UsageError
+from listbot.errors import NotFound, PGPError, Refused, UsageError
 from listbot.member_crypto import key_problem
 from listbot.pgp import KeyInfo
 from listbot.roster import FORMATS, public_roster, render
@@ -169,12 +170,17 @@ def members_set_key(ctx: Context, name: str, key_file: Path) -> None:
     armored = key_file.read_bytes()
 
     async def set_key(store: Store) -> KeyInfo:
-        imported = await keyring.import_keys(armored)
-        if len(imported) != 1:
-            raise Refused(f"{key_file} holds {len(imported)} public keys, not exactly one")
-        info = imported[0]
-        if (problem := key_problem(info, datetime.now(UTC))) is not None:
-            raise Refused(f"{info.fingerprint}: {problem}")
+        # Checked on what gpg reads from the file: a refused key is never imported.
+        try:
+            scanned = await keyring.scan_keys(armored)
+        except PGPError as exc:  # e.g. secret key material
+            raise Refused(f"{key_file}: {exc}") from exc
+        if len(scanned) != 1:
+            raise Refused(f"{key_file} holds {len(scanned)} public keys, not exactly one")
+        if (problem := key_problem(scanned[0], datetime.now(UTC))) is not None:
+            raise Refused(f"{scanned[0].fingerprint}: {problem}")
+        info = next(k for k in await keyring.import_keys(armored)
+                    if k.fingerprint == scanned[0].fingerprint)
         async with store.unit() as tx:
             member = await tx.set_member_key(name, info.fingerprint)
             await tx.audit(cli_actor(None), "member.key_set",
@@ -183,9 +189,7 @@ def members_set_key(ctx: Context, name: str, key_file: Path) -> None:
                             "expires": info.expires.isoformat() if info.expires else None})
         return info
 
-    info = run(with_store(cfg, set_key))
-    expiry = f"expires {info.expires:%Y-%m-%d}" if info.expires else "does not expire"
-    click.echo(f"{name}: key {info.fingerprint} ({expiry})")
+    echo_key(name, run(with_store(cfg, set_key)))
 
 
 @members.command("failures")

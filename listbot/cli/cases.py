@@ -16,6 +16,7 @@ from listbot.cli.common import (
     AS_OPTION,
     Context,
     cli_actor,
+    echo_key,
     emit,
     json_option,
     pass_ctx,
@@ -198,11 +199,6 @@ async def import_party_key(keyring: Keyring, address: str, key_file: Path,
     if [k.fingerprint for k in imported] != [found.fingerprint]:
         raise Refused(f"{key_file}: gpg imported {len(imported)} keys, not {found.fingerprint}")
     return imported[0]
-
-
-def echo_key(address: str, info: KeyInfo) -> None:
-    expiry = f"expires {info.expires:%Y-%m-%d}" if info.expires else "does not expire"
-    click.echo(f"{address}: key {info.fingerprint} ({expiry})")
 
 
 @case.command("add-party")

@@ -17,6 +17,7 @@ from listbot.clock import Clock, SystemClock
 from listbot.config import Config
 from listbot.decisions import AlreadyDecided, Decided
 from listbot.errors import NotFound, Refused
+from listbot.pgp import KeyInfo
 from listbot.store import Store
 
 T = TypeVar("T")
@@ -52,6 +53,12 @@ async def decide_or_refuse(label: str, decision: Awaitable[Decided | AlreadyDeci
         raise NotFound(str(exc)) from exc
     if isinstance(result, AlreadyDecided):
         raise Refused(f"{label} was {result.text()}")
+
+
+def echo_key(holder: str, info: KeyInfo) -> None:
+    """The key just recorded for a member or party, as the operator should check it."""
+    expiry = f"expires {info.expires:%Y-%m-%d}" if info.expires else "does not expire"
+    click.echo(f"{holder}: key {info.fingerprint} ({expiry})")
 
 
 def _login() -> str:
