@@ -70,14 +70,19 @@ def opened_by(home: Path, delivered: bytes) -> bytes:
     return pgp_fixtures.gpg(home, "--decrypt", data=armored.group(0)).stdout
 
 
-async def open_cases(app: App, keys: PgpKeys) -> None:
+async def open_case(app: App, reporter_key: str | None, *, case_id: str = CASE,
+                    reporter: str = REPORTER, party: bool = False) -> None:
     timeline = default_timeline(app.clock.now(), parse_cases(app.cfg).policy_for(2026))
     async with app.store.unit() as tx:
-        await case_store.open_case(tx, case_id=CASE, reporter=REPORTER, subject="Bug",
-                                   timeline=timeline, reporter_fingerprint=keys.reporter)
-        await case_store.open_case(tx, case_id=OTHER, reporter=STRANGER, subject="Other",
-                                   timeline=timeline, reporter_fingerprint=None)
-        await case_store.add_party(tx, CASE, PARTY, "Cloud PSIRT", "cli:alice")
+        await case_store.open_case(tx, case_id=case_id, reporter=reporter, subject="Bug",
+                                   timeline=timeline, reporter_fingerprint=reporter_key)
+        if party:
+            await case_store.add_party(tx, case_id, PARTY, "Cloud PSIRT", "cli:alice")
+
+
+async def open_cases(app: App, keys: PgpKeys) -> None:
+    await open_case(app, keys.reporter, party=True)
+    await open_case(app, None, case_id=OTHER, reporter=STRANGER)
 
 
 async def test_case_must_exist_and_its_parties_get_the_predisclosure(
@@ -119,10 +124,7 @@ async def test_a_party_with_a_key_gets_a_copy_only_its_key_opens(
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, encrypting=True)
     async with running(cfg, clock, members=()) as app:
         await add_members(app, pgp_keys)
-        timeline = default_timeline(clock.now(), parse_cases(cfg).policy_for(2026))
-        async with app.store.unit() as tx:
-            await case_store.open_case(tx, case_id=CASE, reporter=REPORTER, subject="Bug",
-                                       timeline=timeline, reporter_fingerprint=pgp_keys.reporter)
+        await open_case(app, pgp_keys.reporter)
         added = await cli(cfg, monkeypatch, "case", "add-party", CASE, PARTY, "--name",
                           "Cloud PSIRT", "--key", str(key_file(tmp_path, party_home, party_fpr)))
         assert added.exit_code == 0 and party_fpr in added.output
@@ -150,11 +152,7 @@ async def test_held_copy_of_the_reporter_goes_once_the_case_has_its_key(
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, encrypting=True)
     async with running(cfg, clock, members=()) as app:
         await add_members(app, pgp_keys)
-        timeline = default_timeline(clock.now(), parse_cases(cfg).policy_for(2026))
-        async with app.store.unit() as tx:
-            await case_store.open_case(tx, case_id=CASE, reporter=REPORTER, subject="Bug",
-                                       timeline=timeline, reporter_fingerprint=None)
-            await case_store.add_party(tx, CASE, PARTY, "Cloud PSIRT", "cli:alice")
+        await open_case(app, None, party=True)
         svc = service(app, cfg)
         await svc.create(draft(case_id=CASE), "cli:alice")
         await svc.predisclose(465, "cli:alice")
