@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from listbot.app import App, make_transport
 from listbot.clock import FakeClock
-from listbot.model import Inbound, InboundState, RecipientRole, Route
+from listbot.config import Config
+from listbot.delivery import Delivery
+from listbot.model import Inbound, InboundState, OutboxState, RecipientRole, Route
+from listbot.routing import Router
 from listbot.store import Arrival, Store, Tx
 from listbot.waker import Waker
 from listbot.worker import Effects, Worker
+from tests.daemon import post
+from tests.sink import Sink
+
+DISCUSS = "discuss@lists.example.org"
 
 ROUTE = Route("discuss", RecipientRole.POST, None)
 
@@ -158,3 +167,57 @@ async def test_a_cycle_spans_one_run_of_batchable_messages_never_another_commit(
         assert len(await store.inbound_listing([InboundState.DONE])) == 4
     finally:
         await store.close()
+
+
+class RemovesAfterFirst:
+    """Discuss, with a member removed once the run's roster snapshot is taken."""
+
+    batchable = True
+
+    def __init__(self, inner: Any, store: Store, leaving: str) -> None:
+        self.inner, self.store, self.leaving = inner, store, leaving
+        self.cycle = inner.cycle
+        self.removed = False
+
+    async def handle(self, msg: Inbound) -> Effects:
+        effects: Effects = await self.inner.handle(msg)
+        if not self.removed:
+            async with self.store.unit() as tx:
+                await tx.remove_member(self.leaving, "left during the run")
+            self.removed = True
+        return effects
+
+
+async def test_a_member_removed_during_a_run_gets_none_of_its_posts(
+        make_config: Callable[..., Config], sink: Sink, clock: FakeClock) -> None:
+    # The run's snapshot still lists the member (DESIGN.md §4.2): the rows are queued,
+    # and the gate, on its own fresh read, refuses every one of them with an alert.
+    stays, leaves = "security@vendor-a.example", "psirt@vendor-b.example"
+    cfg = make_config(sink=sink)
+    app = App.create(cfg, clock=clock)
+    await app.store.upgrade()
+    try:
+        async with app.store.unit() as tx:
+            await tx.add_member("Vendor A", stays, None)
+            await tx.add_member("Vendor B", leaves, None)
+        route = Router(cfg.lists.values()).route(DISCUSS)
+        assert route is not None
+        await app.store.store_arrivals([
+            Arrival("lmtp", stays, DISCUSS, route, post(stays, subject=f"Re: [XSA-465] {n}"))
+            for n in (1, 2)])
+        discuss = app.prepare(cfg).handlers[("discuss", RecipientRole.POST)]
+        worker = Worker(store=app.store, handlers={
+            ("discuss", RecipientRole.POST): RemovesAfterFirst(discuss, app.store, leaves)},
+            owner="w1", lease_seconds=60, batch=20, poll_interval=1.0, waker=Waker(),
+            on_committed=lambda lists: None)
+        assert await worker.run_once() == 2
+        delivery = Delivery(store=app.store, transport=make_transport(cfg), cfg=cfg,
+                            clock=clock, owner="w1", facts=app.gate_facts, waker=Waker())
+        await delivery.run_once()
+        await sink.wait_deliveries(2)
+        assert sink.recipients() == [stays, stays]
+        refused = await app.store.outbox_listing([OutboxState.REFUSED])
+        assert sorted(i.recipient for i in refused) == [leaves, leaves]
+        assert len(await app.store.audit_listing(action_prefix="alert.gate-refused")) == 2
+    finally:
+        await app.store.close()
