@@ -19,8 +19,8 @@ from pathlib import Path
 from common import Daemon, LmtpClient, Sink, cpu_s, load, rss_mb, write_config
 from ingest import _pg_schema
 
-from listbot.clock import SystemClock
-from listbot.store import Store
+from listbot.core.clock import SystemClock
+from listbot.core.store import Store
 
 RCPT = "discuss@lists.example.org"
 

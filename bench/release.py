@@ -24,12 +24,12 @@ from typing import Any
 from common import Daemon, Sink, write_config
 from ingest import _pg_schema
 
-from listbot import advisory_schedule as sched
-from listbot.advisories import build_service, whole_minute
-from listbot.clock import SystemClock
-from listbot.config import load
-from listbot.pgp import Keyring
-from listbot.store import Store
+from listbot.advisories import schedule as sched
+from listbot.advisories.service import build_service, whole_minute
+from listbot.core.clock import SystemClock
+from listbot.core.config import load
+from listbot.core.mail.pgp import Keyring
+from listbot.core.store import Store
 from tests.advisory_helpers import draft
 from tests.pgp_fixtures import gpg, make_key, new_home, remove_home
 

@@ -13,39 +13,39 @@ from typing import Any
 
 import structlog
 
-from listbot.advisories import Advisories, build_service
-from listbot.advisory_config import parse_advisories
-from listbot.applications import application_handlers
-from listbot.applications_config import parse_members
-from listbot.bounces import BounceHandler
-from listbot.cases import SecurityHandler
-from listbot.cases_config import parse_cases
-from listbot.clock import Clock, SystemClock
-from listbot.config import Config, ListConfig, ListKind
-from listbot.crypto import open_keyring, parse_pgp
-from listbot.delivery import Delivery
-from listbot.discuss import DiscussHandler, RuleBook
-from listbot.errors import ConfigError
-from listbot.gate import GateFacts
-from listbot.handlers import RecordOnly
-from listbot.imap_poll import ImapPoller, parse_imap
-from listbot.ingest import IntakeHandler, start_server
-from listbot.member_watch import MemberWatch
-from listbot.metrics import Metrics, parse_metrics
-from listbot.model import RecipientRole
-from listbot.moderation import Moderation, ModerationHandler, load_checked_rules
-from listbot.moderation_config import parse_moderation, parse_rules_config
-from listbot.pgp import Keyring
-from listbot.release import Releaser
-from listbot.reminders import ReminderDispatcher
-from listbot.routing import Router
-from listbot.store import Store
-from listbot.store.advisories import release_instants
-from listbot.store.cases import case_parties
-from listbot.timer import SchedulerTimer
-from listbot.transport import MaildirTransport, SMTPTransport, Transport
-from listbot.waker import Waker
-from listbot.worker import Handler, Worker
+from listbot.advisories.config import parse_advisories
+from listbot.advisories.release import Releaser
+from listbot.advisories.service import Advisories, build_service
+from listbot.applications.bounces import BounceHandler
+from listbot.applications.config import parse_members
+from listbot.applications.handler import application_handlers
+from listbot.applications.member_watch import MemberWatch
+from listbot.core.clock import Clock, SystemClock
+from listbot.core.config import Config, ListConfig, ListKind
+from listbot.core.errors import ConfigError
+from listbot.core.handlers import RecordOnly
+from listbot.core.intake.imap import ImapPoller, parse_imap
+from listbot.core.intake.server import IntakeHandler, start_server
+from listbot.core.mail.keyring import open_keyring, parse_pgp
+from listbot.core.mail.pgp import Keyring
+from listbot.core.metrics import Metrics, parse_metrics
+from listbot.core.model import RecipientRole
+from listbot.core.outbox.delivery import Delivery
+from listbot.core.outbox.gate import GateFacts
+from listbot.core.outbox.transport import MaildirTransport, SMTPTransport, Transport
+from listbot.core.routing import Router
+from listbot.core.store import Store
+from listbot.core.store.advisories import release_instants
+from listbot.core.store.cases import case_parties
+from listbot.core.timer import SchedulerTimer
+from listbot.core.waker import Waker
+from listbot.core.worker import Handler, Worker
+from listbot.discuss.handler import DiscussHandler, RuleBook
+from listbot.discuss.held import Moderation, ModerationHandler, load_checked_rules
+from listbot.moderation.config import parse_moderation, parse_rules_config
+from listbot.security.cases import SecurityHandler
+from listbot.security.config import parse_cases
+from listbot.security.reminders import ReminderDispatcher
 
 log = structlog.get_logger("listbot.app")
 
@@ -368,10 +368,3 @@ class App:
             for task in pending:
                 task.cancel()
             await asyncio.wait(pending, timeout=5)
-
-    async def serve(self) -> None:
-        """Run until SIGTERM or SIGINT; SIGHUP reloads; systemd hears of each step."""
-        from listbot.lifecycle import run_service  # lifecycle needs App: import late
-        from listbot.sdnotify import Notifier
-
-        await run_service(self, Notifier.from_env())

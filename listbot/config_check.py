@@ -6,16 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from listbot import config as config_mod
-from listbot.advisory_config import parse_advisories
-from listbot.applications_config import parse_applications, parse_members
-from listbot.cases_config import parse_cases
-from listbot.config import Config
-from listbot.crypto import parse_pgp
-from listbot.errors import ConfigError
-from listbot.imap_poll import parse_imap
-from listbot.metrics import parse_metrics
-from listbot.moderation_config import parse_moderation, parse_rules_config
+from listbot.advisories.config import parse_advisories
+from listbot.applications.config import parse_applications, parse_members
+from listbot.core import config as config_mod
+from listbot.core.config import Config
+from listbot.core.errors import ConfigError
+from listbot.core.intake.imap import parse_imap
+from listbot.core.mail.keyring import parse_pgp
+from listbot.core.metrics import parse_metrics
+from listbot.moderation.config import parse_moderation, parse_rules_config
+from listbot.security.config import parse_cases
 
 # One parser per name in config.EXTENSION_SECTIONS; each raises ConfigError.
 SECTIONS: tuple[tuple[str, Callable[[Config], object]], ...] = (

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from listbot import advisory_schedule as sched
-from listbot.advisories import Advisories, Draft, build_service
+from listbot.advisories import schedule as sched
+from listbot.advisories.service import Advisories, Draft, build_service
 from listbot.app import App
-from listbot.clock import FakeClock
-from listbot.config import Config
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
 from tests.advisory_samples import PATCHES, SECTIONS_FILE
 from tests.pgp_fixtures import PgpKeys
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from listbot.advisory_format import AdvisoryDoc, Patch, parse_sections
+from listbot.advisories.format import AdvisoryDoc, Patch, parse_sections
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

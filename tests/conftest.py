@@ -13,9 +13,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from listbot.clock import FakeClock
-from listbot.config import Config, build
-from listbot.store import Store
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config, build
+from listbot.core.store import Store
 from tests.mta_dovecot import Dovecot
 from tests.sink import Sink
 

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from listbot.app import App
-from listbot.clock import Clock
-from listbot.config import Config
-from listbot.model import InboundState, OutboxItem, OutboxState
+from listbot.core.clock import Clock
+from listbot.core.config import Config
+from listbot.core.model import InboundState, OutboxItem, OutboxState
 
 MEMBERS = [("Vendor A", "security@vendor-a.example"), ("Vendor B", "psirt@vendor-b.example"),
            ("Vendor C", "secalert@vendor-c.example")]
@@ -95,7 +95,7 @@ async def settle(app: App, timeout: float = 10.0) -> None:
 async def outbox_settled(app: App, timeout: float = 10.0) -> None:
     """Wait until every outbox row has its outcome recorded (the sink may see a message
     a moment before the delivery worker commits that it was accepted)."""
-    from listbot.model import OutboxState
+    from listbot.core.model import OutboxState
 
     async def idle() -> None:
         while await app.store.outbox_listing([OutboxState.PENDING, OutboxState.SENDING]):

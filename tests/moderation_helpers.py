@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from listbot.app import App
-from listbot.pgp_mime import build_signed_mime
+from listbot.core.mail.pgp_mime import build_signed_mime
 from tests.daemon import lmtp_send, post, settle
 from tests.pgp_fixtures import PgpKeys, clearsign, detach_sign
 from tests.sink import Sink

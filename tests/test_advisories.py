@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from listbot import advisory_schedule as sched
-from listbot.advisories import Advisories, Change
+from listbot.advisories import schedule as sched
+from listbot.advisories.service import Advisories, Change
 from listbot.app import App
-from listbot.clock import FakeClock
-from listbot.config import Config
-from listbot.errors import Refused
-from listbot.pgp import Keyring
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
+from listbot.core.errors import Refused
+from listbot.core.mail.pgp import Keyring
 from tests import pgp_fixtures
 from tests.advisory_helpers import (
     EMBARGO,

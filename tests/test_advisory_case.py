@@ -13,17 +13,17 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from listbot import advisory_schedule as sched
-from listbot.advisories import Change
+from listbot.advisories import schedule as sched
+from listbot.advisories.service import Change
 from listbot.app import App
-from listbot.calendar import default_timeline
-from listbot.cases_config import parse_cases
 from listbot.cli import common, root
-from listbot.clock import FakeClock
-from listbot.config import Config
-from listbot.errors import NotFound
-from listbot.store import cases as case_store
-from listbot.store.schema import outbox
+from listbot.core.calendar import default_timeline
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
+from listbot.core.errors import NotFound
+from listbot.core.store import cases as case_store
+from listbot.core.store.schema import outbox
+from listbot.security.config import parse_cases
 from tests import pgp_fixtures
 from tests.advisory_helpers import KEYED, PLAIN, TEAM, add_members, draft, service
 from tests.daemon import running

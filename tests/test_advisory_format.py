@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from listbot.advisory_format import (
+from listbot.advisories.format import (
     AdvisoryFormatError,
     Audience,
     Patch,

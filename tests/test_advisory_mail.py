@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from listbot.advisory_format import AdvisoryDoc, AdvisoryFormatError, Audience, render_text
-from listbot.advisory_mail import build_message, message_id, thread_of
+from listbot.advisories.format import AdvisoryDoc, AdvisoryFormatError, Audience, render_text
+from listbot.advisories.mail import build_message, message_id, thread_of
 from tests.advisory_samples import sample_doc
 
 DATE = datetime(2024, 10, 29, 12, 0, tzinfo=UTC)

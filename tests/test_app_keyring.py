@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from listbot.app import App
-from listbot.applications import ApplicationsHandler
-from listbot.cases import SecurityHandler
-from listbot.clock import FakeClock
-from listbot.config import Config
-from listbot.discuss import DiscussHandler
-from listbot.member_crypto import encryption_problems
-from listbot.model import RecipientRole
-from listbot.moderation import ModerationHandler
-from listbot.pgp import Keyring
+from listbot.applications.handler import ApplicationsHandler
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
+from listbot.core.mail.pgp import Keyring
+from listbot.core.mail.sealing import encryption_problems
+from listbot.core.model import RecipientRole
+from listbot.discuss.handler import DiscussHandler
+from listbot.discuss.held import ModerationHandler
+from listbot.security.cases import SecurityHandler
 from tests import pgp_fixtures
 from tests.daemon import running
 from tests.pgp_fixtures import PgpKeys, revoke

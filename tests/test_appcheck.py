@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from listbot.appcheck import (
+from listbot.applications.check import (
     ITEM_KEYS,
     ApplicationFields,
     AppPolicy,
@@ -28,7 +28,7 @@ from listbot.appcheck import (
     render_reply,
     template,
 )
-from listbot.errors import ConfigError
+from listbot.core.errors import ConfigError
 
 DATA = Path(__file__).parent / "data" / "applications"
 POLICY = AppPolicy(project_name="Xen", own_domains=("lists.example.org",))

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from listbot.app import App
-from listbot.clock import FakeClock
-from listbot.config import Config
-from listbot.store import applications as app_ops
-from listbot.store import roster as roster_ops
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
+from listbot.core.store import applications as app_ops
+from listbot.core.store import roster as roster_ops
 from tests.application_helpers import (
     LIST,
     SUBSCRIBERS,
@@ -225,12 +225,12 @@ async def test_personal_address_and_two_aliases_cannot_be_accepted_from_the_shel
     await send(app, example("personal_address.eml"))
     await send(app, example("two_aliases.eml"))
     await send(app, example("no_policy_statement.eml"))
-    from listbot.applications import Applications
-    from listbot.applications_config import parse_applications
+    from listbot.applications.config import parse_applications
+    from listbot.applications.handler import Applications
     lc = app.cfg.lists["applications"]
     service = Applications(cfg=app.cfg, lc=lc, ac=parse_applications(app.cfg),
                            store=app.store, clock=app.clock, keyring=None)
-    from listbot.errors import Refused
+    from listbot.core.errors import Refused
     for app_id in (1, 2, 3):
         with pytest.raises(Refused, match="incomplete"):
             async with app.store.unit() as tx:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from listbot.clock import FakeClock
-from listbot.errors import TemporaryError
-from listbot.store import Store
-from listbot.store import applications as app_ops
+from listbot.core.clock import FakeClock
+from listbot.core.errors import TemporaryError
+from listbot.core.store import Store
+from listbot.core.store import applications as app_ops
 
 
 async def _create(store: Store, org: str, complete: bool) -> int:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from listbot.calendar import (
+from listbot.core.calendar import (
     CalendarPolicy,
     HolidayCalendar,
     Reminder,

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from listbot.app import App
-from listbot.clock import FakeClock
-from listbot.config import Config
-from listbot.pgp import KeyInfo
-from listbot.reporter_keys import choose_attached, known_for, uid_address
-from listbot.store import cases as case_store
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
+from listbot.core.mail.pgp import KeyInfo
+from listbot.core.store import cases as case_store
+from listbot.security.reporter_keys import choose_attached, known_for, uid_address
 from tests import pgp_fixtures
 from tests.daemon import lmtp_send, running, settle
 from tests.pgp_fixtures import PgpKeys, export_public, gpg, make_key, new_home, remove_home

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from listbot.app import App
-from listbot.calendar import apply_requested_date
-from listbot.clock import FakeClock
-from listbot.config import Config
-from listbot.model import OutboxState
-from listbot.pgp_mime import build_encrypted_mime, build_signed_mime
-from listbot.store import cases as case_store
+from listbot.core.calendar import apply_requested_date
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
+from listbot.core.mail.pgp_mime import build_encrypted_mime, build_signed_mime
+from listbot.core.model import OutboxState
+from listbot.core.store import cases as case_store
 from tests import pgp_fixtures
 from tests.daemon import deferred_once, lmtp_send, outbox_settled, running, settle
 from tests.pgp_fixtures import PgpKeys, detach_sign, encrypt_to, encrypt_without_mdc, gpg

@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from listbot.calendar import default_timeline, replay
-from listbot.case_model import CaseState
-from listbot.cases_config import parse_cases
 from listbot.cli import common, main, root
-from listbot.clock import FakeClock
-from listbot.config import Config
-from listbot.errors import ConfigError
-from listbot.store import Store
-from listbot.store import cases as case_store
+from listbot.core.calendar import default_timeline, replay
+from listbot.core.case_model import CaseState
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
+from listbot.core.errors import ConfigError
+from listbot.core.store import Store
+from listbot.core.store import cases as case_store
+from listbot.security.config import parse_cases
 from tests import pgp_fixtures
 
 ARRIVAL = datetime(2026, 11, 25, 9, tzinfo=UTC)

@@ -10,9 +10,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from listbot.cli.common import root
-from listbot.config import EXTENSION_SECTIONS
 from listbot.config_check import SECTIONS
-from listbot.errors import EX_CONFIG
+from listbot.core.config import EXTENSION_SECTIONS
+from listbot.core.errors import EX_CONFIG
 from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
 

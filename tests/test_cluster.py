@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from listbot.clock import SystemClock
-from listbot.model import InboundState, OutboxState
-from listbot.store import Store
+from listbot.core.clock import SystemClock
+from listbot.core.model import InboundState, OutboxState
+from listbot.core.store import Store
 from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
 from tests.lmtp import LmtpClient

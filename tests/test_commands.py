@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from listbot.commands import (
+from listbot.moderation.commands import (
     Command,
     Ignored,
     command_source,
     parse_reply,
 )
-from listbot.decisions import new_reply_token, token_digest
+from listbot.moderation.decisions import new_reply_token, token_digest
 
 VERBS = ("approve", "reject", "discard", "accept")
 HEAD = (

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 
 from listbot.app import App
-from listbot.clock import FakeClock
-from listbot.config import Config
-from listbot.model import Audience, InboundState, OutboxState, OutgoingMessage
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
+from listbot.core.model import Audience, InboundState, OutboxState, OutgoingMessage
 from tests.daemon import (
     MEMBERS,
     add_members,

@@ -8,11 +8,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from listbot import decisions
-from listbot.clock import FakeClock
-from listbot.decisions import AlreadyDecided, Decided, Ignore, Reply, token_digest
-from listbot.store import Store
-from listbot.store.schema_moderation import decision_tokens
+from listbot.core.clock import FakeClock
+from listbot.core.store import Store
+from listbot.core.store.schema_moderation import decision_tokens
+from listbot.moderation import decisions
+from listbot.moderation.decisions import AlreadyDecided, Decided, Ignore, Reply, token_digest
 
 
 async def _store(db_url: str, clock: FakeClock) -> Store:

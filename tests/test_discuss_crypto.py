@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import select
 
 from listbot.app import App
-from listbot.clock import FakeClock
-from listbot.config import Config
-from listbot.model import OutboxState
-from listbot.store.schema import bodies, outbox
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
+from listbot.core.model import OutboxState
+from listbot.core.store.schema import bodies, outbox
 from tests import pgp_fixtures
 from tests.daemon import lmtp_send, post, settle
 from tests.pgp_fixtures import PgpKeys, gpg

@@ -11,14 +11,14 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from listbot import config as config_mod
-from listbot.calendar import default_timeline
-from listbot.cases_config import parse_cases
 from listbot.cli.common import root
-from listbot.clock import SystemClock
-from listbot.errors import EX_CONFIG, EX_TEMPFAIL
-from listbot.store import Store
-from listbot.store import cases as case_store
+from listbot.core import config as config_mod
+from listbot.core.calendar import default_timeline
+from listbot.core.clock import SystemClock
+from listbot.core.errors import EX_CONFIG, EX_TEMPFAIL
+from listbot.core.store import Store
+from listbot.core.store import cases as case_store
+from listbot.security.config import parse_cases
 from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
 from tests.pgp_fixtures import PgpKeys, make_key, pgp_home, pgp_keys, pgp_template

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from listbot.gate import GateFacts, refusal
-from listbot.model import Audience, OutboxItem, OutboxState
+from listbot.core.model import Audience, OutboxItem, OutboxState
+from listbot.core.outbox.gate import GateFacts, refusal
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 FACTS = GateFacts(members=frozenset({"security@vendor-a.example"}),

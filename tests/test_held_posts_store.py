@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from listbot.clock import FakeClock
-from listbot.store import Store
-from listbot.store import moderation as held_ops
+from listbot.core.clock import FakeClock
+from listbot.core.store import Store
+from listbot.core.store import moderation as held_ops
 
 
 async def test_due_held_posts_are_found_per_list(store: Store, clock: FakeClock) -> None:

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from listbot.app import App
-from listbot.clock import FakeClock
-from listbot.config import Config
-from listbot.errors import ConfigError
-from listbot.imap_poll import ImapPoller, parse_imap
-from listbot.model import InboundState
-from listbot.store import Arrival, Store
-from listbot.store import imap as imap_ops
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
+from listbot.core.errors import ConfigError
+from listbot.core.intake.imap import ImapPoller, parse_imap
+from listbot.core.model import InboundState
+from listbot.core.store import Arrival, Store
+from listbot.core.store import imap as imap_ops
 from tests.daemon import add_members, running
 from tests.mta_dovecot import PASSWORD, USER, Dovecot, unavailable
 from tests.sink import Sink
@@ -71,7 +71,7 @@ async def imap_rows(store: Store) -> list[dict[str, Any]]:
 async def one_sync(p: ImapPoller) -> int:
     client = await p._connect()
     try:
-        from listbot.imap_poll import _check, uidvalidity_of
+        from listbot.core.intake.imap import _check, uidvalidity_of
         uidvalidity = uidvalidity_of(_check(await client.select(p.icfg.folder), "SELECT"))
         return await p.sync(client, uidvalidity)
     finally:

@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 
 from listbot.app import App
-from listbot.clock import FakeClock
-from listbot.config import Config
-from listbot.errors import TemporaryError
-from listbot.imap_poll import ImapPoller, fetched, parse_imap
-from listbot.ingest import IntakeHandler, start_server
-from listbot.model import INJECT_NO_ENVELOPE, Audience, InboundState, OutboxState
-from listbot.routing import Router
-from listbot.store import Store
-from listbot.store import imap as imap_ops
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
+from listbot.core.errors import TemporaryError
+from listbot.core.intake.imap import ImapPoller, fetched, parse_imap
+from listbot.core.intake.server import IntakeHandler, start_server
+from listbot.core.model import INJECT_NO_ENVELOPE, Audience, InboundState, OutboxState
+from listbot.core.routing import Router
+from listbot.core.store import Store
+from listbot.core.store import imap as imap_ops
 from tests.application_helpers import LIST, SUBSCRIBERS, app_config, example, text_of, to
 from tests.conftest import START, wait_for
 from tests.daemon import add_members, post, raw_session, running, settle

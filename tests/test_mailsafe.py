@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from listbot.errors import MessageRejected
-from listbot.mailsafe import (
+from listbot.core.errors import MessageRejected
+from listbot.core.mail.safe import (
     AddressError,
     Mailbox,
     check_line_endings,

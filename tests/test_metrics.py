@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 import pytest
 
-from listbot.clock import FakeClock
-from listbot.config import Config
-from listbot.errors import ConfigError
-from listbot.metrics import parse_metrics
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
+from listbot.core.errors import ConfigError
+from listbot.core.metrics import parse_metrics
 from tests.daemon import MEMBERS, add_members, lmtp_send, post, running, settle
 from tests.sink import Sink
 

@@ -11,10 +11,10 @@ from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from listbot.clock import FakeClock
-from listbot.store import Store
-from listbot.store.engine import HEAD_REVISION, MIGRATIONS, _alembic_config
-from listbot.store.schema import metadata
+from listbot.core.clock import FakeClock
+from listbot.core.store import Store
+from listbot.core.store.engine import HEAD_REVISION, MIGRATIONS, _alembic_config
+from listbot.core.store.schema import metadata
 
 PARENTS = ("0002_cases", "0003_moderation", "0004_advisories", "0005_imap",
            "0006_applications")

@@ -6,7 +6,7 @@ from email.message import EmailMessage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from listbot.moderate import (
+from listbot.moderation.classify import (
     MessageFacts,
     classify,
     explain,
@@ -16,7 +16,7 @@ from listbot.moderate import (
     matches,
     trace,
 )
-from listbot.rules import TEXT_LIMIT, Action, ListRules, Role, parse_rules
+from listbot.moderation.rules import TEXT_LIMIT, Action, ListRules, Role, parse_rules
 
 HEAD = """
 [list]

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from listbot.app import App
-from listbot.clock import FakeClock
-from listbot.config import Config
-from listbot.model import OutboxItem, OutboxState
-from listbot.store import moderation as held_ops
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
+from listbot.core.model import OutboxItem, OutboxState
+from listbot.core.store import moderation as held_ops
 from tests import pgp_fixtures
 from tests.daemon import MEMBERS, lmtp_send, outbox_settled, post, running, settle
 from tests.moderation_helpers import (
@@ -161,7 +161,7 @@ async def test_token_for_another_post_decides_only_that_post(
     await send_reply(app, first[ALICE], signed_reply(pgp_home, pgp_keys.moderator, ALICE,
                                                      "discard\n"))
     async with app.store.unit() as tx:
-        from listbot.store import moderation as held_ops
+        from listbot.core.store import moderation as held_ops
         states = {p.subject: p.state for p in await held_ops.listing(tx.conn, None)}
     assert states == {"first question": "discarded", "second question": "held"}
 

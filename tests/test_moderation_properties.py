@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from listbot.commands import parse_reply
-from listbot.moderate import classify, facts_from_message
-from listbot.moderation import load_checked_rules
-from listbot.rules import Action, Role
+from listbot.discuss.held import load_checked_rules
+from listbot.moderation.classify import classify, facts_from_message
+from listbot.moderation.commands import parse_reply
+from listbot.moderation.rules import Action, Role
 from tests.moderation_helpers import RULES
 
 DISCUSS_RULES = load_checked_rules(RULES).get("discuss")

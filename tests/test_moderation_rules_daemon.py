@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from listbot.app import App
 from listbot.cli import root
-from listbot.clock import FakeClock
-from listbot.config import Config
-from listbot.store import moderation as held_ops
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
+from listbot.core.store import moderation as held_ops
 from tests import pgp_fixtures
 from tests.daemon import MEMBERS, add_members, lmtp_send, outbox_settled, post, running, settle
 from tests.moderation_helpers import (

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from listbot.advisory_format import AdvisoryFormatError
-from listbot.pending_index import (
+from listbot.advisories.format import AdvisoryFormatError
+from listbot.advisories.pending_index import (
     IndexEntry,
     IndexState,
     entry_for,

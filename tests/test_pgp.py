@@ -9,8 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from listbot.errors import PGPError
-from listbot.pgp import GpgOutcome, Keyring, judge_decryption, judge_signature, parse_status
+from listbot.core.errors import PGPError
+from listbot.core.mail.pgp import (
+    GpgOutcome,
+    Keyring,
+    judge_decryption,
+    judge_signature,
+    parse_status,
+)
 from tests import pgp_fixtures
 from tests.pgp_fixtures import (
     EXPIRED_KEY_ERA,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from listbot.errors import PGPError
-from listbot.pgp import Keyring
-from listbot.pgp_mime import (
+from listbot.core.errors import PGPError
+from listbot.core.mail.pgp import Keyring
+from listbot.core.mail.pgp_mime import (
     build_encrypted_mime,
     build_signed_mime,
     decrypt_message,

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from listbot.app import App
 from listbot.cli.common import root
-from listbot.clock import FakeClock
-from listbot.config import Config, build
-from listbot.model import InboundState
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config, build
+from listbot.core.model import InboundState
 from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
 from tests.daemon import MEMBERS, add_members, running, settle

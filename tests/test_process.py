@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from listbot.clock import SystemClock
-from listbot.model import InboundState, RecipientRole, Route
-from listbot.store import Arrival, Store
+from listbot.core.clock import SystemClock
+from listbot.core.model import InboundState, RecipientRole, Route
+from listbot.core.store import Arrival, Store
 from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
 from tests.daemon import MEMBERS, post

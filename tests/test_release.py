@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from listbot import advisory_schedule as sched
+from listbot.advisories import schedule as sched
 from listbot.app import App
-from listbot.clock import FakeClock
-from listbot.config import Config
-from listbot.errors import Refused
-from listbot.model import Audience, OutboxState, OutgoingMessage
-from listbot.store.schema import outbox
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
+from listbot.core.errors import Refused
+from listbot.core.model import Audience, OutboxState, OutgoingMessage
+from listbot.core.store.schema import outbox
 from tests import pgp_fixtures
 from tests.advisory_helpers import (
     EMBARGO,
@@ -202,7 +202,7 @@ async def test_randomised_schedules_never_early_never_twice_never_lost(
         steps += 1
         svc = service(app, cfg)  # a fresh service each step: state only in the database
         n = rnd.randint(1, count)
-        adv = (await svc._load(n))[0]
+        adv = (await svc.load(n))[0]
         if rnd.random() < 0.3 and adv.state.value == "scheduled":
             later = max(clock.now(), adv.embargo_at) + timedelta(minutes=rnd.randint(1, 60))
             try:
@@ -212,7 +212,7 @@ async def test_randomised_schedules_never_early_never_twice_never_lost(
                 pass
         clock.advance(timedelta(seconds=rnd.randint(0, 900)))
         for number in await svc.dispatcher.dispatch(clock.now()):
-            released = (await svc._load(number))[0]
+            released = (await svc.load(number))[0]
             assert released.released_at is not None
             assert released.released_at >= released.embargo_at  # never early
     clock.advance(timedelta(days=2))
@@ -235,7 +235,7 @@ async def test_randomised_schedules_never_early_never_twice_never_lost(
 async def test_two_daemons_on_one_postgresql_each_recipient_once(
         pg_url: str, tmp_path: Path, sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
-    from listbot.config import build
+    from listbot.core.config import build
     from tests.conftest import BASE_CONFIG, merge
     data = merge(merge(BASE_CONFIG, {"instance": {"state_dir": str(tmp_path / "s")},
                                      "database": {"url": pg_url},

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from listbot import advisory_schedule as sched
-from listbot.clock import FakeClock
-from listbot.config import Config
+from listbot.advisories import schedule as sched
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
 from tests import pgp_fixtures
 from tests.advisory_helpers import (
     KEYED,

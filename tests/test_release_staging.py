@@ -8,15 +8,15 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from listbot import advisory_fanout as fanout
-from listbot import advisory_schedule as sched
-from listbot import advisory_stage as staging
-from listbot.advisories import Change
+from listbot.advisories import fanout
+from listbot.advisories import schedule as sched
+from listbot.advisories import stage as staging
+from listbot.advisories.service import Change
 from listbot.app import App
-from listbot.clock import FakeClock
-from listbot.config import Config
-from listbot.model import Audience, OutboxState
-from listbot.store.schema import bodies, outbox
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
+from listbot.core.model import Audience, OutboxState
+from listbot.core.store.schema import bodies, outbox
 from tests import pgp_fixtures
 from tests.advisory_helpers import (
     EMBARGO,
@@ -169,9 +169,9 @@ async def test_staging_for_an_instant_that_moved_meanwhile_stores_nothing(
     rows it built are dropped (the arming that moved it staged its own)."""
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys)
     async with advisory_daemon(cfg, clock, pgp_keys, arm=True) as (app, svc):
-        seen, cur = await svc._load(465)  # what a slow staging run started from
+        seen, cur = await svc.load(465)  # what a slow staging run started from
         old_key = fanout.public_key("XSA", 465, cur.version, seen.embargo_at)
-        fan = fanout.public(svc.r, svc._doc(seen, cur), cur.public_raw,
+        fan = fanout.public(svc.r, svc.doc(seen, cur), cur.public_raw,
                             await app.store.members(), seen.embargo_at)
         await sched.reschedule(svc, 465, EMBARGO + timedelta(hours=3), "cli:alice")
         before = await rows(app)

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from listbot import config as config_mod
 from listbot.app import App
-from listbot.clock import FakeClock
-from listbot.lifecycle import reload_app
-from listbot.model import InboundState
+from listbot.core import config as config_mod
+from listbot.core.clock import FakeClock
+from listbot.core.model import InboundState
+from listbot.ops.lifecycle import reload_app
 from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
 from tests.daemon import MEMBERS, lmtp_send, post, running, settle

@@ -6,11 +6,11 @@ import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from listbot.calendar import CalendarPolicy, default_timeline
-from listbot.case_model import Case, CaseState
-from listbot.cases_config import parse_cases
-from listbot.config import Config
-from listbot.reminders import PolicyFor, due_for
+from listbot.core.calendar import CalendarPolicy, default_timeline
+from listbot.core.case_model import Case, CaseState
+from listbot.core.config import Config
+from listbot.security.config import parse_cases
+from listbot.security.reminders import PolicyFor, due_for
 
 
 def case(n: int, arrival: datetime, policy_for: PolicyFor, *, patch: bool = False,

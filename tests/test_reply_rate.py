@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from listbot.config import Config
-from listbot.model import Audience, OutgoingMessage
-from listbot.reply_rate import spellings, within_reply_rate
-from listbot.store import Store
+from listbot.core.config import Config
+from listbot.core.model import Audience, OutgoingMessage
+from listbot.core.outbox.reply_rate import spellings, within_reply_rate
+from listbot.core.store import Store
 
 
 def test_spellings_cover_case_and_both_idn_forms() -> None:

@@ -13,22 +13,22 @@ import pytest
 from click.testing import CliRunner
 
 from listbot.app import App
-from listbot.appcheck import check_application, extract_application
-from listbot.application_state import checklist_to_json, fields_to_json, plain_text
-from listbot.applications_config import parse_applications, parse_members
-from listbot.bounces import should_alert
-from listbot.calendar import default_timeline
-from listbot.case_model import CaseState
-from listbot.cases_config import parse_cases
+from listbot.applications.bounces import should_alert
+from listbot.applications.check import check_application, extract_application
+from listbot.applications.config import parse_applications, parse_members
+from listbot.applications.member_watch import MemberWatch
+from listbot.applications.state import checklist_to_json, fields_to_json, plain_text
 from listbot.cli import common, root
-from listbot.clock import FakeClock
-from listbot.config import Config
-from listbot.crypto import open_keyring, parse_pgp
-from listbot.errors import Refused
-from listbot.member_watch import MemberWatch
-from listbot.store import Store
-from listbot.store import applications as app_ops
-from listbot.store import cases as case_store
+from listbot.core.calendar import default_timeline
+from listbot.core.case_model import CaseState
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
+from listbot.core.errors import Refused
+from listbot.core.mail.keyring import open_keyring, parse_pgp
+from listbot.core.store import Store
+from listbot.core.store import applications as app_ops
+from listbot.core.store import cases as case_store
+from listbot.security.config import parse_cases
 from tests import pgp_fixtures
 from tests.application_helpers import app_config, example
 from tests.conftest import START, wait_for
@@ -55,7 +55,7 @@ async def seed(cfg: Config) -> None:
                     organisation=fields.organisation, sender=f"someone@{domain}",
                     fields=fields_to_json(fields), checklist=checklist_to_json(checklist),
                     complete=checklist.complete, now=tx.now)
-                from listbot.store import decisions as decision_ops
+                from listbot.core.store import decisions as decision_ops
                 await decision_ops.open_item(tx.conn, "application", str(app_id),
                                              "applications", tx.now)
     finally:
@@ -269,7 +269,7 @@ async def test_daemon_keeps_the_roster_directory_current(daemon: App, tmp_path: 
     await wait_for(lambda: roster.exists() and "Vendor A" in roster.read_text())
     async with daemon.store.unit() as tx:
         await tx.remove_member("Vendor A", "left")
-        from listbot.store import roster as roster_ops
+        from listbot.core.store import roster as roster_ops
         await roster_ops.record_change(tx.conn, member_name="Vendor A", action="removed",
                                        text="Removed Vendor A", actor="test", now=tx.now)
     daemon.members_waker.wake()
@@ -288,7 +288,7 @@ def test_alert_policy() -> None:
 
 def test_config_problems_are_reported_with_their_key_paths(
         make_config: Callable[..., Config]) -> None:
-    from listbot.errors import ConfigError
+    from listbot.core.errors import ConfigError
     cfg = make_config({"applications": {"subscribers": ["not an address"], "decision_days": 0,
                                         "role_allow_patterns": ["(unclosed"], "bogus": 1},
                        "members": {"bounce_threshold": 0, "bounce_window_days": "x"}})

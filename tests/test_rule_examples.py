@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from listbot.errors import ConfigError
-from listbot.moderate import classify, facts_from_message
-from listbot.rulecheck import CheckReport, check_examples, format_report
-from listbot.rules import Action, Role, load_rules
+from listbot.core.errors import ConfigError
+from listbot.moderation.classify import classify, facts_from_message
+from listbot.moderation.rulecheck import CheckReport, check_examples, format_report
+from listbot.moderation.rules import Action, Role, load_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from listbot.errors import ConfigError
-from listbot.rules import (
+from listbot.core.errors import ConfigError
+from listbot.moderation.rules import (
     Action,
     AllOf,
     BodyKeywords,

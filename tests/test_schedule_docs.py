@@ -6,10 +6,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from listbot import advisory_schedule as sched
-from listbot.advisories import Change
-from listbot.clock import FakeClock
-from listbot.config import Config
+from listbot.advisories import schedule as sched
+from listbot.advisories.service import Change
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
 from tests import pgp_fixtures
 from tests.advisory_helpers import EMBARGO, advisory_daemon
 from tests.pgp_fixtures import PgpKeys

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from listbot.case_model import MessageKind
-from listbot.clock import FakeClock
-from listbot.errors import NotFound, Refused, TemporaryError
-from listbot.model import (
+from listbot.core.case_model import MessageKind
+from listbot.core.clock import FakeClock
+from listbot.core.errors import NotFound, Refused, TemporaryError
+from listbot.core.model import (
     Audience,
     InboundState,
     OutboxState,
@@ -20,10 +20,10 @@ from listbot.model import (
     RecipientRole,
     Route,
 )
-from listbot.store import Arrival, Store
-from listbot.store import cases as case_store
-from listbot.store import inbound as inbound_ops
-from listbot.store import roster as roster_ops
+from listbot.core.store import Arrival, Store
+from listbot.core.store import cases as case_store
+from listbot.core.store import inbound as inbound_ops
+from listbot.core.store import roster as roster_ops
 
 ROUTE = Route("discuss", RecipientRole.POST, None)
 LEASE = timedelta(seconds=60)

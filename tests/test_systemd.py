@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from listbot.errors import EX_CONFIG, EX_TEMPFAIL
-from listbot.sdnotify import Notifier, watchdog_interval
+from listbot.core.errors import EX_CONFIG, EX_TEMPFAIL
+from listbot.core.sdnotify import Notifier, watchdog_interval
 from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
 
@@ -185,7 +185,7 @@ async def test_watchdog_stops_pinging_when_a_worker_task_died(notify: NotifySock
     from typing import cast
 
     from listbot.app import App
-    from listbot.lifecycle import watchdog
+    from listbot.ops.lifecycle import watchdog
 
     async def crashed() -> None:
         raise RuntimeError("worker crashed")

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from listbot.app import App, make_transport
-from listbot.clock import FakeClock
-from listbot.config import Config
-from listbot.delivery import Delivery
-from listbot.model import Inbound, InboundState, OutboxState, RecipientRole, Route
-from listbot.routing import Router
-from listbot.store import Arrival, Store, Tx
-from listbot.waker import Waker
-from listbot.worker import Effects, Worker
+from listbot.core.clock import FakeClock
+from listbot.core.config import Config
+from listbot.core.model import Inbound, InboundState, OutboxState, RecipientRole, Route
+from listbot.core.outbox.delivery import Delivery
+from listbot.core.routing import Router
+from listbot.core.store import Arrival, Store, Tx
+from listbot.core.waker import Waker
+from listbot.core.worker import Effects, Worker
 from tests.daemon import post
 from tests.sink import Sink
 

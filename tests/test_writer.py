@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from listbot.store.writer import WriterQueue
+from listbot.core.store.writer import WriterQueue
 
 
 async def _turns(queue: WriterQueue, plan: list[tuple[str, bool]]) -> list[str]:

@@ -7,7 +7,7 @@ import sys
 import click
 
 from listbot.cli.common import root
-from listbot.errors import EX_SOFTWARE, EX_USAGE, ListbotError
+from listbot.core.errors import EX_SOFTWARE, EX_USAGE, ListbotError
 
 # Command groups register themselves on `root` when imported.
 from listbot.cli import core  # noqa: F401  isort: skip

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import click
 
-from listbot import advisory_schedule as sched
-from listbot.advisories import Advisories, Change, Draft, build_service
-from listbot.advisory_format import Patch
-from listbot.advisory_index import collect, render
+from listbot.advisories import schedule as sched
+from listbot.advisories.format import Patch
+from listbot.advisories.index import collect, render
+from listbot.advisories.service import Advisories, Change, Draft, build_service
 from listbot.cli.common import (
     AS_OPTION,
     Context,
@@ -24,10 +24,10 @@ from listbot.cli.common import (
     run,
     with_store,
 )
-from listbot.clock import SystemClock
-from listbot.crypto import open_keyring, parse_pgp
-from listbot.errors import UsageError
-from listbot.store import Store
+from listbot.core.clock import SystemClock
+from listbot.core.errors import UsageError
+from listbot.core.mail.keyring import open_keyring, parse_pgp
+from listbot.core.store import Store
 
 
 def parse_instant(text: str) -> datetime:

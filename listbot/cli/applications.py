@@ -9,9 +9,10 @@ from typing import Any
 
 import click
 
-from listbot.application_state import checklist_from_json
-from listbot.applications import Applications
-from listbot.applications_config import parse_applications
+from listbot.applications.config import parse_applications
+from listbot.applications.handler import Applications
+from listbot.applications.roster import FORMATS, public_roster, render
+from listbot.applications.state import checklist_from_json
 from listbot.cli.common import (
     AS_OPTION,
     Context,
@@ -26,16 +27,15 @@ from listbot.cli.common import (
     with_store,
 )
 from listbot.cli.core import members
-from listbot.clock import SystemClock
-from listbot.config import Config, ListKind
-from listbot.crypto import open_keyring, parse_pgp
-from listbot.errors import NotFound, PGPError, Refused, UsageError
-from listbot.member_crypto import key_problem
-from listbot.pgp import KeyInfo
-from listbot.roster import FORMATS, public_roster, render
-from listbot.store import Store
-from listbot.store import applications as app_ops
-from listbot.store import roster as roster_ops
+from listbot.core.clock import SystemClock
+from listbot.core.config import Config, ListKind
+from listbot.core.errors import NotFound, PGPError, Refused, UsageError
+from listbot.core.mail.keyring import open_keyring, parse_pgp
+from listbot.core.mail.pgp import KeyInfo
+from listbot.core.mail.sealing import key_problem
+from listbot.core.store import Store
+from listbot.core.store import applications as app_ops
+from listbot.core.store import roster as roster_ops
 
 
 @root.group("applications")

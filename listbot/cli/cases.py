@@ -9,9 +9,6 @@ from typing import Any
 
 import click
 
-from listbot.calendar import apply_requested_date, explain, exploited_in_the_wild
-from listbot.case_model import Case, CaseState
-from listbot.cases_config import parse_cases
 from listbot.cli.common import (
     AS_OPTION,
     Context,
@@ -24,15 +21,18 @@ from listbot.cli.common import (
     run,
     with_store,
 )
-from listbot.clock import ensure_utc
-from listbot.crypto import open_keyring, parse_pgp
-from listbot.errors import NotFound, PGPError, Refused, UsageError
-from listbot.mailsafe import normalize_address
-from listbot.member_crypto import key_problem
-from listbot.party_keys import party_key
-from listbot.pgp import KeyInfo, Keyring
-from listbot.store import Store
-from listbot.store import cases as case_store
+from listbot.core.calendar import apply_requested_date, explain, exploited_in_the_wild
+from listbot.core.case_model import Case, CaseState
+from listbot.core.clock import ensure_utc
+from listbot.core.errors import NotFound, PGPError, Refused, UsageError
+from listbot.core.mail.keyring import open_keyring, parse_pgp
+from listbot.core.mail.pgp import KeyInfo, Keyring
+from listbot.core.mail.safe import normalize_address
+from listbot.core.mail.sealing import key_problem
+from listbot.core.store import Store
+from listbot.core.store import cases as case_store
+from listbot.security.config import parse_cases
+from listbot.security.party_keys import party_key
 
 
 def row(case: Case) -> dict[str, Any]:

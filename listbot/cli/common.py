@@ -12,13 +12,13 @@ from typing import Any, TypeVar
 
 import click
 
-from listbot import config as config_mod
-from listbot.clock import Clock, SystemClock
-from listbot.config import Config
-from listbot.decisions import AlreadyDecided, Decided
-from listbot.errors import NotFound, Refused
-from listbot.pgp import KeyInfo
-from listbot.store import Store
+from listbot.core import config as config_mod
+from listbot.core.clock import Clock, SystemClock
+from listbot.core.config import Config
+from listbot.core.errors import NotFound, Refused
+from listbot.core.mail.pgp import KeyInfo
+from listbot.core.store import Store
+from listbot.moderation.decisions import AlreadyDecided, Decided
 
 T = TypeVar("T")
 

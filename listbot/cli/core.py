@@ -8,8 +8,6 @@ from typing import Any
 
 import click
 
-from listbot import config as config_mod
-from listbot import log as log_setup
 from listbot.app import App
 from listbot.cli.common import (
     Context,
@@ -23,7 +21,9 @@ from listbot.cli.common import (
     with_store,
 )
 from listbot.config_check import load_checked
-from listbot.errors import (
+from listbot.core import config as config_mod
+from listbot.core import log as log_setup
+from listbot.core.errors import (
     EX_CONFIG,
     EX_DATAERR,
     EX_NOUSER,
@@ -31,12 +31,13 @@ from listbot.errors import (
     MessageRejected,
     TemporaryError,
 )
-from listbot.ingest import envelope_sender
-from listbot.mailsafe import check_line_endings, normalize_address
-from listbot.model import INJECT_NO_ENVELOPE, InboundState, OutboxState
-from listbot.routing import Router
-from listbot.store import Arrival, Store
-from listbot.store import roster as roster_ops
+from listbot.core.intake.server import envelope_sender
+from listbot.core.mail.safe import check_line_endings, normalize_address
+from listbot.core.model import INJECT_NO_ENVELOPE, InboundState, OutboxState
+from listbot.core.routing import Router
+from listbot.core.store import Arrival, Store
+from listbot.core.store import roster as roster_ops
+from listbot.ops.lifecycle import serve as serve_app
 
 
 @root.command()
@@ -46,7 +47,7 @@ def serve(ctx: Context) -> None:
     # Every section's problems now, core and extensions together, not one per restart.
     cfg = load_checked(config_mod.locate(ctx.config_path))
     log_setup.setup(cfg.log_format)
-    run_daemon(App.create(cfg).serve())
+    run_daemon(serve_app(App.create(cfg)))
 
 
 @root.command("check-config")

@@ -19,16 +19,16 @@ from listbot.cli.common import (
     run,
     with_store,
 )
-from listbot.clock import SystemClock
-from listbot.crypto import open_keyring, parse_pgp
-from listbot.errors import EX_DATAERR, NotFound
-from listbot.moderate import facts_from_message, format_explain
-from listbot.moderation import Moderation, load_checked_rules
-from listbot.moderation_config import parse_moderation, parse_rules_config
-from listbot.rulecheck import check_examples, format_report
-from listbot.rules import Role
-from listbot.store import Store
-from listbot.store import moderation as held_ops
+from listbot.core.clock import SystemClock
+from listbot.core.errors import EX_DATAERR, NotFound
+from listbot.core.mail.keyring import open_keyring, parse_pgp
+from listbot.core.store import Store
+from listbot.core.store import moderation as held_ops
+from listbot.discuss.held import Moderation, load_checked_rules
+from listbot.moderation.classify import facts_from_message, format_explain
+from listbot.moderation.config import parse_moderation, parse_rules_config
+from listbot.moderation.rulecheck import check_examples, format_report
+from listbot.moderation.rules import Role
 
 
 @root.group()

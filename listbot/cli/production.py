@@ -11,11 +11,11 @@ from pathlib import Path
 import click
 
 from listbot.cli.common import Context, emit, json_option, pass_ctx, root, run
-from listbot.clock import SystemClock
-from listbot.doctor import Level, run_checks
-from listbot.errors import EX_CONFIG, EX_TEMPFAIL, ConfigError, TemporaryError
-from listbot.mta import DOMAINS_FILE, TRANSPORT_FILE, main_cf_lines, postfix_maps
-from listbot.store import Store
+from listbot.core.clock import SystemClock
+from listbot.core.errors import EX_CONFIG, EX_TEMPFAIL, ConfigError, TemporaryError
+from listbot.core.store import Store
+from listbot.ops.doctor import Level, run_checks
+from listbot.ops.mta import DOMAINS_FILE, TRANSPORT_FILE, main_cf_lines, postfix_maps
 
 
 def _write_atomically(path: Path, text: str) -> None:

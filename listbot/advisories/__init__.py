@@ -1,0 +1,3 @@
+"""Advisories: format, render, sign, pre-disclose, stage, release at the instant, the
+public index.
+"""

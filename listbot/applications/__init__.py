@@ -1,0 +1,3 @@
+"""predisclosure-applications@: the completeness check, applicant mail, the public roster
+and member upkeep.
+"""

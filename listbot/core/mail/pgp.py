@@ -1,0 +1,568 @@
+"""PGP through gpg: the only module that imports python-gnupg.
+
+Invariant (DESIGN.md §4.8): PGP is checked, not trusted. A signature counts only
+when exactly one signature is present, gpg reports it GOOD and VALID, its key is
+on the caller's allowlist and usable at the caller's `now`. A decryption counts
+only when gpg reports it complete and integrity protected; otherwise whatever gpg
+printed is thrown away. Decisions are taken from gpg's status lines only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import gnupg
+
+from listbot.core.clock import ensure_utc
+from listbot.core.errors import PGPError
+
+_T = TypeVar("_T")
+
+# python-gnupg logs key data and message prefixes at DEBUG; nothing of that may
+# reach our logs (DESIGN.md §4.11), whatever level the root logger is set to.
+_GNUPG_LOG_LEVEL = logging.WARNING
+
+# Options on every gpg call. Human-readable diagnostics go nowhere so that the
+# status stream (fd 2, fixed by python-gnupg) cannot be spoofed by text gpg echoes
+# from the input; keys are never fetched from the network; trust decisions are
+# ours (allowlists from our own config), so gpg's web of trust is not consulted.
+_BASE_OPTIONS = (
+    "--logger-file", os.devnull,
+    "--no-auto-key-retrieve",
+    "--no-auto-key-import",
+    "--auto-key-locate", "local",
+    "--trust-model", "always",
+    "--no-greeting",
+    "--utf8-strings",
+)  # fmt: skip
+
+_FPR_RE = re.compile(r"[0-9A-F]{40}(?:[0-9A-F]{24})?")
+_STATUS_PREFIX = "[GNUPG:] "
+_CLEARSIGN_HEADER = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256"
+_SIGNATURE_PROBLEMS = {
+    "BADSIG": "bad signature",
+    "NO_PUBKEY": "signing key not in keyring",
+    "ERRSIG": "signature could not be checked",
+    "EXPSIG": "signature expired",
+    "EXPKEYSIG": "signing key expired",
+    "REVKEYSIG": "signing key revoked",
+}
+
+
+def normalise_fingerprint(value: str) -> str:
+    """Upper-case hex without spaces; raises PGPError if it is not a fingerprint."""
+    fpr = "".join(value.split()).upper()
+    if not _FPR_RE.fullmatch(fpr):
+        raise PGPError("not a key fingerprint")
+    return fpr
+
+
+@dataclass(frozen=True)
+class SubkeyInfo:
+    fingerprint: str
+    created: datetime
+    expires: datetime | None
+    can_encrypt: bool
+    can_sign: bool
+    revoked: bool
+
+    def usable_at(self, now: datetime) -> bool:
+        return not self.revoked and (self.expires is None or ensure_utc(now) < self.expires)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    fingerprint: str
+    uids: tuple[str, ...]
+    created: datetime
+    expires: datetime | None
+    can_encrypt: bool  # gpg's view of the whole key (some usable subkey), at the real time
+    can_sign: bool
+    revoked: bool
+    has_secret: bool | None  # None: not asked (Keyring.key_info(check_secret=True) asks)
+    subkeys: tuple[SubkeyInfo, ...] = ()
+
+    def usable_at(self, now: datetime) -> bool:
+        """Not revoked and not expired at `now` (creation time is not checked)."""
+        return not self.revoked and (self.expires is None or ensure_utc(now) < self.expires)
+
+    def expires_within(self, now: datetime, window: timedelta) -> bool:
+        return self.expires is not None and self.expires <= ensure_utc(now) + window
+
+    def signing_key(self, fingerprint: str) -> SubkeyInfo | None:
+        """The primary key or a subkey of this key, by fingerprint, as a SubkeyInfo."""
+        if fingerprint == self.fingerprint:
+            return SubkeyInfo(
+                self.fingerprint, self.created, self.expires,
+                self.can_encrypt, self.can_sign, self.revoked,
+            )  # fmt: skip
+        return next((s for s in self.subkeys if s.fingerprint == fingerprint), None)
+
+
+@dataclass(frozen=True)
+class Verification:
+    valid: bool
+    fingerprint: str | None  # primary key fingerprint of the signer, when gpg named one
+    reason: str
+    signed_content: bytes | None  # exactly what the signature covers; None unless valid
+
+
+@dataclass(frozen=True)
+class Decryption:
+    ok: bool
+    plaintext: bytes | None  # None unless ok
+    reason: str
+    signature: Verification | None  # None when the plaintext carried no signature
+
+
+@dataclass(frozen=True)
+class GpgOutcome:
+    """What one gpg run produced: exit code, parsed status lines, stdout bytes."""
+
+    returncode: int
+    status: tuple[tuple[str, str], ...]
+    output: bytes
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.status]
+
+    def values(self, name: str) -> list[str]:
+        return [value for key, value in self.status if key == name]
+
+
+def parse_status(stderr: str) -> tuple[tuple[str, str], ...]:
+    lines = []
+    for line in stderr.splitlines():
+        if line.startswith(_STATUS_PREFIX):
+            name, _, value = line[len(_STATUS_PREFIX) :].partition(" ")
+            lines.append((name, value.strip()))
+    return tuple(lines)
+
+
+def _outcome(result: Any) -> GpgOutcome:
+    rc = result.returncode
+    data = getattr(result, "data", b"")
+    return GpgOutcome(
+        returncode=rc if isinstance(rc, int) else -1,
+        status=parse_status(str(getattr(result, "stderr", "") or "")),
+        output=data if isinstance(data, bytes) else b"",
+    )
+
+
+def _when(epoch: str) -> datetime | None:
+    return datetime.fromtimestamp(int(epoch), UTC) if epoch.strip() else None
+
+
+def _key_info(raw: dict[str, Any], secret_fprs: Collection[str] | None) -> KeyInfo:
+    subkeys = []
+    for keyid, sub in raw.get("subkey_info", {}).items():
+        fpr = sub.get("fingerprint") or next(
+            (s[2] for s in raw.get("subkeys", []) if s[0] == keyid), ""
+        )
+        subkeys.append(
+            SubkeyInfo(
+                fingerprint=str(fpr),
+                created=_when(sub["date"]) or datetime.min.replace(tzinfo=UTC),
+                expires=_when(sub.get("expires", "")),
+                can_encrypt="e" in sub.get("cap", ""),
+                can_sign="s" in sub.get("cap", ""),
+                revoked=sub.get("trust") == "r",
+            )
+        )
+    cap = raw.get("cap", "")
+    return KeyInfo(
+        fingerprint=raw["fingerprint"],
+        uids=tuple(raw.get("uids", ())),
+        created=_when(raw["date"]) or datetime.min.replace(tzinfo=UTC),
+        expires=_when(raw.get("expires", "")),
+        can_encrypt="E" in cap,
+        can_sign="S" in cap,
+        revoked=raw.get("trust") == "r",
+        has_secret=None if secret_fprs is None else raw["fingerprint"] in secret_fprs,
+        subkeys=tuple(subkeys),
+    )
+
+
+@dataclass(frozen=True)
+class SignatureFacts:
+    signing_fpr: str  # the key that made the signature (may be a subkey)
+    primary_fpr: str
+    expires: datetime | None  # of the signature itself
+
+
+def judge_signature(outcome: GpgOutcome) -> SignatureFacts | tuple[str, str | None]:
+    """Exactly one GOOD+VALID signature, or (reason, fingerprint-if-known) why not."""
+    validsig = outcome.values("VALIDSIG")
+    parts = validsig[0].split() if len(validsig) == 1 else []
+    fpr = parts[9] if len(parts) > 9 else None
+    problem = _signature_problem(outcome, parts)
+    if problem is not None or fpr is None:
+        return (problem or "signature not confirmed good and valid", fpr)
+    expires = None if parts[3] == "0" else _when(parts[3])
+    return SignatureFacts(signing_fpr=parts[0], primary_fpr=fpr, expires=expires)
+
+
+def _signature_problem(outcome: GpgOutcome, validsig: list[str]) -> str | None:
+    names = outcome.names()
+    kinds = ("GOODSIG", "BADSIG", "ERRSIG", "EXPSIG", "EXPKEYSIG", "REVKEYSIG")
+    count = max(names.count("NEWSIG"), sum(names.count(k) for k in kinds))
+    if count != 1:
+        return "unsigned" if count == 0 else "more than one signature"
+    known = next((reason for name, reason in _SIGNATURE_PROBLEMS.items() if name in names), None)
+    goodsig = outcome.values("GOODSIG")
+    confirmed = len(goodsig) == 1 and len(validsig) >= 10
+    # GOODSIG names the long key id of the key that VALIDSIG names in full.
+    consistent = confirmed and validsig[0].endswith(goodsig[0].split()[0].upper())
+    checks = (
+        (known is not None, known),
+        ("ERROR" in names or "FAILURE" in names, "gpg reported an error"),
+        (not confirmed, "signature not confirmed good and valid"),
+        (not consistent, "inconsistent signature status"),
+    )
+    return next((reason for failed, reason in checks if failed), None)
+
+
+def judge_decryption(outcome: GpgOutcome) -> str | None:
+    """None when the decryption is complete and integrity protected, else the reason."""
+    names = outcome.names()
+    checks = (
+        ("BEGIN_DECRYPTION" not in names and "DECRYPTION_FAILED" not in names
+         and "NO_SECKEY" not in names, "not encrypted"),
+        ("NO_SECKEY" in names and "DECRYPTION_OKAY" not in names, "no secret key"),
+        ("DECRYPTION_FAILED" in names, "decryption failed"),
+        ("BADMDC" in names, "integrity check failed"),
+        ("ERROR" in names or "FAILURE" in names, "gpg reported an error"),
+        (names.count("DECRYPTION_OKAY") != 1 or "END_DECRYPTION" not in names,
+         "decryption incomplete"),
+        (not _integrity_protected(outcome), "not integrity protected"),
+    )  # fmt: skip
+    return next((reason for failed, reason in checks if failed), None)
+
+
+def _integrity_protected(outcome: GpgOutcome) -> bool:
+    infos = outcome.values("DECRYPTION_INFO")
+    if len(infos) != 1:
+        return False
+    fields = infos[0].split()
+    mdc = fields[0] if fields else "0"
+    aead = fields[2] if len(fields) > 2 else "0"
+    if aead != "0":
+        return True
+    return mdc != "0" and "GOODMDC" in outcome.names()
+
+
+class Keyring:
+    """One GNUPGHOME. gpg runs in a worker thread, one call at a time per keyring."""
+
+    def __init__(self, home: Path, gpg_binary: str = "gpg") -> None:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._home = home
+        self._binary = gpg_binary
+        self._gpg: Any = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def home(self) -> Path:
+        return self._home
+
+    def _engine(self) -> Any:
+        # Created lazily, in the worker thread: constructing it already runs gpg.
+        if self._gpg is None:
+            logging.getLogger("gnupg").setLevel(_GNUPG_LOG_LEVEL)
+            self._gpg = gnupg.GPG(
+                gpgbinary=self._binary, gnupghome=str(self._home), options=list(_BASE_OPTIONS)
+            )
+        return self._gpg
+
+    async def _run(self, call: Callable[[Any], _T]) -> _T:
+        await self._lock.acquire()
+        try:
+            future = asyncio.ensure_future(asyncio.to_thread(lambda: call(self._engine())))
+        except BaseException:
+            self._lock.release()
+            raise
+        # A cancelled caller cannot stop the thread: the lock is held until gpg is
+        # done, so a later call never runs beside an orphaned one.
+        future.add_done_callback(self._release)
+        return await asyncio.shield(future)
+
+    def _release(self, future: asyncio.Future[Any]) -> None:
+        self._lock.release()
+        if not future.cancelled():
+            future.exception()  # retrieved, so an abandoned failure is not reported twice
+
+    # -- keys ---------------------------------------------------------------
+
+    def _list(
+        self, gpg: Any, secret: bool, keys: Sequence[str] | None = None, *,
+        check_secret: bool = False,
+    ) -> tuple[KeyInfo, ...]:
+        """Keys as gpg lists them. Whether a secret key is present costs a second gpg run:
+        only asked for with `check_secret` (else `has_secret` is None)."""
+        wanted = list(keys) if keys else None
+        public = gpg.list_keys(secret=secret, keys=wanted)
+        secret_fprs: set[str] | None = None
+        if secret:
+            secret_fprs = set(public.fingerprints)
+        elif check_secret:
+            secret_fprs = set(gpg.list_keys(secret=True, keys=wanted).fingerprints)
+        return tuple(_key_info(raw, secret_fprs) for raw in public)
+
+    async def list_keys(self, secret: bool = False) -> tuple[KeyInfo, ...]:
+        return await self._run(lambda gpg: self._list(gpg, secret))
+
+    async def key_info(self, fingerprint: str, *, check_secret: bool = False) -> KeyInfo | None:
+        fpr = normalise_fingerprint(fingerprint)
+        found = await self._run(lambda gpg: self._list(gpg, False, [fpr],
+                                                       check_secret=check_secret))
+        return next((k for k in found if k.fingerprint == fpr), None)
+
+    async def scan_keys(self, armored: bytes) -> tuple[KeyInfo, ...]:
+        """The public keys in `armored` as gpg reads them, without importing anything."""
+
+        def call(gpg: Any) -> tuple[KeyInfo, ...]:
+            if _has_secret_material(gpg, armored):
+                raise PGPError("secret key material")
+            return tuple(_key_info(raw, ()) for raw in gpg.scan_keys_mem(armored)
+                         if raw.get("fingerprint"))
+
+        return await self._run(call)
+
+    async def keys_info(self, fingerprints: Collection[str]) -> dict[str, KeyInfo]:
+        """Several keys by fingerprint in one listing (a fan-out checks every member's
+        key: one gpg listing per batch, not one per member); absent ones are left out."""
+        fprs = sorted({normalise_fingerprint(f) for f in fingerprints})
+        if not fprs:
+            return {}
+        found = await self._run(lambda gpg: self._list(gpg, False, fprs))
+        return {k.fingerprint: k for k in found if k.fingerprint in fprs}
+
+    async def import_keys(
+        self, armored: bytes, *, allow_secret: bool = False, passphrase: str | None = None,
+        only_address: str | None = None,
+    ) -> tuple[KeyInfo, ...]:
+        """Import keys; secret keys are refused (nothing imported) unless allowed.
+
+        With `only_address` (a plain lower-case addr-spec), gpg keeps only the user ids
+        of that mailbox, so a key cannot bring in names for other addresses."""
+        extra = [] if only_address is None else [
+            "--import-filter", f"keep-uid=mbox = {only_address}"]
+
+        def call(gpg: Any) -> tuple[KeyInfo, ...]:
+            if not allow_secret and _has_secret_material(gpg, armored):
+                raise PGPError("refusing to import secret key material")
+            result = gpg.import_keys(armored, passphrase=passphrase, extra_args=extra or None)
+            fprs = sorted({fpr for fpr in result.fingerprints if fpr})
+            if not fprs:
+                raise PGPError("no key imported")
+            return self._list(gpg, False, fprs, check_secret=True)
+
+        return await self._run(call)
+
+    # -- signing --------------------------------------------------------------
+
+    def _check_signed(self, gpg: Any, result: Any, signer: str) -> None:
+        outcome = _outcome(result)
+        created = outcome.values("SIG_CREATED")
+        if outcome.returncode != 0 or len(created) != 1:
+            raise PGPError("gpg did not sign")
+        made_by = created[0].split()[-1]
+        keys = self._list(gpg, False, [signer])
+        if not keys or keys[0].signing_key(made_by) is None:
+            raise PGPError("gpg signed with an unexpected key")
+
+    async def sign_clear(self, text: str, signer: str, passphrase: str | None = None) -> str:
+        fpr = normalise_fingerprint(signer)
+
+        def call(gpg: Any) -> str:
+            result = gpg.sign(
+                text.encode("utf-8"), clearsign=True, passphrase=passphrase,
+                extra_args=["--local-user", fpr, "--digest-algo", "SHA256"],
+            )  # fmt: skip
+            self._check_signed(gpg, result, fpr)
+            signed = bytes(result.data).decode("utf-8")
+            if not signed.startswith(_CLEARSIGN_HEADER):
+                raise PGPError("unexpected clear-signed output")
+            return signed
+
+        return await self._run(call)
+
+    async def sign_detached(self, data: bytes, signer: str, passphrase: str | None = None) -> bytes:
+        fpr = normalise_fingerprint(signer)
+
+        def call(gpg: Any) -> bytes:
+            result = gpg.sign(
+                data, clearsign=False, detach=True, passphrase=passphrase,
+                extra_args=["--local-user", fpr, "--digest-algo", "SHA256"],
+            )  # fmt: skip
+            self._check_signed(gpg, result, fpr)
+            return bytes(result.data)
+
+        return await self._run(call)
+
+    # -- verification ---------------------------------------------------------
+
+    async def verify_clearsigned(
+        self, data: bytes, allowlist: Collection[str], now: datetime
+    ) -> Verification:
+        """Verify one clear-signed block; text outside it makes the whole unsigned."""
+        problem = clearsigned_shape_problem(data)
+        if problem is not None:
+            return Verification(False, None, problem, None)
+        # --decrypt on a clear-signed block writes exactly the text that was hashed
+        # (dash-escaping removed, trailing whitespace stripped); line endings are
+        # not part of the hash, so they are handed on as LF.
+        outcome = await self._run(lambda gpg: _outcome(gpg.decrypt(data)))
+        text = outcome.output.replace(b"\r\n", b"\n")
+        return await self._verdict(outcome, text, allowlist, now)
+
+    async def verify_detached(
+        self, data: bytes, signature: bytes, allowlist: Collection[str], now: datetime
+    ) -> Verification:
+        def call(gpg: Any) -> GpgOutcome:
+            with tempfile.TemporaryDirectory(dir=self._home) as tmp:
+                sig_path = Path(tmp) / "signature.asc"
+                sig_path.write_bytes(signature)
+                return _outcome(gpg.verify_data(str(sig_path), data))
+
+        outcome = await self._run(call)
+        return await self._verdict(outcome, data, allowlist, now)
+
+    async def _verdict(
+        self, outcome: GpgOutcome, content: bytes, allowlist: Collection[str], now: datetime
+    ) -> Verification:
+        facts = judge_signature(outcome)
+        if not isinstance(facts, SignatureFacts):
+            return Verification(False, facts[1], facts[0], None)
+        if outcome.returncode != 0:
+            return Verification(False, facts.primary_fpr, "gpg exit status not zero", None)
+        return await self._check_key(facts, content, allowlist, now)
+
+    async def _check_key(
+        self, facts: SignatureFacts, content: bytes, allowlist: Collection[str], now: datetime
+    ) -> Verification:
+        fpr = facts.primary_fpr
+        allowed = {normalise_fingerprint(a) for a in allowlist}
+        if fpr not in allowed:
+            return Verification(False, fpr, "signer not on allowlist", None)
+        now = ensure_utc(now)
+        if facts.expires is not None and facts.expires <= now:
+            return Verification(False, fpr, "signature expired", None)
+        key = await self.key_info(fpr)
+        if key is None or not key.usable_at(now):
+            return Verification(False, fpr, "signing key not usable", None)
+        subkey = key.signing_key(facts.signing_fpr)
+        if subkey is None or not subkey.usable_at(now):
+            return Verification(False, fpr, "signing subkey not usable", None)
+        return Verification(True, fpr, "good signature", content)
+
+    # -- encryption -----------------------------------------------------------
+
+    async def encrypt(
+        self,
+        data: bytes,
+        recipients: Sequence[str],
+        *,
+        sign_with: str | None = None,
+        hidden_recipients: bool = False,
+        passphrase: str | None = None,
+    ) -> bytes:
+        fprs = [normalise_fingerprint(r) for r in recipients]
+        if not fprs:
+            raise PGPError("no recipients")
+        extra = ["--no-encrypt-to"]
+        if sign_with is not None:
+            extra += [
+                "--sign",
+                "--local-user",
+                normalise_fingerprint(sign_with),
+                "--digest-algo",
+                "SHA256",
+            ]
+
+        def call(gpg: Any) -> bytes:
+            try:
+                result = gpg.encrypt(
+                    data,
+                    None if hidden_recipients else fprs,
+                    hidden_recipients=fprs if hidden_recipients else None,
+                    armor=True, passphrase=passphrase, extra_args=extra,
+                )  # fmt: skip
+            except BrokenPipeError as exc:
+                # gpg refused a recipient and exited before reading all of `data`;
+                # python-gnupg re-raises its writer's broken pipe.
+                raise PGPError("gpg did not encrypt") from exc
+            outcome = _outcome(result)
+            if outcome.returncode != 0 or "END_ENCRYPTION" not in outcome.names():
+                raise PGPError("gpg did not encrypt")
+            if sign_with is not None and not outcome.values("SIG_CREATED"):
+                raise PGPError("gpg did not sign")
+            return outcome.output
+
+        return await self._run(call)
+
+    async def decrypt(
+        self, data: bytes, allowlist: Collection[str] = (), now: datetime | None = None
+    ) -> Decryption:
+        outcome = await self._run(lambda gpg: _outcome(gpg.decrypt(data)))
+        problem = judge_decryption(outcome)
+        if problem is not None:
+            # gpg streams plaintext before it knows the end is sound: drop it.
+            return Decryption(False, None, problem, None)
+        facts = judge_signature(outcome)
+        signature: Verification | None
+        if isinstance(facts, SignatureFacts):
+            when = now if now is not None else datetime.now(UTC)
+            signature = await self._check_key(facts, outcome.output, allowlist, when)
+        elif facts[0] == "unsigned":
+            signature = None
+        else:
+            signature = Verification(False, facts[1], facts[0], None)
+        return Decryption(True, outcome.output, "decrypted", signature)
+
+
+def _has_secret_material(gpg: Any, armored: bytes) -> bool:
+    shown = gpg.scan_keys_mem(armored)
+    return any(raw.get("type") == "sec" for raw in shown) or b"PRIVATE KEY BLOCK" in armored
+
+
+_CLEAR_BEGIN = b"-----BEGIN PGP SIGNED MESSAGE-----"
+_SIG_BEGIN = b"-----BEGIN PGP SIGNATURE-----"
+_SIG_END = b"-----END PGP SIGNATURE-----"
+_HASH_HEADER_RE = re.compile(rb"Hash: [A-Za-z0-9]+(?:, ?[A-Za-z0-9]+)*")
+
+
+def clearsigned_shape_problem(data: bytes) -> str | None:
+    """Why `data` is not exactly one clear-signed block (whitespace around allowed)."""
+    lines = [line.rstrip(b" \t\r") for line in data.replace(b"\r\n", b"\n").split(b"\n")]
+    while lines and not lines[0]:
+        lines.pop(0)
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines or lines[0] != _CLEAR_BEGIN:
+        return "unsigned text before the signed block" if _CLEAR_BEGIN in lines else "unsigned"
+    if lines.count(_CLEAR_BEGIN) > 1 or lines.count(_SIG_BEGIN) > 1:
+        return "more than one signature"
+    if lines[-1] != _SIG_END or lines.count(_SIG_BEGIN) != 1 or lines.count(_SIG_END) != 1:
+        return (
+            "unsigned text after the signed block"
+            if _SIG_END in lines
+            else ("malformed signed block")
+        )
+    body_start = lines.index(b"") if b"" in lines else len(lines)
+    headers = lines[1:body_start]
+    if not headers or not all(_HASH_HEADER_RE.fullmatch(h) for h in headers):
+        return "malformed signed block"
+    text = lines[body_start + 1 : lines.index(_SIG_BEGIN)]
+    if any(line.startswith(b"-") and not line.startswith(b"- ") for line in text):
+        return "malformed signed block"
+    return None

@@ -1,0 +1,43 @@
+"""Facts read from a received message's headers for replies to it: its id, its
+subject made safe to quote, and whether it may be answered at all (RFC 3834)."""
+
+from __future__ import annotations
+
+import re
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from email.policy import default as default_policy
+
+from listbot.core.config import ListConfig
+from listbot.core.mail.safe import safe_header_value, should_not_autoreply
+
+MESSAGE_ID = re.compile(r"<[^<>\s@]+@[^<>\s@]+>")
+
+
+def parse_headers(raw: bytes) -> EmailMessage:
+    msg = BytesParser(policy=default_policy).parsebytes(raw, headersonly=True)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def original_message_id(msg: EmailMessage) -> str | None:
+    """The Message-ID only if it is a plain <id@host>: it ends up in our headers."""
+    try:
+        value = str(msg.get("Message-ID", "")).strip()
+    except Exception:
+        return None
+    return value if MESSAGE_ID.fullmatch(value) else None
+
+
+def original_subject(msg: EmailMessage) -> str:
+    try:
+        return safe_header_value(str(msg.get("Subject", "")))[:200]
+    except Exception:
+        return ""
+
+
+def no_reply_reason(lc: ListConfig, headers: Message, envelope_sender: str | None) -> str | None:
+    """Why mail to this list must get no automatic reply (RFC 3834, our own list and
+    loop), or None."""
+    return should_not_autoreply(headers, own_list_ids=[lc.list_id], own_loop=lc.address,
+                                envelope_sender=envelope_sender)

@@ -1,0 +1,3 @@
+"""The way out: the audience gate, delivery from the outbox, the SMTP/Maildir transport,
+alerts and reply limits.
+"""

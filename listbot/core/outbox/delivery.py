@@ -1,0 +1,172 @@
+"""The delivery worker: the only code that sends mail, and only from the outbox.
+
+Each claimed row passes the audience gate just before it is handed to the relay;
+identical bytes for several recipients share one SMTP transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from listbot.core.clock import Clock
+from listbot.core.config import Config
+from listbot.core.metrics import Metrics
+from listbot.core.model import OutboxItem, OutboxState
+from listbot.core.outbox import gate
+from listbot.core.outbox.alerts import raise_alert
+from listbot.core.outbox.transport import SendResult, Transport
+from listbot.core.store import Store
+from listbot.core.waker import Waker
+
+log = structlog.get_logger("listbot.delivery")
+
+FactsLoader = Callable[[], Awaitable[gate.GateFacts]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: OutboxState
+    next_attempt_at: datetime | None
+
+
+def backoff(attempts: int, initial: float, cap: float) -> timedelta:
+    """Capped exponential backoff: initial, 2x, 4x ... never above cap."""
+    return timedelta(seconds=min(cap, initial * (2 ** max(0, attempts - 1))))
+
+
+def outcome(item: OutboxItem, result: SendResult, now: datetime, cfg: Config) -> Outcome:
+    if result.ok:
+        return Outcome(OutboxState.SENT, None)
+    d = cfg.delivery
+    expired = now - item.created_at >= timedelta(seconds=d.retry_period_seconds)
+    if result.permanent or expired:
+        return Outcome(OutboxState.FAILED, None)
+    return Outcome(OutboxState.PENDING,
+                   now + backoff(item.attempts, d.backoff_initial_seconds, d.backoff_max_seconds))
+
+
+def chunks(items: Sequence[OutboxItem], size: int) -> list[list[OutboxItem]]:
+    """Group rows that share bytes and envelope sender, at most `size` recipients each."""
+    groups: dict[tuple[int, str], list[OutboxItem]] = defaultdict(list)
+    for item in items:
+        groups[(item.body_id, item.envelope_from)].append(item)
+    out: list[list[OutboxItem]] = []
+    for group in groups.values():
+        out.extend(group[i:i + size] for i in range(0, len(group), size))
+    return out
+
+
+class Delivery:
+    def __init__(self, *, store: Store, transport: Transport, cfg: Config, clock: Clock,
+                 owner: str, facts: FactsLoader, waker: Waker, batch: int = 500,
+                 metrics: Metrics | None = None) -> None:
+        self.metrics = metrics
+        self.store = store
+        self.transport = transport
+        self.cfg = cfg
+        self.clock = clock
+        self.owner = owner
+        self.facts = facts
+        self.waker = waker
+        self.batch = batch
+        self.lease = timedelta(seconds=cfg.lease_seconds)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                sent = await self.run_once()
+            except Exception as exc:  # keep delivering: the database may come back
+                log.error("delivery.cycle_failed", error=type(exc).__name__, detail=str(exc))
+                sent = 0
+            if sent == 0:
+                await self.waker.wait(await self._idle_timeout(), stopping)
+
+    async def _idle_timeout(self) -> float:
+        poll = self.cfg.poll_interval_seconds
+        try:
+            due = await self.store.next_outbox_due()
+        except Exception:
+            return poll
+        if due is None:
+            return poll
+        return max(0.0, min(poll, (due - self.clock.now()).total_seconds()))
+
+    async def run_once(self) -> int:
+        items, raws = await self.store.claim_outbox(self.owner, self.lease, self.batch)
+        if not items:
+            return 0
+        # The gate runs once, after the claim and on facts loaded now, and nothing but the
+        # sends follows it. Once is enough: the clock only moves on and a release is never
+        # undone, so a copy allowed here stays allowed until its bytes leave.
+        facts = await self.facts()
+        allowed = await self._refuse_gated(items, facts)
+        size = self.cfg.delivery.smtp.max_recipients_per_transaction
+        sent = await asyncio.gather(*(self._send_chunk(c, raws[c[0].body_id])
+                                      for c in chunks(allowed, size)))
+        # One transaction records the whole batch's outcomes.
+        await self._settle([pair for chunk_results in sent for pair in chunk_results])
+        return len(items)
+
+    async def _refuse_gated(self, items: Sequence[OutboxItem],
+                            facts: gate.GateFacts) -> list[OutboxItem]:
+        now = self.clock.now()
+        refused = [(i, r) for i in items if (r := gate.refusal(i, facts, now)) is not None]
+        if refused:
+            async with self.store.unit() as tx:
+                for item, reason in refused:
+                    await tx.settle([item.id], self.owner, OutboxState.REFUSED, reason)
+                    await raise_alert(tx, self.cfg, "gate-refused", reason, {
+                        "outbox_id": item.id, "audience": item.audience.value,
+                        "recipient": item.recipient, "list": item.list_name,
+                        "case": item.case_id})
+                    if self.metrics is not None:
+                        self.metrics.delivered(item.list_name, "refused")
+            self.waker.wake()
+        refused_ids = {i.id for i, _ in refused}
+        return [i for i in items if i.id not in refused_ids]
+
+    async def _send_chunk(self, chunk: list[OutboxItem],
+                          raw: bytes) -> list[tuple[OutboxItem, SendResult]]:
+        # A send must end well inside our claim: past the lease another daemon may take
+        # the rows over, and a hung relay would then mean the same mail twice.
+        try:
+            async with asyncio.timeout(self.lease.total_seconds() / 2):
+                results = await self.transport.send(chunk[0].envelope_from,
+                                                    [i.recipient for i in chunk], raw)
+        except TimeoutError:
+            results = {}
+        except Exception as exc:  # one chunk must never sink the whole batch
+            # Unsettled, every row of the batch would be sent again once the lease ends.
+            log.error("delivery.send_failed", error=type(exc).__name__,
+                      outbox_ids=[i.id for i in chunk])
+            results = {}
+        missing = SendResult(451, "no answer for recipient")
+        return [(i, results.get(i.recipient, missing)) for i in chunk]
+
+    async def _settle(self, results: list[tuple[OutboxItem, SendResult]]) -> None:
+        if not results:
+            return
+        now = self.clock.now()
+        Key = tuple[OutboxState, datetime | None, SendResult]
+        by_outcome: dict[Key, list[OutboxItem]] = defaultdict(list)
+        for item, result in results:
+            o = outcome(item, result, now, self.cfg)
+            by_outcome[(o.state, o.next_attempt_at, result)].append(item)
+            if self.metrics is not None:
+                self.metrics.delivered(item.list_name, o.state.value)
+        async with self.store.unit() as tx:
+            for (state, next_at, result), items in by_outcome.items():
+                await tx.settle([i.id for i in items], self.owner, state,
+                                f"{result.code} {result.reply}", next_at)
+        # One line per outcome, not per recipient: at list sizes the per-row lines were a
+        # measurable share of the daemon's CPU (bench/RESULTS.md).
+        for (state, _, result), items in by_outcome.items():
+            log.info("delivery.result", outbox_ids=[i.id for i in items],
+                     lists=sorted({i.list_name or "-" for i in items}), state=state.value,
+                     code=result.code)

@@ -1,0 +1,1 @@
+"""Running it: the service lifecycle (signals, reload, watchdog), doctor, MTA maps."""

@@ -1,0 +1,1 @@
+"""security@: cases, case mail, reporter and party keys, reminders of the disclosure timeline."""
