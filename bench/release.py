@@ -27,9 +27,9 @@ from ingest import _pg_schema
 from listbot.advisories import schedule as sched
 from listbot.advisories.service import build_service, whole_minute
 from listbot.core.clock import SystemClock
-from listbot.core.config import load
 from listbot.core.mail.pgp import Keyring
 from listbot.core.store import Store
+from listbot.settings import load
 from tests.advisory_helpers import draft
 from tests.pgp_fixtures import gpg, make_key, new_home, remove_home
 
@@ -123,7 +123,8 @@ async def run(members: int, db: str) -> None:
         await daemon.start()
 
         keyring = Keyring(team_home)
-        svc = build_service(cfg, store, SystemClock(), keyring=keyring)
+        svc = build_service(cfg.core, cfg.advisories, cfg.pgp, store, SystemClock(),
+                            keyring=keyring)
         each, hidden = await reference(keyring, list(member_keys.values()),
                                        b"Content-Type: text/plain\r\n\r\n" + b"x" * 6000)
         # Staging takes about one encryption per member plus a key check: leave room.
@@ -138,7 +139,7 @@ async def run(members: int, db: str) -> None:
               f"instant {instant:%H:%M:%S} UTC, "
               f"{(instant - datetime.now(UTC)).total_seconds():.0f} s away")
 
-        expected = members + len(PUBLIC_LISTS) + len(cfg.team_recipients)
+        expected = members + len(PUBLIC_LISTS) + len(cfg.core.team_recipients)
         await sink.wait_deliveries(expected, timeout=(instant - datetime.now(UTC))
                                    .total_seconds() + 120)
         at = instant.timestamp()

@@ -13,22 +13,20 @@ from typing import Any
 
 import structlog
 
-from listbot.advisories.config import parse_advisories
 from listbot.advisories.release import Releaser
 from listbot.advisories.service import Advisories, build_service
 from listbot.applications.bounces import BounceHandler
-from listbot.applications.config import parse_members
 from listbot.applications.handler import application_handlers
 from listbot.applications.member_watch import MemberWatch
 from listbot.core.clock import Clock, SystemClock
 from listbot.core.config import Config, ListConfig, ListKind
 from listbot.core.errors import ConfigError
 from listbot.core.handlers import RecordOnly
-from listbot.core.intake.imap import ImapPoller, parse_imap
+from listbot.core.intake.imap import ImapPoller
 from listbot.core.intake.server import IntakeHandler, start_server
-from listbot.core.mail.keyring import open_keyring, parse_pgp
+from listbot.core.mail.keyring import open_keyring
 from listbot.core.mail.pgp import Keyring
-from listbot.core.metrics import Metrics, parse_metrics
+from listbot.core.metrics import Metrics
 from listbot.core.model import RecipientRole
 from listbot.core.outbox.delivery import Delivery
 from listbot.core.outbox.gate import GateFacts
@@ -42,10 +40,9 @@ from listbot.core.waker import Waker
 from listbot.core.worker import Handler, Worker
 from listbot.discuss.handler import DiscussHandler, RuleBook
 from listbot.discuss.held import Moderation, ModerationHandler, load_checked_rules
-from listbot.moderation.config import parse_moderation, parse_rules_config
 from listbot.security.cases import SecurityHandler
-from listbot.security.config import parse_cases
 from listbot.security.reminders import ReminderDispatcher
+from listbot.settings import Settings
 
 log = structlog.get_logger("listbot.app")
 
@@ -64,47 +61,50 @@ def make_transport(cfg: Config) -> Transport:
     return MaildirTransport(cfg.delivery.maildir)
 
 
-def build_handlers(cfg: Config, store: Store, clock: Clock, *,
+def build_handlers(settings: Settings, store: Store, clock: Clock, *,
                    rulebook: RuleBook | None = None, keyring: Keyring | None = None,
                    moderations: dict[str, Moderation] | None = None,
                    ) -> dict[tuple[str, RecipientRole], Handler]:
+    cfg = settings.core
     handlers: dict[tuple[str, RecipientRole], Handler] = {}
     moderations = moderations if moderations is not None else build_moderations(
-        cfg, store, clock, keyring)
+        settings, store, clock, keyring)
     for lc in cfg.lists.values():
         handlers[(lc.name, RecipientRole.REQUEST)] = RecordOnly("subscription_request_ignored")
-        handlers[(lc.name, RecipientRole.BOUNCES)] = BounceHandler(cfg, parse_members(cfg))
+        handlers[(lc.name, RecipientRole.BOUNCES)] = BounceHandler(cfg, settings.members)
         if lc.kind is ListKind.DISCUSS:
             handlers[(lc.name, RecipientRole.POST)] = DiscussHandler(
-                cfg=cfg, lc=lc, store=store, clock=clock, rulebook=rulebook,
+                cfg=cfg, lc=lc, pgp=settings.pgp, store=store, clock=clock, rulebook=rulebook,
                 moderation=moderations.get(lc.name), keyring=keyring)
         if lc.name in moderations:
             handlers[(lc.name, RecipientRole.MODERATION)] = ModerationHandler(
                 moderations[lc.name])
         if lc.kind is ListKind.SECURITY:
-            handlers[(lc.name, RecipientRole.POST)] = security_handler(cfg, lc, store, clock,
-                                                                       keyring)
+            handlers[(lc.name, RecipientRole.POST)] = security_handler(settings, lc, store,
+                                                                       clock, keyring)
         if lc.kind is ListKind.APPLICATIONS:
-            for role, handler in application_handlers(cfg, lc, store, clock, keyring).items():
+            for role, handler in application_handlers(
+                    cfg, lc, ac=settings.applications, store=store, clock=clock,
+                    keyring=keyring).items():
                 handlers[(lc.name, role)] = handler
     return handlers
 
 
-def security_handler(cfg: Config, lc: ListConfig, store: Store, clock: Clock,
+def security_handler(settings: Settings, lc: ListConfig, store: Store, clock: Clock,
                      keyring: Keyring | None) -> Handler:
-    cases, pgp = parse_cases(cfg), parse_pgp(cfg)
+    cases, pgp = settings.cases, settings.pgp
     # Without a team key there is nothing to decrypt or sign with; keep gpg out of it.
     needs_gpg = bool(pgp.team_fingerprint) or cases.encrypt_team_copies
-    return SecurityHandler(cfg=cfg, lc=lc, store=store, clock=clock, cases=cases, pgp=pgp,
-                           keyring=keyring if needs_gpg else None)
+    return SecurityHandler(cfg=settings.core, lc=lc, store=store, clock=clock, cases=cases,
+                           pgp=pgp, keyring=keyring if needs_gpg else None)
 
 
-def build_moderations(cfg: Config, store: Store, clock: Clock,
+def build_moderations(settings: Settings, store: Store, clock: Clock,
                       keyring: Keyring | None) -> dict[str, Moderation]:
     """Held-post services of the moderated (discuss) lists."""
-    mc = parse_moderation(cfg)
-    return {lc.name: Moderation(cfg=cfg, lc=lc, mc=mc, store=store, clock=clock,
-                                keyring=keyring)
+    cfg = settings.core
+    return {lc.name: Moderation(cfg=cfg, lc=lc, mc=settings.moderation, pgp=settings.pgp,
+                                store=store, clock=clock, keyring=keyring)
             for lc in cfg.lists.values() if lc.kind is ListKind.DISCUSS}
 
 
@@ -113,34 +113,36 @@ class Serving:
     """What a config decides about the mail in hand: built whole, then swapped in whole,
     so a list is never routed without its handler or handled by rules of another config."""
 
-    cfg: Config
+    settings: Settings
     moderations: dict[str, Moderation]
     handlers: dict[tuple[str, RecipientRole], Handler]
     router: Router
 
 
-def load_rulebook(cfg: Config) -> RuleBook:
-    """The rules of `cfg`'s rules directory, fully checked; ConfigError names each problem."""
-    directory = parse_rules_config(cfg).directory
+def load_rulebook(settings: Settings) -> RuleBook:
+    """The rules of the settings' rules directory, fully checked; ConfigError names each
+    problem."""
+    directory = settings.rules.directory
     ruleset = load_checked_rules(directory)
     log.info("rules.loaded", directory=str(directory), lists=list(ruleset.names()))
     return RuleBook(ruleset)
 
 
-def build_serving(cfg: Config, store: Store, clock: Clock,
+def build_serving(settings: Settings, store: Store, clock: Clock,
                   keyring: Keyring | None) -> Serving:
-    """Everything mail handling needs from `cfg`; raises ConfigError and changes nothing."""
-    rulebook = load_rulebook(cfg)
-    moderations = build_moderations(cfg, store, clock, keyring)
-    handlers = build_handlers(cfg, store, clock, rulebook=rulebook, keyring=keyring,
+    """Everything mail handling needs from `settings`; raises ConfigError and changes
+    nothing."""
+    rulebook = load_rulebook(settings)
+    moderations = build_moderations(settings, store, clock, keyring)
+    handlers = build_handlers(settings, store, clock, rulebook=rulebook, keyring=keyring,
                               moderations=moderations)
-    return Serving(cfg=cfg, moderations=moderations, handlers=handlers,
-                   router=Router(cfg.lists.values()))
+    return Serving(settings=settings, moderations=moderations, handlers=handlers,
+                   router=Router(settings.core.lists.values()))
 
 
 @dataclass
 class App:
-    cfg: Config
+    settings: Settings
     clock: Clock
     store: Store
     transport: Transport
@@ -167,12 +169,18 @@ class App:
     worker: Worker | None = None
 
     @classmethod
-    def create(cls, cfg: Config, *, clock: Clock | None = None,
+    def create(cls, settings: Settings, *, clock: Clock | None = None,
                transport: Transport | None = None) -> App:
+        cfg = settings.core
         clock = clock or SystemClock()
-        return cls(cfg=cfg, clock=clock, store=Store.open(cfg.database_url, clock),
+        return cls(settings=settings, clock=clock, store=Store.open(cfg.database_url, clock),
                    transport=transport or make_transport(cfg), owner=make_owner(cfg),
-                   keyring=open_keyring(parse_pgp(cfg)))
+                   keyring=open_keyring(settings.pgp))
+
+    @property
+    def cfg(self) -> Config:
+        """The core settings in force (a reload replaces them with the rest)."""
+        return self.settings.core
 
     async def gate_facts(self) -> GateFacts:
         # A read: every delivery batch loads these, and must not queue behind writers.
@@ -180,7 +188,7 @@ class App:
             members = frozenset(m.address for m in await tx.members())
             parties = await case_parties(tx)
             released = await release_instants(tx.conn)
-        prefix = parse_advisories(self.cfg).prefix
+        prefix = self.settings.advisories.prefix
         return GateFacts(members=members, team=self.cfg.team_addresses, case_parties=parties,
                          releases={f"{prefix}-{n}": at for n, at in released.items()})
 
@@ -188,20 +196,21 @@ class App:
         """Rebuild the serving state of the running config, as SIGHUP does: only a fully
         good rule set replaces the running one (DESIGN.md §4.9). Whether it did."""
         try:
-            serving = self.prepare(self.cfg)
+            serving = self.prepare(self.settings)
         except ConfigError as exc:
             log.error("rules.reload_refused", problems=list(exc.problems))
             return False
         self.install(serving)
         return True
 
-    def prepare(self, cfg: Config) -> Serving:
-        """The serving state of `cfg`, built beside the running one (ConfigError if bad)."""
-        return build_serving(cfg, self.store, self.clock, self.keyring)
+    def prepare(self, settings: Settings) -> Serving:
+        """The serving state of `settings`, built beside the running one (ConfigError if
+        bad)."""
+        return build_serving(settings, self.store, self.clock, self.keyring)
 
     def install(self, serving: Serving) -> None:
         """Swap in a prepared state. No await in here: no message sees half of it."""
-        self.cfg = serving.cfg
+        self.settings = serving.settings
         self.moderations = serving.moderations
         if self.worker is not None:
             self.worker.handlers = serving.handlers
@@ -226,14 +235,15 @@ class App:
 
     async def start(self) -> None:
         try:
-            serving = self.prepare(self.cfg)
+            serving = self.prepare(self.settings)
         except ConfigError as exc:
             log.error("rules.refused", problems=list(exc.problems))
             raise
         self.store.claim_single_instance()
         await self.store.upgrade()
         self._start_metrics()
-        self.advisories = build_service(self.cfg, self.store, self.clock, keyring=self.keyring)
+        self.advisories = build_service(self.cfg, self.settings.advisories, self.settings.pgp,
+                                        self.store, self.clock, keyring=self.keyring)
         self.worker = Worker(store=self.store, handlers=serving.handlers,
                              owner=self.owner, lease_seconds=self.cfg.lease_seconds,
                              batch=self.cfg.worker_batch,
@@ -266,7 +276,7 @@ class App:
         if self.cfg.list_by_kind(ListKind.SECURITY) is None:
             return
         self.reminders = ReminderDispatcher(
-            cfg=self.cfg, cases_cfg=parse_cases(self.cfg), store=self.store, clock=self.clock,
+            cfg=self.cfg, cases_cfg=self.settings.cases, store=self.store, clock=self.clock,
             timer=timer, on_sent=self.outbound_waker.wake)
         await self.reminders.dispatch(self.clock.now())
 
@@ -283,9 +293,9 @@ class App:
     async def _watch_members(self, stopping: asyncio.Event) -> None:
         """Public roster files, delivery record, member key expiry (listbot.member_watch)."""
         self.member_watch = MemberWatch(
-            cfg=self.cfg, mc=parse_members(self.cfg), store=self.store, clock=self.clock,
+            cfg=self.cfg, mc=self.settings.members, store=self.store, clock=self.clock,
             keyring=self.keyring,
-            warning_window=timedelta(days=parse_pgp(self.cfg).expiry_warning_days))
+            warning_window=timedelta(days=self.settings.pgp.expiry_warning_days))
         await self.member_watch.run(stopping, self.members_waker)
 
     async def _release_loop(self, stopping: asyncio.Event) -> None:
@@ -300,7 +310,7 @@ class App:
         self.tasks.append(asyncio.get_running_loop().create_task(run(self.stopping), name=name))
 
     def _start_metrics(self) -> None:
-        mcfg = parse_metrics(self.cfg)
+        mcfg = self.settings.metrics
         if mcfg is None:
             return
         self.metrics = Metrics()
@@ -313,7 +323,7 @@ class App:
         self._spawn("metrics", refresh)
 
     def _start_imap(self) -> None:
-        icfg = parse_imap(self.cfg)
+        icfg = self.settings.imap
         if icfg is not None:
             self.imap = ImapPoller(icfg, self.cfg, self.store, self.clock,
                                    on_stored=self.inbound_waker.wake, metrics=self.metrics)

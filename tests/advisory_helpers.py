@@ -14,7 +14,7 @@ from listbot.advisories import schedule as sched
 from listbot.advisories.service import Advisories, Draft, build_service
 from listbot.app import App
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
+from listbot.settings import Settings
 from tests.advisory_samples import PATCHES, SECTIONS_FILE
 from tests.pgp_fixtures import PgpKeys
 
@@ -40,12 +40,13 @@ async def add_members(app: App, keys: PgpKeys) -> None:
         await tx.add_member("Vendor C", PLAIN[1], None)
 
 
-def service(app: App, cfg: Config) -> Advisories:
-    return build_service(cfg, app.store, app.clock, keyring=app.keyring)
+def service(app: App, cfg: Settings) -> Advisories:
+    return build_service(cfg.core, cfg.advisories, cfg.pgp, app.store, app.clock,
+                         keyring=app.keyring)
 
 
 @asynccontextmanager
-async def advisory_daemon(cfg: Config, clock: FakeClock, keys: PgpKeys, *,
+async def advisory_daemon(cfg: Settings, clock: FakeClock, keys: PgpKeys, *,
                           arm: bool) -> AsyncIterator[tuple[App, Advisories]]:
     """A started daemon with the members and advisory 465 drafted (and armed if asked)."""
     app = App.create(cfg, clock=clock)

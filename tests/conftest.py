@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config, build
 from listbot.core.store import Store
+from listbot.settings import Settings, build
 from tests.mta_dovecot import Dovecot
 from tests.sink import Sink
 
@@ -101,8 +101,10 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_config(tmp_path: Path, db_url: str) -> Callable[..., Config]:
-    def factory(extra: dict[str, Any] | None = None, sink: Sink | None = None) -> Config:
+def make_config(tmp_path: Path, db_url: str) -> Callable[..., Settings]:
+    """Settings as `load` makes them from a file of BASE_CONFIG merged with `extra`."""
+
+    def factory(extra: dict[str, Any] | None = None, sink: Sink | None = None) -> Settings:
         data = merge(BASE_CONFIG, {"instance": {"state_dir": str(tmp_path / "state")},
                                    "database": {"url": db_url}})
         if sink is not None:

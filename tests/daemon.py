@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 
 from listbot.app import App
 from listbot.core.clock import Clock
-from listbot.core.config import Config
 from listbot.core.model import InboundState, OutboxItem, OutboxState
+from listbot.settings import Settings
 
 MEMBERS = [("Vendor A", "security@vendor-a.example"), ("Vendor B", "psirt@vendor-b.example"),
            ("Vendor C", "secalert@vendor-c.example")]
@@ -31,7 +31,7 @@ async def add_members(app: App, members: Sequence[tuple[str, str]] = MEMBERS) ->
 
 
 @asynccontextmanager
-async def running(cfg: Config, clock: Clock, *,
+async def running(cfg: Settings, clock: Clock, *,
                   members: Sequence[tuple[str, str]] = MEMBERS) -> AsyncIterator[App]:
     """The daemon started in-process with these members, stopped on exit whatever happens."""
     app = App.create(cfg, clock=clock)

@@ -14,9 +14,9 @@ from listbot.advisories import schedule as sched
 from listbot.advisories.service import Advisories, Change
 from listbot.app import App
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
 from listbot.core.errors import Refused
 from listbot.core.mail.pgp import Keyring
+from listbot.settings import Settings
 from tests import pgp_fixtures
 from tests.advisory_helpers import (
     EMBARGO,
@@ -40,7 +40,7 @@ pgp_home = pgp_fixtures.pgp_home
 
 
 @pytest.fixture
-async def daemon(make_config: Callable[..., Config], sink: Sink, clock: FakeClock,
+async def daemon(make_config: Callable[..., Settings], sink: Sink, clock: FakeClock,
                  pgp_home: Path, pgp_keys: PgpKeys) -> AsyncIterator[tuple[App, Advisories]]:
     cfg = make_config(advisory_config(pgp_home, pgp_keys), sink=sink)
     app = App.create(cfg, clock=clock)

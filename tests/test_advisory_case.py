@@ -19,11 +19,10 @@ from listbot.app import App
 from listbot.cli import common, root
 from listbot.core.calendar import default_timeline
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
 from listbot.core.errors import NotFound
 from listbot.core.store import cases as case_store
 from listbot.core.store.schema import outbox
-from listbot.security.config import parse_cases
+from listbot.settings import Settings
 from tests import pgp_fixtures
 from tests.advisory_helpers import KEYED, PLAIN, TEAM, add_members, draft, service
 from tests.daemon import running
@@ -56,9 +55,9 @@ def key_file(tmp_path: Path, home: Path, fpr: str) -> Path:
     return path
 
 
-async def cli(cfg: Config, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+async def cli(cfg: Settings, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
     """`listbot ARGS` beside the running daemon (the command runs its own event loop)."""
-    monkeypatch.setattr(common.config_mod, "load", lambda _path: cfg)
+    monkeypatch.setattr(common.settings_mod, "load", lambda _path: cfg)
     return await asyncio.to_thread(CliRunner().invoke, root, ["--config", "x.toml", *args],
                                    catch_exceptions=False)
 
@@ -72,7 +71,7 @@ def opened_by(home: Path, delivered: bytes) -> bytes:
 
 async def open_case(app: App, reporter_key: str | None, *, case_id: str = CASE,
                     reporter: str = REPORTER, party: bool = False) -> None:
-    timeline = default_timeline(app.clock.now(), parse_cases(app.cfg).policy_for(2026))
+    timeline = default_timeline(app.clock.now(), app.settings.cases.policy_for(2026))
     async with app.store.unit() as tx:
         await case_store.open_case(tx, case_id=case_id, reporter=reporter, subject="Bug",
                                    timeline=timeline, reporter_fingerprint=reporter_key)
@@ -86,12 +85,12 @@ async def open_cases(app: App, keys: PgpKeys) -> None:
 
 
 async def test_case_must_exist_and_its_parties_get_the_predisclosure(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     async with running(cfg_for(make_config, sink, pgp_home, pgp_keys), clock, members=()) as app:
         await add_members(app, pgp_keys)
         await open_cases(app, pgp_keys)
-        svc = service(app, app.cfg)
+        svc = service(app, app.settings)
         with pytest.raises(NotFound):
             await svc.create(draft(case_id="SEC-2026-0999"), "cli:alice")  # well formed, absent
         await svc.create(draft(case_id=CASE), "cli:alice")
@@ -117,7 +116,7 @@ async def test_case_must_exist_and_its_parties_get_the_predisclosure(
 
 
 async def test_a_party_with_a_key_gets_a_copy_only_its_key_opens(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys, party_key: tuple[Path, str], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     party_home, party_fpr = party_key
@@ -146,7 +145,7 @@ async def test_a_party_with_a_key_gets_a_copy_only_its_key_opens(
 
 
 async def test_held_copy_of_the_reporter_goes_once_the_case_has_its_key(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys, party_key: tuple[Path, str], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, encrypting=True)

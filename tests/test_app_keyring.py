@@ -12,13 +12,13 @@ from typing import Any
 from listbot.app import App
 from listbot.applications.handler import ApplicationsHandler
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.sealing import encryption_problems
 from listbot.core.model import RecipientRole
 from listbot.discuss.handler import DiscussHandler
 from listbot.discuss.held import ModerationHandler
 from listbot.security.cases import SecurityHandler
+from listbot.settings import Settings
 from tests import pgp_fixtures
 from tests.daemon import running
 from tests.pgp_fixtures import PgpKeys, revoke
@@ -54,7 +54,7 @@ def keyrings(app: App) -> dict[str, Keyring | None]:
 
 
 async def test_everything_the_daemon_builds_shares_one_keyring(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     extra: dict[str, Any] = {
         "pgp": {"home": str(pgp_home), "team_fingerprint": pgp_keys.team,

@@ -9,9 +9,9 @@ import pytest
 
 from listbot.app import App
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
 from listbot.core.store import applications as app_ops
 from listbot.core.store import roster as roster_ops
+from listbot.settings import Settings
 from tests.application_helpers import (
     LIST,
     SUBSCRIBERS,
@@ -32,7 +32,7 @@ TEAM = [ALICE, BOB]
 
 
 @pytest.fixture
-async def app(make_config: Callable[..., Config], sink: Sink, clock: FakeClock,
+async def app(make_config: Callable[..., Settings], sink: Sink, clock: FakeClock,
               pgp_home: Path, pgp_keys: PgpKeys) -> AsyncIterator[App]:
     application = App.create(make_config(app_config(pgp_home, pgp_keys), sink=sink),
                              clock=clock)
@@ -225,10 +225,9 @@ async def test_personal_address_and_two_aliases_cannot_be_accepted_from_the_shel
     await send(app, example("personal_address.eml"))
     await send(app, example("two_aliases.eml"))
     await send(app, example("no_policy_statement.eml"))
-    from listbot.applications.config import parse_applications
     from listbot.applications.handler import Applications
     lc = app.cfg.lists["applications"]
-    service = Applications(cfg=app.cfg, lc=lc, ac=parse_applications(app.cfg),
+    service = Applications(cfg=app.cfg, lc=lc, ac=app.settings.applications,
                            store=app.store, clock=app.clock, keyring=None)
     from listbot.core.errors import Refused
     for app_id in (1, 2, 3):

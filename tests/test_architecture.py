@@ -22,7 +22,8 @@ RANKS = {
     "listbot.cli": 6,
     "listbot.ops": 5,
     "listbot.app": 4,
-    "listbot.config_check": 4,
+    # The one load of the config file: assembles every capability's section for the app.
+    "listbot.settings": 3.5,
     "listbot.security": 3,
     "listbot.discuss": 3,
     "listbot.applications": 3,

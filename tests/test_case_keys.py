@@ -13,10 +13,10 @@ import pytest
 
 from listbot.app import App
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
 from listbot.core.mail.pgp import KeyInfo
 from listbot.core.store import cases as case_store
 from listbot.security.reporter_keys import choose_attached, known_for, uid_address
+from listbot.settings import Settings
 from tests import pgp_fixtures
 from tests.daemon import lmtp_send, running, settle
 from tests.pgp_fixtures import PgpKeys, export_public, gpg, make_key, new_home, remove_home
@@ -64,8 +64,8 @@ def plain(sender: str, subject: str, mid: str) -> bytes:
 
 
 @pytest.fixture
-def keys_config(make_config: Callable[..., Config], sink: Sink, pgp_home: Path,
-                pgp_keys: PgpKeys) -> Config:
+def keys_config(make_config: Callable[..., Settings], sink: Sink, pgp_home: Path,
+                pgp_keys: PgpKeys) -> Settings:
     extra: dict[str, Any] = {"pgp": {"home": str(pgp_home), "team_fingerprint": pgp_keys.team}}
     return make_config(extra, sink=sink)
 
@@ -92,7 +92,7 @@ def in_keyring(home: Path, fpr: str) -> bool:
     ("Eve (<victim@example.org>) <eve@evil.example>",),  # an address in a comment
 ])
 async def test_key_planted_for_another_address_is_not_used(
-        keys_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path, eve_home: Path,
+        keys_config: Settings, sink: Sink, clock: FakeClock, pgp_home: Path, eve_home: Path,
         uids: tuple[str, ...]) -> None:
     fpr, key = eve_key(eve_home, *uids)
     async with running(keys_config, clock, members=()) as app:
@@ -110,7 +110,7 @@ async def test_key_planted_for_another_address_is_not_used(
 
 
 async def test_second_key_for_a_known_reporter_is_ignored_and_reported(
-        keys_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path, eve_home: Path,
+        keys_config: Settings, sink: Sink, clock: FakeClock, pgp_home: Path, eve_home: Path,
         pgp_keys: PgpKeys) -> None:
     fpr, key = eve_key(eve_home, f"Reporter <{REPORTER}>")
     async with running(keys_config, clock, members=()) as app:
@@ -127,7 +127,7 @@ async def test_second_key_for_a_known_reporter_is_ignored_and_reported(
 
 
 async def test_own_key_is_taken_without_other_names(
-        keys_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path,
+        keys_config: Settings, sink: Sink, clock: FakeClock, pgp_home: Path,
         eve_home: Path) -> None:
     fpr, key = eve_key(eve_home, f"Eve <{EVE.upper()}>", f"Victim <{VICTIM}>")
     async with running(keys_config, clock, members=()) as app:
@@ -178,7 +178,7 @@ def test_first_key_wins() -> None:
 
 
 async def test_member_with_expired_key_gets_nothing_and_the_rest_get_the_report(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     cfg = make_config({
         "pgp": {"home": str(pgp_home), "team_fingerprint": pgp_keys.team},

@@ -13,10 +13,10 @@ import pytest
 from listbot.app import App
 from listbot.core.calendar import apply_requested_date
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
 from listbot.core.mail.pgp_mime import build_encrypted_mime, build_signed_mime
 from listbot.core.model import OutboxState
 from listbot.core.store import cases as case_store
+from listbot.settings import Settings
 from tests import pgp_fixtures
 from tests.daemon import deferred_once, lmtp_send, outbox_settled, running, settle
 from tests.pgp_fixtures import PgpKeys, detach_sign, encrypt_to, encrypt_without_mdc, gpg
@@ -74,12 +74,12 @@ async def wait_count(sink: Sink, count: int) -> None:
 
 
 @pytest.fixture
-def pgp_app_config(make_config: Callable[..., Config], sink: Sink, pgp_home: Path,
-                   pgp_keys: PgpKeys) -> Config:
+def pgp_app_config(make_config: Callable[..., Settings], sink: Sink, pgp_home: Path,
+                   pgp_keys: PgpKeys) -> Settings:
     return make_config(pgp_config(pgp_home, pgp_keys), sink=sink)
 
 
-async def test_whole_case_on_a_fake_clock(pgp_app_config: Config, sink: Sink,
+async def test_whole_case_on_a_fake_clock(pgp_app_config: Settings, sink: Sink,
                                           clock: FakeClock, pgp_home: Path,
                                           pgp_keys: PgpKeys) -> None:
     async with running(pgp_app_config, clock, members=()) as app:
@@ -167,7 +167,7 @@ async def test_whole_case_on_a_fake_clock(pgp_app_config: Config, sink: Sink,
 
 
 async def test_report_without_integrity_protection_alerts_and_yields_nothing(
-        pgp_app_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path,
+        pgp_app_config: Settings, sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     async with running(pgp_app_config, clock, members=()) as app:
         secret = b"Details that gpg must not hand out.\r\n"
@@ -185,7 +185,7 @@ async def test_report_without_integrity_protection_alerts_and_yields_nothing(
 
 @pytest.mark.parametrize("forgery", ["outsider", "unsigned", "wrong_key", "display_name"])
 async def test_forged_team_reply_never_reaches_reporter(
-        pgp_app_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path,
+        pgp_app_config: Settings, sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys, forgery: str) -> None:
     async with running(pgp_app_config, clock, members=()) as app:
         report = message(f"Reporter <{REPORTER}>", "Bug", "<r1@example.net>", b"Bug.\r\n")
@@ -214,7 +214,7 @@ async def test_forged_team_reply_never_reaches_reporter(
 
 
 async def test_auto_responder_report_opens_case_without_ack(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock) -> None:
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock) -> None:
     async with running(make_config(sink=sink), clock, members=()) as app:
         for i, extra in enumerate(("Auto-Submitted: auto-replied\r\n", "Precedence: bulk\r\n")):
             data = message("Bot <bot@elsewhere.example>", "Out of office", f"<o{i}@x.example>",
@@ -227,7 +227,7 @@ async def test_auto_responder_report_opens_case_without_ack(
 
 
 async def test_party_gets_its_case_only_and_the_gate_knows_it(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock) -> None:
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock) -> None:
     vendor = "psirt@vendor.example"
     async with running(make_config(sink=sink), clock, members=()) as app:
         await lmtp_send(app, REPORTER, [SECURITY],
@@ -257,7 +257,7 @@ async def test_party_gets_its_case_only_and_the_gate_knows_it(
 
 
 async def test_party_removed_before_delivery_is_refused_and_the_team_alerted(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock) -> None:
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock) -> None:
     vendor = "psirt@vendor.example"
     async with running(make_config(sink=sink), clock, members=()) as app:
         await lmtp_send(app, REPORTER, [SECURITY],
@@ -306,7 +306,7 @@ async def _team_reply(app: App, home: Path, keys: PgpKeys, text: bytes, mid: str
 
 
 async def test_a_key_the_reporter_attaches_to_a_follow_up_encrypts_later_replies(
-        pgp_app_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path,
+        pgp_app_config: Settings, sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     own = pgp_fixtures.new_home()
     try:
@@ -342,7 +342,7 @@ async def test_a_key_the_reporter_attaches_to_a_follow_up_encrypts_later_replies
 
 
 async def test_a_key_attached_by_someone_else_never_becomes_the_reporters(
-        pgp_app_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path) -> None:
+        pgp_app_config: Settings, sink: Sink, clock: FakeClock, pgp_home: Path) -> None:
     other = pgp_fixtures.new_home()
     try:
         fpr = pgp_fixtures.make_key(other, "Bystander <bystander@example.org>")
@@ -363,7 +363,7 @@ async def test_a_key_attached_by_someone_else_never_becomes_the_reporters(
 
 
 async def test_a_party_with_a_key_reads_the_case_only_through_it(
-        pgp_app_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path,
+        pgp_app_config: Settings, sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     keyed, plain_party = "psirt@cloud.example", "psirt@vendor.example"
     own = pgp_fixtures.new_home()
@@ -405,7 +405,7 @@ async def test_a_party_with_a_key_reads_the_case_only_through_it(
 
 
 async def test_a_party_whose_key_gpg_refuses_gets_nothing_and_the_team_is_told(
-        pgp_app_config: Config, sink: Sink, clock: FakeClock, pgp_home: Path,
+        pgp_app_config: Settings, sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     keyed = "psirt@cloud.example"
     async with running(pgp_app_config, clock, members=()) as app:

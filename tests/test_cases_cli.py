@@ -15,22 +15,21 @@ from listbot.cli import common, main, root
 from listbot.core.calendar import default_timeline, replay
 from listbot.core.case_model import CaseState
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
 from listbot.core.errors import ConfigError
 from listbot.core.store import Store
 from listbot.core.store import cases as case_store
-from listbot.security.config import parse_cases
+from listbot.settings import Settings
 from tests import pgp_fixtures
 
 ARRIVAL = datetime(2026, 11, 25, 9, tzinfo=UTC)
 
 
-async def seed(cfg: Config) -> None:
-    store = Store.open(cfg.database_url, FakeClock(ARRIVAL))
+async def seed(cfg: Settings) -> None:
+    store = Store.open(cfg.core.database_url, FakeClock(ARRIVAL))
     try:
         await store.upgrade()
         async with store.unit() as tx:
-            timeline = default_timeline(ARRIVAL, parse_cases(cfg).policy_for(2026))
+            timeline = default_timeline(ARRIVAL, cfg.cases.policy_for(2026))
             await case_store.open_case(tx, case_id="SEC-2026-0001", reporter="r@example.net",
                                        subject="Bug", timeline=timeline,
                                        reporter_fingerprint=None)
@@ -38,12 +37,12 @@ async def seed(cfg: Config) -> None:
         await store.close()
 
 
-def invoke(cfg: Config, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
-    monkeypatch.setattr(common.config_mod, "load", lambda _path: cfg)
+def invoke(cfg: Settings, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    monkeypatch.setattr(common.settings_mod, "load", lambda _path: cfg)
     return CliRunner().invoke(root, ["--config", "x.toml", *args], catch_exceptions=False)
 
 
-def test_case_commands(make_config: Callable[..., Config],
+def test_case_commands(make_config: Callable[..., Settings],
                        monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = make_config({"cases": {"holidays": ["2026-11-30"]}})
     asyncio.run(seed(cfg))
@@ -69,7 +68,7 @@ def test_case_commands(make_config: Callable[..., Config],
     assert "SEC-2026-0001" in listing
 
     async def audited() -> set[str]:
-        store = Store.open(cfg.database_url, FakeClock(ARRIVAL))
+        store = Store.open(cfg.core.database_url, FakeClock(ARRIVAL))
         try:
             entries = await store.audit_listing(subject="case:SEC-2026-0001")
             assert any(e.actor == "alice" and "state" in e.detail for e in entries)
@@ -92,10 +91,10 @@ def test_case_commands(make_config: Callable[..., Config],
     ({"holiday_country": "XX"}, "cases.holiday_country"),
     ({"typo": 1}, "cases.typo"),
 ])
-def test_cases_config_problems_name_their_key(make_config: Callable[..., Config],
+def test_cases_config_problems_name_their_key(make_config: Callable[..., Settings],
                                               table: dict[str, Any], needle: str) -> None:
     with pytest.raises(ConfigError) as err:
-        parse_cases(make_config({"cases": table}))
+        make_config({"cases": table})
     assert any(needle in p for p in err.value.problems)
 
 
@@ -118,16 +117,16 @@ def exported(tmp_path: Path, home: Path, *fprs: str) -> str:
     return str(path)
 
 
-def exit_code(cfg: Config, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+def exit_code(cfg: Settings, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
     """`listbot ARGS` as the shell runs it: errors become sysexits codes."""
-    monkeypatch.setattr(common.config_mod, "load", lambda _path: cfg)
+    monkeypatch.setattr(common.settings_mod, "load", lambda _path: cfg)
     with pytest.raises(SystemExit) as exited:
         main(["--config", "x.toml", *args])
     return int(exited.value.code or 0)
 
 
-async def party_keys(cfg: Config) -> dict[str, str | None]:
-    store = Store.open(cfg.database_url, FakeClock(ARRIVAL))
+async def party_keys(cfg: Settings) -> dict[str, str | None]:
+    store = Store.open(cfg.core.database_url, FakeClock(ARRIVAL))
     try:
         async with store.unit() as tx:
             return {p.address: p.fingerprint
@@ -137,7 +136,7 @@ async def party_keys(cfg: Config) -> dict[str, str | None]:
 
 
 def test_a_party_key_must_name_the_party_exactly(
-        make_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch,
+        make_config: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str], tmp_path: Path, pgp_home: Path,
         party_home: Path) -> None:
     cfg = make_config({"pgp": {"home": str(pgp_home)}})
@@ -177,7 +176,7 @@ def test_a_party_key_must_name_the_party_exactly(
     assert f'"{PARTY}": "{good}"' in shown
 
     async def audited() -> list[dict[str, Any]]:
-        store = Store.open(cfg.database_url, FakeClock(ARRIVAL))
+        store = Store.open(cfg.core.database_url, FakeClock(ARRIVAL))
         try:
             return [e.detail for e in await store.audit_listing(subject="case:SEC-2026-0001")
                     if e.action == "case.party_key_set" and e.actor == "alice"]

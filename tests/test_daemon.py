@@ -10,8 +10,8 @@ import pytest
 
 from listbot.app import App
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
 from listbot.core.model import Audience, InboundState, OutboxState, OutgoingMessage
+from listbot.settings import Settings
 from tests.daemon import (
     MEMBERS,
     add_members,
@@ -30,7 +30,7 @@ MEMBER = "security@vendor-a.example"
 
 
 @pytest.fixture
-async def app(make_config: Callable[..., Config], sink: Sink,
+async def app(make_config: Callable[..., Settings], sink: Sink,
               clock: FakeClock) -> AsyncIterator[App]:
     async with running(make_config(sink=sink), clock) as application:
         yield application
@@ -266,7 +266,7 @@ async def test_team_mail_never_leaves_the_team(app: App, sink: Sink) -> None:
     assert "mallory@evil.example" not in sink.recipients()
 
 
-async def test_sigterm_style_stop_finishes_in_flight_work(make_config: Callable[..., Config],
+async def test_sigterm_style_stop_finishes_in_flight_work(make_config: Callable[..., Settings],
                                                           sink: Sink, clock: FakeClock) -> None:
     application = App.create(make_config(sink=sink), clock=clock)
     await application.start()
@@ -335,7 +335,7 @@ def ascii_sink() -> Sink:
 
 
 async def test_an_internationalised_address_the_relay_cannot_take_fails_alone(
-        make_config: Callable[..., Config], ascii_sink: Sink, clock: FakeClock) -> None:
+        make_config: Callable[..., Settings], ascii_sink: Sink, clock: FakeClock) -> None:
     await ascii_sink.start()
     try:
         async with running(make_config(sink=ascii_sink), clock) as application:

@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from listbot.app import App
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
 from listbot.core.model import OutboxState
 from listbot.core.store.schema import bodies, outbox
+from listbot.settings import Settings
 from tests import pgp_fixtures
 from tests.daemon import lmtp_send, post, settle
 from tests.pgp_fixtures import PgpKeys, gpg
@@ -40,7 +40,7 @@ def decrypt(home: Path, raw: bytes) -> bytes:
     return gpg(home, "--decrypt", data=armored).stdout
 
 
-async def start(make_config: Callable[..., Config], sink: Sink, clock: FakeClock,
+async def start(make_config: Callable[..., Settings], sink: Sink, clock: FakeClock,
                 home: Path, keys: PgpKeys, require: bool,
                 extra: dict[str, Any] | None = None) -> App:
     app = App.create(make_config({"pgp": {"home": str(home), "team_fingerprint": keys.team,
@@ -56,7 +56,7 @@ async def start(make_config: Callable[..., Config], sink: Sink, clock: FakeClock
 
 
 async def test_post_goes_encrypted_to_keyed_members_and_is_held_for_the_rest(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     app = await start(make_config, sink, clock, pgp_home, pgp_keys, True)
     try:
@@ -97,7 +97,7 @@ async def test_post_goes_encrypted_to_keyed_members_and_is_held_for_the_rest(
 
 
 async def test_without_require_encryption_posts_are_unchanged(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     app = await start(make_config, sink, clock, pgp_home, pgp_keys, False)
     try:
@@ -113,7 +113,7 @@ async def test_without_require_encryption_posts_are_unchanged(
 
 
 async def test_held_post_approved_later_still_goes_out_only_as_ciphertext(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     # Moderators here have no keys: their requests go in clear (the post is not the point).
     app = await start(make_config, sink, clock, pgp_home, pgp_keys, True,

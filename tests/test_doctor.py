@@ -11,14 +11,13 @@ from typing import Any
 
 from click.testing import CliRunner
 
+from listbot import settings
 from listbot.cli.common import root
-from listbot.core import config as config_mod
 from listbot.core.calendar import default_timeline
 from listbot.core.clock import SystemClock
 from listbot.core.errors import EX_CONFIG, EX_TEMPFAIL
 from listbot.core.store import Store
 from listbot.core.store import cases as case_store
-from listbot.security.config import parse_cases
 from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
 from tests.pgp_fixtures import PgpKeys, make_key, pgp_home, pgp_keys, pgp_template
@@ -135,14 +134,14 @@ def test_a_case_partys_key_expiring_soon_is_a_warning(tmp_path: Path, pgp_home: 
     assert CliRunner().invoke(root, ["--config", str(config), "db", "upgrade"]).exit_code == 0
 
     async def seed() -> None:
-        cfg = config_mod.load(config)
-        store = Store.open(cfg.database_url, SystemClock())
+        cfg = settings.load(config)
+        store = Store.open(cfg.core.database_url, SystemClock())
         now = datetime.now(UTC)
         try:
             async with store.unit() as tx:
                 await case_store.open_case(
                     tx, case_id="SEC-2026-0001", reporter="r@example.net", subject="Bug",
-                    timeline=default_timeline(now, parse_cases(cfg).policy_for(now.year)),
+                    timeline=default_timeline(now, cfg.cases.policy_for(now.year)),
                     reporter_fingerprint=None)
                 await case_store.add_party(tx, "SEC-2026-0001", "psirt@cloud.example",
                                            "Cloud", "cli:alice", fingerprint=soon)

@@ -11,12 +11,12 @@ import pytest
 
 from listbot.app import App
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
 from listbot.core.errors import ConfigError
-from listbot.core.intake.imap import ImapPoller, parse_imap
+from listbot.core.intake.imap import ImapPoller
 from listbot.core.model import InboundState
 from listbot.core.store import Arrival, Store
 from listbot.core.store import imap as imap_ops
+from listbot.settings import Settings
 from tests.daemon import add_members, running
 from tests.mta_dovecot import PASSWORD, USER, Dovecot, unavailable
 from tests.sink import Sink
@@ -34,12 +34,12 @@ def mail(n: int, sender: str = "reporter@example.net") -> bytes:
 
 
 @pytest.fixture
-def imap_config(make_config: Callable[..., Config], dovecot: Dovecot,
-                tmp_path: Path) -> Callable[..., Config]:
+def imap_config(make_config: Callable[..., Settings], dovecot: Dovecot,
+                tmp_path: Path) -> Callable[..., Settings]:
     secret = tmp_path / "imap-password"
     secret.write_text(PASSWORD + "\n")
 
-    def factory(sink: Sink | None = None, **extra: Any) -> Config:
+    def factory(sink: Sink | None = None, **extra: Any) -> Settings:
         section = {"host": "127.0.0.1", "port": dovecot.port, "tls": False, "user": USER,
                    "password_file": str(secret), "timeout_seconds": 5.0,
                    "poll_interval_seconds": 30.0, "backoff_initial_seconds": 0.1,
@@ -49,8 +49,8 @@ def imap_config(make_config: Callable[..., Config], dovecot: Dovecot,
 
 
 @pytest.fixture
-async def store(imap_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[Store]:
-    s = Store.open(imap_config().database_url, clock)
+async def store(imap_config: Callable[..., Settings], clock: FakeClock) -> AsyncIterator[Store]:
+    s = Store.open(imap_config().core.database_url, clock)
     await s.upgrade()
     try:
         yield s
@@ -58,10 +58,10 @@ async def store(imap_config: Callable[..., Config], clock: FakeClock) -> AsyncIt
         await s.close()
 
 
-def poller(cfg: Config, store: Store, clock: FakeClock) -> ImapPoller:
-    icfg = parse_imap(cfg)
+def poller(cfg: Settings, store: Store, clock: FakeClock) -> ImapPoller:
+    icfg = cfg.imap
     assert icfg is not None
-    return ImapPoller(icfg, cfg, store, clock, on_stored=lambda: None)
+    return ImapPoller(icfg, cfg.core, store, clock, on_stored=lambda: None)
 
 
 async def imap_rows(store: Store) -> list[dict[str, Any]]:
@@ -78,7 +78,7 @@ async def one_sync(p: ImapPoller) -> int:
         await client.logout()
 
 
-async def test_flag_mode_stores_then_flags(imap_config: Callable[..., Config], store: Store,
+async def test_flag_mode_stores_then_flags(imap_config: Callable[..., Settings], store: Store,
                                            dovecot: Dovecot, clock: FakeClock) -> None:
     for n in (1, 2):
         dovecot.append(mail(n))
@@ -93,7 +93,7 @@ async def test_flag_mode_stores_then_flags(imap_config: Callable[..., Config], s
     assert len(await imap_rows(store)) == 2
 
 
-async def test_move_mode_moves_after_commit(imap_config: Callable[..., Config], store: Store,
+async def test_move_mode_moves_after_commit(imap_config: Callable[..., Settings], store: Store,
                                             dovecot: Dovecot, clock: FakeClock) -> None:
     dovecot.append(mail(1))
     cfg = imap_config(after="move", move_to="Done")
@@ -109,13 +109,13 @@ class CrashBeforeMark(ImapPoller):
 
 
 async def test_killed_between_commit_and_flag_no_loss_no_duplicate(
-        imap_config: Callable[..., Config], store: Store, dovecot: Dovecot,
+        imap_config: Callable[..., Settings], store: Store, dovecot: Dovecot,
         clock: FakeClock) -> None:
     dovecot.append(mail(1))
     cfg = imap_config()
-    icfg = parse_imap(cfg)
+    icfg = cfg.imap
     assert icfg is not None
-    crashing = CrashBeforeMark(icfg, cfg, store, clock, on_stored=lambda: None)
+    crashing = CrashBeforeMark(icfg, cfg.core, store, clock, on_stored=lambda: None)
     with pytest.raises(RuntimeError):
         await one_sync(crashing)
     assert len(await imap_rows(store)) == 1  # committed...
@@ -126,7 +126,7 @@ async def test_killed_between_commit_and_flag_no_loss_no_duplicate(
 
 
 async def test_killed_between_store_and_uid_record_no_duplicate(
-        imap_config: Callable[..., Config], store: Store, dovecot: Dovecot,
+        imap_config: Callable[..., Settings], store: Store, dovecot: Dovecot,
         clock: FakeClock) -> None:
     dovecot.append(mail(1))
     cfg = imap_config()
@@ -142,7 +142,7 @@ async def test_killed_between_store_and_uid_record_no_duplicate(
 
 
 async def test_renumbered_mailbox_same_message_id_not_stored_twice(
-        imap_config: Callable[..., Config], store: Store, dovecot: Dovecot,
+        imap_config: Callable[..., Settings], store: Store, dovecot: Dovecot,
         clock: FakeClock) -> None:
     p = poller(imap_config(), store, clock)
     # Stored earlier under another UIDVALIDITY, with headers the server has since changed.
@@ -159,7 +159,7 @@ async def test_renumbered_mailbox_same_message_id_not_stored_twice(
 
 
 async def test_same_message_id_in_same_mailbox_generation_is_a_new_delivery(
-        imap_config: Callable[..., Config], store: Store, dovecot: Dovecot,
+        imap_config: Callable[..., Settings], store: Store, dovecot: Dovecot,
         clock: FakeClock) -> None:
     # An attacker reusing a Message-ID must not make listbot drop a real report.
     dovecot.append(mail(1, sender="eve@evil.example"))
@@ -168,7 +168,7 @@ async def test_same_message_id_in_same_mailbox_generation_is_a_new_delivery(
 
 
 async def test_daemon_idle_picks_up_new_mail_and_processes_it(
-        imap_config: Callable[..., Config], dovecot: Dovecot, sink: Sink,
+        imap_config: Callable[..., Settings], dovecot: Dovecot, sink: Sink,
         clock: FakeClock) -> None:
     cfg = imap_config(sink=sink, list="discuss", poll_interval_seconds=3600.0)
     async with running(cfg, clock, members=()) as app:
@@ -182,7 +182,7 @@ async def test_daemon_idle_picks_up_new_mail_and_processes_it(
         assert dovecot.uids(criteria="KEYWORD $ListbotStored") == [1]
 
 
-async def test_reconnects_after_server_restart(imap_config: Callable[..., Config],
+async def test_reconnects_after_server_restart(imap_config: Callable[..., Settings],
                                                dovecot: Dovecot, clock: FakeClock) -> None:
     app = App.create(imap_config(poll_interval_seconds=0.2, idle=False,
                                               timeout_seconds=1.0), clock=clock)
@@ -210,13 +210,12 @@ async def test_reconnects_after_server_restart(imap_config: Callable[..., Config
 
 
 def test_config_problems_are_reported_with_key_paths(
-        make_config: Callable[..., Config]) -> None:
-    cfg = make_config({"imap": {"after": "move", "list": "nope", "idle_renew_seconds": 3600,
-                                "bogus": 1}})
+        make_config: Callable[..., Settings]) -> None:
     with pytest.raises(ConfigError) as info:
-        parse_imap(cfg)
+        make_config({"imap": {"after": "move", "list": "nope", "idle_renew_seconds": 3600,
+                              "bogus": 1}})
     text = "\n".join(info.value.problems)
     for key in ("imap.move_to", "imap.list", "imap.idle_renew_seconds", "imap.bogus",
                 "imap.host", "imap.password_file"):
         assert key in text
-    assert parse_imap(make_config({"imap": {"enabled": False}})) is None
+    assert make_config({"imap": {"enabled": False}}).imap is None

@@ -16,12 +16,13 @@ from listbot.app import App
 from listbot.core.clock import FakeClock
 from listbot.core.config import Config
 from listbot.core.errors import TemporaryError
-from listbot.core.intake.imap import ImapPoller, fetched, parse_imap
+from listbot.core.intake.imap import ImapPoller, fetched
 from listbot.core.intake.server import IntakeHandler, start_server
 from listbot.core.model import INJECT_NO_ENVELOPE, Audience, InboundState, OutboxState
 from listbot.core.routing import Router
 from listbot.core.store import Store
 from listbot.core.store import imap as imap_ops
+from listbot.settings import Settings
 from tests.application_helpers import LIST, SUBSCRIBERS, app_config, example, text_of, to
 from tests.conftest import START, wait_for
 from tests.daemon import add_members, post, raw_session, running, settle
@@ -47,7 +48,7 @@ async def smtp_send(app: App, sender: str, rcpts: Sequence[str], data: bytes) ->
 
 
 @pytest.fixture
-async def spine(make_config: Callable[..., Config], sink: Sink,
+async def spine(make_config: Callable[..., Settings], sink: Sink,
                 clock: FakeClock) -> AsyncIterator[App]:
     async with running(make_config(sink=sink), clock, members=()) as app:
         yield app
@@ -57,7 +58,7 @@ async def spine(make_config: Callable[..., Config], sink: Sink,
 
 @needs_dovecot
 async def test_application_read_over_imap_gets_its_checklist(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys, dovecot: Dovecot, tmp_path: Path) -> None:
     # IMAP has no envelope: an empty envelope_from there is not the null sender.
     secret = tmp_path / "imap-password"
@@ -66,7 +67,7 @@ async def test_application_read_over_imap_gets_its_checklist(
             "password_file": str(secret), "list": "applications", "timeout_seconds": 5.0,
             "poll_interval_seconds": 3600.0}
     cfg = make_config({**app_config(pgp_home, pgp_keys), "imap": imap}, sink=sink)
-    assert parse_imap(cfg) is not None
+    assert cfg.imap is not None
     async with running(cfg, clock, members=()) as app:
         assert app.imap is not None
         await asyncio.wait_for(app.imap.connected.wait(), 10)
@@ -103,7 +104,7 @@ async def test_null_sender_post_to_discuss_gets_no_notice(spine: App, sink: Sink
 
 
 async def test_null_sender_application_gets_no_reply(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     cfg = make_config(app_config(pgp_home, pgp_keys), sink=sink)
     async with running(cfg, clock, members=()) as app:
@@ -152,8 +153,8 @@ async def test_inject_without_sender_has_no_envelope(tmp_path: Path, db_url: str
 # --- failures answer 451 (DESIGN.md §4.1) ------------------------------------------------
 
 @pytest.fixture
-async def store(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[Store]:
-    s = Store.open(make_config().database_url, clock)
+async def store(make_config: Callable[..., Settings], clock: FakeClock) -> AsyncIterator[Store]:
+    s = Store.open(make_config().core.database_url, clock)
     await s.upgrade()
     try:
         yield s
@@ -178,10 +179,10 @@ def transaction(hello: bytes, rcpts: Sequence[str], data: bytes) -> list[tuple[b
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_store_closing_under_a_waiting_data_answers_451(
-        store: Store, make_config: Callable[..., Config]) -> None:
+        store: Store, make_config: Callable[..., Settings]) -> None:
     # The SQLite writer is busy, so the arrival's group commit is in flight, waiting for it,
     # when the daemon closes the store at shutdown: the sender must hear 451, not hang.
-    _, port = await intake(store, make_config(), lmtp=False)
+    _, port = await intake(store, make_config().core, lmtp=False)
     release = asyncio.Event()
     holding = asyncio.Event()
 
@@ -216,8 +217,8 @@ async def fail_inbound_inserts(store: Store, failing: bool) -> None:
 
 
 async def test_lmtp_store_failure_answers_451_per_recipient(
-        store: Store, make_config: Callable[..., Config]) -> None:
-    _, port = await intake(store, make_config(), lmtp=True)
+        store: Store, make_config: Callable[..., Settings]) -> None:
+    _, port = await intake(store, make_config().core, lmtp=True)
     await fail_inbound_inserts(store, True)
     replies = await raw_session(port, transaction(b"LHLO", [SECURITY, DISCUSS],
                                                   post("reporter@example.net")))
@@ -226,8 +227,8 @@ async def test_lmtp_store_failure_answers_451_per_recipient(
 
 
 async def test_failed_group_commit_answers_451_to_every_session(
-        store: Store, make_config: Callable[..., Config]) -> None:
-    _, port = await intake(store, make_config(), lmtp=False)
+        store: Store, make_config: Callable[..., Settings]) -> None:
+    _, port = await intake(store, make_config().core, lmtp=False)
     await fail_inbound_inserts(store, True)
     sessions = [raw_session(port, transaction(b"EHLO", [SECURITY],
                                               post(f"r{i}@example.net", subject=f"r{i}")))
@@ -250,22 +251,22 @@ def imap_mail(n: int, extra: bytes = b"") -> bytes:
 
 
 @pytest.fixture
-def imap_cfg(make_config: Callable[..., Config], tmp_path: Path) -> Config:
+def imap_cfg(make_config: Callable[..., Settings], tmp_path: Path) -> Settings:
     # Nothing connects: the pollers are handed fetched bytes directly.
     return make_config({"imap": {"host": "127.0.0.1", "user": USER, "tls": False,
                                  "password_file": str(tmp_path / "unused")}})
 
 
-def imap_poller(cfg: Config, store: Store, clock: FakeClock) -> ImapPoller:
-    icfg = parse_imap(cfg)
+def imap_poller(cfg: Settings, store: Store, clock: FakeClock) -> ImapPoller:
+    icfg = cfg.imap
     assert icfg is not None
-    return ImapPoller(icfg, cfg, store, clock, on_stored=lambda: None)
+    return ImapPoller(icfg, cfg.core, store, clock, on_stored=lambda: None)
 
 
 async def test_two_pollers_taking_the_same_messages_store_each_once(
-        imap_cfg: Config, store: Store, clock: FakeClock) -> None:
+        imap_cfg: Settings, store: Store, clock: FakeClock) -> None:
     # Two daemons (two stores, two engines) poll one mailbox and fetch the same UIDs.
-    other = Store.open(imap_cfg.database_url, clock)
+    other = Store.open(imap_cfg.core.database_url, clock)
     try:
         first, second = imap_poller(imap_cfg, store, clock), imap_poller(imap_cfg, other, clock)
         messages = [fetched(uid, imap_mail(uid)) for uid in range(1, 6)]
@@ -282,7 +283,7 @@ async def test_two_pollers_taking_the_same_messages_store_each_once(
 
 
 async def test_imap_message_refused_by_intake_is_quarantined_and_alerted(
-        imap_cfg: Config, store: Store, clock: FakeClock) -> None:
+        imap_cfg: Settings, store: Store, clock: FakeClock) -> None:
     # The server flags or moves it after this, so listbot must keep the bytes itself.
     p = imap_poller(imap_cfg, store, clock)
     bare_lf = fetched(1, imap_mail(1, b"smuggled\n.\r\n"))

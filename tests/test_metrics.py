@@ -9,9 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
 from listbot.core.errors import ConfigError
-from listbot.core.metrics import parse_metrics
+from listbot.settings import Settings
 from tests.daemon import MEMBERS, add_members, lmtp_send, post, running, settle
 from tests.sink import Sink
 
@@ -23,7 +22,7 @@ def scrape(port: int) -> str:
         return str(resp.read().decode())
 
 
-async def test_counters_and_gauges_after_a_post(make_config: Callable[..., Config],
+async def test_counters_and_gauges_after_a_post(make_config: Callable[..., Settings],
                                                 sink: Sink, clock: FakeClock) -> None:
     cfg = make_config({"metrics": {"listen": "127.0.0.1:0", "refresh_seconds": 0.05}},
                       sink=sink)
@@ -50,8 +49,8 @@ async def test_counters_and_gauges_after_a_post(make_config: Callable[..., Confi
         assert "listbot_held_posts" in text and "listbot_release_lag_seconds" in text
 
 
-def test_metrics_refuse_a_non_loopback_listener(make_config: Callable[..., Config]) -> None:
+def test_metrics_refuse_a_non_loopback_listener(make_config: Callable[..., Settings]) -> None:
     with pytest.raises(ConfigError) as info:
-        parse_metrics(make_config({"metrics": {"listen": "0.0.0.0:9464"}}))
+        make_config({"metrics": {"listen": "0.0.0.0:9464"}})
     assert "metrics.listen: must be a loopback address" in info.value.problems
-    assert parse_metrics(make_config()) is None
+    assert make_config().metrics is None

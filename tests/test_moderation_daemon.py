@@ -10,9 +10,9 @@ import pytest
 
 from listbot.app import App
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
 from listbot.core.model import OutboxItem, OutboxState
 from listbot.core.store import moderation as held_ops
+from listbot.settings import Settings
 from tests import pgp_fixtures
 from tests.daemon import MEMBERS, lmtp_send, outbox_settled, post, running, settle
 from tests.moderation_helpers import (
@@ -38,7 +38,7 @@ pgp_home = pgp_fixtures.pgp_home
 
 
 @pytest.fixture
-async def app(make_config: Callable[..., Config], sink: Sink, clock: FakeClock,
+async def app(make_config: Callable[..., Settings], sink: Sink, clock: FakeClock,
               pgp_home: Path, pgp_keys: PgpKeys) -> AsyncIterator[App]:
     cfg = make_config(moderation_config(pgp_home, pgp_keys), sink=sink)
     async with running(cfg, clock) as application:
@@ -312,7 +312,7 @@ async def test_reject_notice_does_not_reach_a_poster_removed_since_the_hold(
 
 
 async def test_a_moderator_outside_the_team_never_gets_the_held_post(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     # The request carries the held post: team mail. Moderating is the team's job
     # (DESIGN.md §1), so a configured moderator who is not on it is refused by the gate.

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from listbot.app import App
 from listbot.cli import root
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
 from listbot.core.store import moderation as held_ops
+from listbot.settings import Settings
 from tests import pgp_fixtures
 from tests.daemon import MEMBERS, add_members, lmtp_send, outbox_settled, post, running, settle
 from tests.moderation_helpers import (
@@ -44,13 +44,13 @@ def rules_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def cfg(make_config: Callable[..., Config], sink: Sink, pgp_home: Path, pgp_keys: PgpKeys,
-        rules_dir: Path) -> Config:
+def cfg(make_config: Callable[..., Settings], sink: Sink, pgp_home: Path, pgp_keys: PgpKeys,
+        rules_dir: Path) -> Settings:
     return make_config(moderation_config(pgp_home, pgp_keys, rules=rules_dir), sink=sink)
 
 
 @pytest.fixture
-async def app(cfg: Config, clock: FakeClock) -> AsyncIterator[App]:
+async def app(cfg: Settings, clock: FakeClock) -> AsyncIterator[App]:
     async with running(cfg, clock) as application:
         yield application
 
@@ -136,7 +136,7 @@ async def test_expired_token_does_not_decide(app: App, sink: Sink, clock: FakeCl
 
 
 async def test_requests_are_encrypted_to_each_moderator_when_required(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     app = App.create(make_config(moderation_config(pgp_home, pgp_keys, encrypt=True),
                                  sink=sink), clock=clock)
@@ -158,7 +158,7 @@ async def test_requests_are_encrypted_to_each_moderator_when_required(
 
 
 async def test_shell_decisions_are_first_wins_and_audited(app: App, sink: Sink,
-                                                          cfg: Config) -> None:
+                                                          cfg: Settings) -> None:
     await hold_one(app, sink)
     async with app.store.unit() as tx:
         post_id = (await held_ops.listing(tx.conn, None))[0].id

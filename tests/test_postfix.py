@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from listbot import settings
 from listbot.app import App
 from listbot.cli.common import root
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config, build
 from listbot.core.model import InboundState
+from listbot.settings import Settings
 from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
 from tests.daemon import MEMBERS, add_members, running, settle
@@ -37,25 +38,29 @@ def post(subject: str) -> str:
 
 
 @pytest.fixture
-def cfg(tmp_path: Path, sink: Sink) -> Config:
+def config_file(tmp_path: Path, sink: Sink) -> Path:
     data = merge(BASE_CONFIG, {
         "instance": {"state_dir": str(tmp_path / "state")},
         "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'listbot.db'}"},
         "listen": {"lmtp": f"127.0.0.1:{free_port()}", "smtp": ""},
         "delivery": {"smtp": {"port": sink.port}},
     })
-    return build(data, tmp_path)
+    return tomlfile.write(tmp_path / "listbot.toml", data)
 
 
 @pytest.fixture
-def postfix(tmp_path: Path, cfg: Config) -> Iterator[Postfix]:
+def cfg(config_file: Path) -> Settings:
+    return settings.load(config_file)
+
+
+@pytest.fixture
+def postfix(tmp_path: Path, cfg: Settings, config_file: Path) -> Iterator[Postfix]:
     maps = tmp_path / "maps"
     pf = Postfix.create(maps)
-    config_file = tomlfile.write(tmp_path / "listbot.toml", dict(cfg.raw))
     result = CliRunner().invoke(root, ["--config", str(config_file), "aliases",
                                        "--directory", str(maps)], env=pf.env)
     assert result.exit_code == 0, result.output
-    assert f"lmtp:[127.0.0.1]:{cfg.lmtp.port if cfg.lmtp else 0}" in result.output
+    assert f"lmtp:[127.0.0.1]:{cfg.core.lmtp.port if cfg.core.lmtp else 0}" in result.output
     pf.start()
     try:
         yield pf
@@ -65,7 +70,7 @@ def postfix(tmp_path: Path, cfg: Config) -> Iterator[Postfix]:
 
 
 @pytest.fixture
-async def daemon(cfg: Config, clock: FakeClock) -> AsyncIterator[App]:
+async def daemon(cfg: Settings, clock: FakeClock) -> AsyncIterator[App]:
     app = App.create(cfg, clock=clock)
     await app.start()
     await add_members(app)
@@ -112,7 +117,7 @@ async def test_unknown_recipient_is_refused_by_postfix_itself(postfix: Postfix,
     assert "lmtp" not in postfix.log().split("nobody@lists.example.org")[-1]
 
 
-async def test_listbot_down_postfix_queues_then_delivers(postfix: Postfix, cfg: Config,
+async def test_listbot_down_postfix_queues_then_delivers(postfix: Postfix, cfg: Settings,
                                                          clock: FakeClock,
                                                          sink: Sink) -> None:
     code, out = await swaks(postfix, DISCUSS, post("while down"))

@@ -15,10 +15,10 @@ from sqlalchemy import func, select, update
 from listbot.advisories import schedule as sched
 from listbot.app import App
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
 from listbot.core.errors import Refused
 from listbot.core.model import Audience, OutboxState, OutgoingMessage
 from listbot.core.store.schema import outbox
+from listbot.settings import Settings
 from tests import pgp_fixtures
 from tests.advisory_helpers import (
     EMBARGO,
@@ -44,8 +44,8 @@ pgp_home = pgp_fixtures.pgp_home
 ALL_PUBLIC = sorted([*PUBLIC_LISTS, KEYED, *PLAIN, *TEAM])
 
 
-def cfg_for(make_config: Callable[..., Config], sink: Sink, home: Path, keys: PgpKeys, *,
-            encrypting: bool = False, **extra: Any) -> Config:
+def cfg_for(make_config: Callable[..., Settings], sink: Sink, home: Path, keys: PgpKeys, *,
+            encrypting: bool = False, **extra: Any) -> Settings:
     """The advisory config; `encrypting`: every member copy under require_encryption."""
     data = advisory_config(home, keys, **extra.pop("advisories", {}))
     if encrypting:
@@ -61,7 +61,7 @@ async def alerts(app: App, kind: str) -> list[str]:
 
 
 async def test_gate_refuses_embargoed_to_outsider_and_public_before_instant(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys)
     async with advisory_daemon(cfg, clock, pgp_keys, arm=False) as (app, svc):
@@ -85,7 +85,7 @@ async def test_gate_refuses_embargoed_to_outsider_and_public_before_instant(
 
 
 async def test_member_without_key_is_held_alerted_and_released_once_keyed(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, encrypting=True)
     async with advisory_daemon(cfg, clock, pgp_keys, arm=False) as (app, svc):
@@ -109,7 +109,7 @@ async def test_member_without_key_is_held_alerted_and_released_once_keyed(
 
 
 async def test_two_person_rule_dry_run_and_release_now(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys,
                   advisories={"two_person_rule": True})
@@ -138,7 +138,7 @@ async def test_two_person_rule_dry_run_and_release_now(
 
 
 async def test_overdue_release_at_start_up_is_sent_with_a_lateness_alert(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys)
     app = App.create(cfg, clock=clock)
@@ -158,7 +158,7 @@ async def test_overdue_release_at_start_up_is_sent_with_a_lateness_alert(
 
 
 async def test_relay_451_at_the_instant_is_delivered_after_recovery_once(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys)
     async with advisory_daemon(cfg, clock, pgp_keys, arm=True) as (app, svc):
@@ -181,7 +181,7 @@ async def test_relay_451_at_the_instant_is_delivered_after_recovery_once(
 
 
 async def test_randomised_schedules_never_early_never_twice_never_lost(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     """Many advisories, moved at random, dispatched at random instants, the daemon
     replaced (a restart) between steps; every release lands once, never early."""
@@ -235,7 +235,7 @@ async def test_randomised_schedules_never_early_never_twice_never_lost(
 async def test_two_daemons_on_one_postgresql_each_recipient_once(
         pg_url: str, tmp_path: Path, sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
-    from listbot.core.config import build
+    from listbot.settings import build
     from tests.conftest import BASE_CONFIG, merge
     data = merge(merge(BASE_CONFIG, {"instance": {"state_dir": str(tmp_path / "s")},
                                      "database": {"url": pg_url},

@@ -15,7 +15,7 @@ import pytest
 
 from listbot.advisories import schedule as sched
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
+from listbot.settings import Settings
 from tests import pgp_fixtures
 from tests.advisory_helpers import (
     KEYED,
@@ -50,8 +50,8 @@ def encrypted(raw: bytes) -> bool:
     # One ciphertext for the keyed members: the refused key fails the whole group.
     ("before arming", True)])
 async def test_member_key_refused_by_gpg_gets_plaintext_and_the_release_goes_once(
-        added: str, hidden: bool, make_config: Callable[..., Config], sink: Sink, clock: FakeClock,
-        pgp_home: Path, pgp_keys: PgpKeys) -> None:
+        added: str, hidden: bool, make_config: Callable[..., Settings], sink: Sink,
+        clock: FakeClock, pgp_home: Path, pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, advisories={
         "hidden_recipients": hidden}, encrypting=True)
     clock.set(ERA)
@@ -91,7 +91,7 @@ async def test_member_key_refused_by_gpg_gets_plaintext_and_the_release_goes_onc
 
 @pytest.mark.parametrize("hidden", [False, True])
 async def test_member_key_refused_by_gpg_holds_only_that_predisclosure_copy(
-        hidden: bool, make_config: Callable[..., Config], sink: Sink, clock: FakeClock,
+        hidden: bool, make_config: Callable[..., Settings], sink: Sink, clock: FakeClock,
         pgp_home: Path, pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, advisories={
         "hidden_recipients": hidden}, encrypting=True)

@@ -14,9 +14,9 @@ from listbot.advisories import stage as staging
 from listbot.advisories.service import Change
 from listbot.app import App
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
 from listbot.core.model import Audience, OutboxState
 from listbot.core.store.schema import bodies, outbox
+from listbot.settings import Settings
 from tests import pgp_fixtures
 from tests.advisory_helpers import (
     EMBARGO,
@@ -53,7 +53,7 @@ def encrypted(raw: bytes) -> bool:
 
 
 async def test_armed_release_is_encrypted_ahead_and_only_sent_at_the_claim(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys, encrypting=True)
     async with advisory_daemon(cfg, clock, pgp_keys, arm=True) as (app, svc):
@@ -81,7 +81,7 @@ async def test_armed_release_is_encrypted_ahead_and_only_sent_at_the_claim(
 
 
 async def test_reschedule_later_never_lets_prebuilt_copies_out_at_the_old_instant(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys)
     async with advisory_daemon(cfg, clock, pgp_keys, arm=True) as (app, svc):
@@ -117,7 +117,7 @@ async def test_reschedule_later_never_lets_prebuilt_copies_out_at_the_old_instan
 
 
 async def test_stale_row_after_release_is_refused_for_its_instant(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     """Released at the moved instant; a row built for the old instant still may not go."""
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys)
@@ -142,7 +142,7 @@ async def test_stale_row_after_release_is_refused_for_its_instant(
 
 
 async def test_cancel_rearm_and_amend_replace_the_staged_rows(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys)
     async with advisory_daemon(cfg, clock, pgp_keys, arm=True) as (app, svc):
@@ -163,7 +163,7 @@ async def test_cancel_rearm_and_amend_replace_the_staged_rows(
 
 
 async def test_staging_for_an_instant_that_moved_meanwhile_stores_nothing(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     """Encryption runs outside the transaction; if the release moved while it ran, the
     rows it built are dropped (the arming that moved it staged its own)."""

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from listbot import settings
 from listbot.app import App
-from listbot.core import config as config_mod
 from listbot.core.clock import FakeClock
 from listbot.core.model import InboundState
 from listbot.ops.lifecycle import reload_app
@@ -60,7 +60,7 @@ def config_file(tmp_path: Path, sink: Sink) -> Path:
 
 @pytest.fixture
 async def app(config_file: Path, clock: FakeClock) -> AsyncIterator[App]:
-    async with running(config_mod.load(config_file), clock) as application:
+    async with running(settings.load(config_file), clock) as application:
         yield application
 
 
@@ -140,3 +140,4 @@ async def test_reload_says_which_changes_wait_for_a_restart(
     result = await reload_app(app)
     assert result.ok, result.status
     assert "restart needed for delivery, metrics, cases" in result.status
+

@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 
 from listbot.core.calendar import CalendarPolicy, default_timeline
 from listbot.core.case_model import Case, CaseState
-from listbot.core.config import Config
-from listbot.security.config import parse_cases
 from listbot.security.reminders import PolicyFor, due_for
+from listbot.settings import Settings
 
 
 def case(n: int, arrival: datetime, policy_for: PolicyFor, *, patch: bool = False,
@@ -23,8 +22,8 @@ def case(n: int, arrival: datetime, policy_for: PolicyFor, *, patch: bool = Fals
 
 
 def test_cached_policies_give_the_same_reminders_and_build_once_per_year(
-        make_config: Callable[..., Config]) -> None:
-    cases_cfg = parse_cases(make_config({"cases": {"holiday_country": "GB"}}))
+        make_config: Callable[..., Settings]) -> None:
+    cases_cfg = make_config({"cases": {"holiday_country": "GB"}}).cases
     fresh = cases_cfg.policy_for
     # Across Christmas and New Year, where the holidays move the dates.
     arrivals = [datetime(2025, 12, d, 9, tzinfo=UTC) for d in (15, 19, 22, 23)] + [

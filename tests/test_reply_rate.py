@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from listbot.core.config import Config
 from listbot.core.model import Audience, OutgoingMessage
 from listbot.core.outbox.reply_rate import spellings, within_reply_rate
 from listbot.core.store import Store
+from listbot.settings import Settings
 
 
 def test_spellings_cover_case_and_both_idn_forms() -> None:
@@ -19,8 +19,8 @@ def test_spellings_cover_case_and_both_idn_forms() -> None:
 
 
 async def test_notices_under_either_idn_spelling_share_one_limit(
-        store: Store, make_config: Callable[..., Config]) -> None:
-    cfg = make_config({"worker": {"reply_rate_per_hour": 3}})
+        store: Store, make_config: Callable[..., Settings]) -> None:
+    cfg = make_config({"worker": {"reply_rate_per_hour": 3}}).core
     # Discuss answers the envelope sender as the MTA gave it, lower-cased (U-label);
     # moderation answers the parsed From, normalised (A-label).
     for to in ("user@bücher.example", "user@bücher.example", "user@xn--bcher-kva.example"):

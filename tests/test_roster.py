@@ -15,20 +15,18 @@ from click.testing import CliRunner
 from listbot.app import App
 from listbot.applications.bounces import should_alert
 from listbot.applications.check import check_application, extract_application
-from listbot.applications.config import parse_applications, parse_members
 from listbot.applications.member_watch import MemberWatch
 from listbot.applications.state import checklist_to_json, fields_to_json, plain_text
 from listbot.cli import common, root
 from listbot.core.calendar import default_timeline
 from listbot.core.case_model import CaseState
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
 from listbot.core.errors import Refused
-from listbot.core.mail.keyring import open_keyring, parse_pgp
+from listbot.core.mail.keyring import open_keyring
 from listbot.core.store import Store
 from listbot.core.store import applications as app_ops
 from listbot.core.store import cases as case_store
-from listbot.security.config import parse_cases
+from listbot.settings import Settings
 from tests import pgp_fixtures
 from tests.application_helpers import app_config, example
 from tests.conftest import START, wait_for
@@ -40,10 +38,10 @@ EXAMPLES = {"free_cloud_narrative.eml": "nimbus-cloud.example",
             "blog_and_video.eml": "orbitvps.example"}
 
 
-async def seed(cfg: Config) -> None:
+async def seed(cfg: Settings) -> None:
     """Two applications as the handler would have stored them: complete, incomplete."""
-    store = Store.open(cfg.database_url, FakeClock(START))
-    policy = parse_applications(cfg).policy
+    store = Store.open(cfg.core.database_url, FakeClock(START))
+    policy = cfg.applications.policy
     try:
         await store.upgrade()
         async with store.unit() as tx:
@@ -62,12 +60,12 @@ async def seed(cfg: Config) -> None:
         await store.close()
 
 
-def invoke(cfg: Config, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
-    monkeypatch.setattr(common.config_mod, "load", lambda _path: cfg)
+def invoke(cfg: Settings, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    monkeypatch.setattr(common.settings_mod, "load", lambda _path: cfg)
     return CliRunner().invoke(root, ["--config", "x.toml", *args], catch_exceptions=False)
 
 
-def test_cli_decisions_and_public_export(make_config: Callable[..., Config],
+def test_cli_decisions_and_public_export(make_config: Callable[..., Settings],
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = make_config({"project": {"name": "Xen"},
                        "applications": {"subscribers": ["reader@readers.example"]}})
@@ -106,7 +104,7 @@ def test_cli_decisions_and_public_export(make_config: Callable[..., Config],
     assert [r["state"] for r in states] == ["accepted", "rejected"]
 
 
-def test_export_escapes_hostile_names(make_config: Callable[..., Config],
+def test_export_escapes_hostile_names(make_config: Callable[..., Settings],
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = make_config()
     invoke(cfg, monkeypatch, "members", "add", "<script>x</script> [a](b)",
@@ -124,7 +122,7 @@ def _key_file(tmp_path: Path, home: Path, *fprs: str) -> Path:
 
 
 def test_set_key_shows_fingerprint_and_refuses_bad_keys(
-        make_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        make_config: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         pgp_home: Path, pgp_keys: PgpKeys) -> None:
     cfg = make_config({"pgp": {"home": str(pgp_home)}})
     invoke(cfg, monkeypatch, "members", "add", "Vendor", "security@vendor.example")
@@ -142,20 +140,20 @@ def test_set_key_shows_fingerprint_and_refuses_bad_keys(
 
 
 async def test_team_is_warned_once_per_key_before_expiry(
-        make_config: Callable[..., Config], clock: FakeClock, sink: Sink,
+        make_config: Callable[..., Settings], clock: FakeClock, sink: Sink,
         pgp_home: Path, pgp_keys: PgpKeys) -> None:
     soon = pgp_fixtures.make_key_expiring(pgp_home, "Soon <security@soon.example>",
                                           START + timedelta(days=10))
     cfg = make_config({"pgp": {"home": str(pgp_home), "expiry_warning_days": 30}}, sink=sink)
-    store = Store.open(cfg.database_url, clock)
+    store = Store.open(cfg.core.database_url, clock)
     await store.upgrade()
     try:
         async with store.unit() as tx:
             await tx.add_member("Soon", "security@soon.example", soon)
             await tx.add_member("Fine", "security@vendor.example", pgp_keys.member)
             await tx.add_member("Old", "security@old.example", pgp_keys.expired)
-        watch = MemberWatch(cfg=cfg, mc=parse_members(cfg), store=store, clock=clock,
-                            keyring=open_keyring(parse_pgp(cfg)),
+        watch = MemberWatch(cfg=cfg.core, mc=cfg.members, store=store, clock=clock,
+                            keyring=open_keyring(cfg.pgp),
                             warning_window=timedelta(days=30))
         assert await watch.check_keys(clock.now()) == 2  # Soon and Old, never Fine
         clock.advance(timedelta(days=1))
@@ -167,15 +165,15 @@ async def test_team_is_warned_once_per_key_before_expiry(
 
 
 async def test_team_is_warned_once_before_a_case_partys_key_expires(
-        make_config: Callable[..., Config], clock: FakeClock, sink: Sink,
+        make_config: Callable[..., Settings], clock: FakeClock, sink: Sink,
         pgp_home: Path, pgp_keys: PgpKeys) -> None:
     expiry = START + timedelta(days=10)
     soon = pgp_fixtures.make_key_expiring(pgp_home, "PSIRT <psirt@cloud.example>", expiry)
     done = pgp_fixtures.make_key_expiring(pgp_home, "Old PSIRT <psirt@old.example>", expiry)
     cfg = make_config({"pgp": {"home": str(pgp_home), "expiry_warning_days": 30}}, sink=sink)
-    store = Store.open(cfg.database_url, clock)
+    store = Store.open(cfg.core.database_url, clock)
     await store.upgrade()
-    timeline = default_timeline(clock.now(), parse_cases(cfg).policy_for(2026))
+    timeline = default_timeline(clock.now(), cfg.cases.policy_for(2026))
     try:
         async with store.unit() as tx:
             for case_id in ("SEC-2026-0001", "SEC-2026-0002"):
@@ -189,8 +187,8 @@ async def test_team_is_warned_once_before_a_case_partys_key_expires(
             # A finished case's party no longer matters.
             await case_store.update_case(tx, "SEC-2026-0002", "cli:alice",
                                          {"state": CaseState.CLOSED})
-        watch = MemberWatch(cfg=cfg, mc=parse_members(cfg), store=store, clock=clock,
-                            keyring=open_keyring(parse_pgp(cfg)),
+        watch = MemberWatch(cfg=cfg.core, mc=cfg.members, store=store, clock=clock,
+                            keyring=open_keyring(cfg.pgp),
                             warning_window=timedelta(days=30))
         assert await watch.check_keys(clock.now()) == 1
         assert await watch.check_keys(clock.now()) == 0  # once per key and expiry
@@ -214,7 +212,7 @@ def dsn(member: str, action: str = "failed", status: str = "5.1.1") -> bytes:
 
 
 @pytest.fixture
-async def daemon(make_config: Callable[..., Config], sink: Sink, clock: FakeClock,
+async def daemon(make_config: Callable[..., Settings], sink: Sink, clock: FakeClock,
                  pgp_home: Path, pgp_keys: PgpKeys, tmp_path: Path) -> Any:
     extra = app_config(pgp_home, pgp_keys)
     extra["members"] = {"bounce_threshold": 2, "roster_dir": str(tmp_path / "roster")}
@@ -287,18 +285,15 @@ def test_alert_policy() -> None:
 
 
 def test_config_problems_are_reported_with_their_key_paths(
-        make_config: Callable[..., Config]) -> None:
+        make_config: Callable[..., Settings]) -> None:
     from listbot.core.errors import ConfigError
-    cfg = make_config({"applications": {"subscribers": ["not an address"], "decision_days": 0,
-                                        "role_allow_patterns": ["(unclosed"], "bogus": 1},
-                       "members": {"bounce_threshold": 0, "bounce_window_days": "x"}})
-    with pytest.raises(ConfigError) as exc:
-        parse_applications(cfg)
+    with pytest.raises(ConfigError) as exc:  # both sections' problems in one report
+        make_config({"applications": {"subscribers": ["not an address"], "decision_days": 0,
+                                      "role_allow_patterns": ["(unclosed"], "bogus": 1},
+                     "members": {"bounce_threshold": 0, "bounce_window_days": "x"}})
     text = "\n".join(exc.value.problems)
     for path in ("applications.subscribers[0]", "applications.decision_days",
                  "applications.role_allow_patterns", "applications.bogus"):
         assert path in text
-    with pytest.raises(ConfigError) as exc:
-        parse_members(cfg)
-    assert {p.split(":")[0] for p in exc.value.problems} == {
+    assert {p.split(":")[0] for p in exc.value.problems if p.startswith("members")} == {
         "members.bounce_threshold", "members.bounce_window_days"}

@@ -9,7 +9,7 @@ from pathlib import Path
 from listbot.advisories import schedule as sched
 from listbot.advisories.service import Change
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
+from listbot.settings import Settings
 from tests import pgp_fixtures
 from tests.advisory_helpers import EMBARGO, advisory_daemon
 from tests.pgp_fixtures import PgpKeys
@@ -25,7 +25,7 @@ REASON = b"Exploited in the wild."
 
 
 async def test_amend_after_release_now_keeps_the_early_release_note(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys)
     async with advisory_daemon(cfg, clock, pgp_keys, arm=False) as (_app, svc):
@@ -38,7 +38,7 @@ async def test_amend_after_release_now_keeps_the_early_release_note(
 
 
 async def test_release_now_after_a_reschedule_keeps_the_moved_line(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     cfg = cfg_for(make_config, sink, pgp_home, pgp_keys)
     async with advisory_daemon(cfg, clock, pgp_keys, arm=True) as (_app, svc):

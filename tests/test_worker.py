@@ -10,13 +10,13 @@ from typing import Any
 
 from listbot.app import App, make_transport
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
 from listbot.core.model import Inbound, InboundState, OutboxState, RecipientRole, Route
 from listbot.core.outbox.delivery import Delivery
 from listbot.core.routing import Router
 from listbot.core.store import Arrival, Store, Tx
 from listbot.core.waker import Waker
 from listbot.core.worker import Effects, Worker
+from listbot.settings import Settings
 from tests.daemon import post
 from tests.sink import Sink
 
@@ -189,7 +189,7 @@ class RemovesAfterFirst:
 
 
 async def test_a_member_removed_during_a_run_gets_none_of_its_posts(
-        make_config: Callable[..., Config], sink: Sink, clock: FakeClock) -> None:
+        make_config: Callable[..., Settings], sink: Sink, clock: FakeClock) -> None:
     # The run's snapshot still lists the member (DESIGN.md §4.2): the rows are queued,
     # and the gate, on its own fresh read, refuses every one of them with an alert.
     stays, leaves = "security@vendor-a.example", "psirt@vendor-b.example"
@@ -200,7 +200,7 @@ async def test_a_member_removed_during_a_run_gets_none_of_its_posts(
         async with app.store.unit() as tx:
             await tx.add_member("Vendor A", stays, None)
             await tx.add_member("Vendor B", leaves, None)
-        route = Router(cfg.lists.values()).route(DISCUSS)
+        route = Router(cfg.core.lists.values()).route(DISCUSS)
         assert route is not None
         await app.store.store_arrivals([
             Arrival("lmtp", stays, DISCUSS, route, post(stays, subject=f"Re: [XSA-465] {n}"))
@@ -211,7 +211,7 @@ async def test_a_member_removed_during_a_run_gets_none_of_its_posts(
             owner="w1", lease_seconds=60, batch=20, poll_interval=1.0, waker=Waker(),
             on_committed=lambda lists: None)
         assert await worker.run_once() == 2
-        delivery = Delivery(store=app.store, transport=make_transport(cfg), cfg=cfg,
+        delivery = Delivery(store=app.store, transport=make_transport(cfg.core), cfg=cfg.core,
                             clock=clock, owner="w1", facts=app.gate_facts, waker=Waker())
         await delivery.run_once()
         await sink.wait_deliveries(2)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from listbot.advisories.format import PREFIX_RE
-from listbot.core.config import Config, raw_table, section
+from listbot.core.config import Config, Document, raw_table, section
 from listbot.core.mail.safe import normalize_address
 
 DEFAULT_STANDARD = (
@@ -94,8 +94,8 @@ def _optional_text(raw: Mapping[str, Any], key: str, problems: list[str]) -> str
     return value
 
 
-def parse_advisories(cfg: Config) -> AdvisoriesConfig:
-    project = raw_table(cfg, "project")
+def parse_advisories(doc: Document, cfg: Config, problems: list[str]) -> AdvisoriesConfig:
+    project = raw_table(doc, "project")
 
     def parse(raw: Mapping[str, Any], problems: list[str]) -> AdvisoriesConfig:
         problems.extend(f"advisories.{k}: unknown key" for k in raw if k not in _KNOWN)
@@ -132,4 +132,4 @@ def parse_advisories(cfg: Config) -> AdvisoriesConfig:
             hidden_recipients=_flag(raw, "hidden_recipients", problems),
             late_alert_seconds=late,
         )
-    return section(cfg, "advisories", parse)
+    return section(doc, "advisories", parse, problems)

@@ -15,7 +15,7 @@ from datetime import datetime
 from listbot.advisories import fanout
 from listbot.advisories import stage as staging
 from listbot.advisories.case_link import case_audience, case_exists
-from listbot.advisories.config import AdvisoriesConfig, parse_advisories
+from listbot.advisories.config import AdvisoriesConfig
 from listbot.advisories.format import DEPLOYMENT, REQUIRED_SECTIONS, AdvisoryDoc, Audience, Patch
 from listbot.advisories.format import parse_sections as parse_section_text
 from listbot.advisories.index import IndexWriter
@@ -24,7 +24,7 @@ from listbot.advisories.render import Renderer, doc_from_json, doc_to_json, publ
 from listbot.core.clock import Clock, ensure_utc
 from listbot.core.config import Config
 from listbot.core.errors import NotFound, Refused, TemporaryError, UsageError
-from listbot.core.mail.keyring import parse_pgp
+from listbot.core.mail.keyring import PgpConfig
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.sealing import copy_tag, encryption_problems, inner_entity, wrap_encrypted
 from listbot.core.model import Member, OutboxState
@@ -272,13 +272,14 @@ class Advisories:
         return done
 
 
-def build_service(cfg: Config, store: Store, clock: Clock, *, keyring: Keyring,
+def build_service(cfg: Config, adv: AdvisoriesConfig, pgp: PgpConfig, store: Store,
+                  clock: Clock, *, keyring: Keyring,
                   case_check: CaseCheck = case_exists) -> Advisories:
     """The service with its renderer, dispatcher and index writer, from the config, on
     the caller's keyring (one per GnuPG home).
 
     `advisory create --case ID` is refused unless the case is in the cases table."""
-    renderer = Renderer(cfg, parse_advisories(cfg), parse_pgp(cfg), keyring)
+    renderer = Renderer(cfg, adv, pgp, keyring)
     index = IndexWriter(renderer.adv, cfg.project_name, renderer.domain, clock)
     dispatcher = Dispatcher(renderer=renderer, store=store, index=index)
     return Advisories(renderer=renderer, store=store, clock=clock, dispatcher=dispatcher,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from listbot.applications.check import AppPolicy
-from listbot.core.config import Config, section
+from listbot.core.config import Config, Document, section
 from listbot.core.errors import ConfigError
 from listbot.core.mail.safe import normalize_address
 
@@ -83,7 +83,8 @@ def _policy(cfg: Config, raw: Mapping[str, Any], problems: list[str]) -> AppPoli
         return AppPolicy(project_name=cfg.project_name)
 
 
-def parse_applications(cfg: Config) -> ApplicationsConfig:
+def parse_applications(doc: Document, cfg: Config,
+                       problems: list[str]) -> ApplicationsConfig:
     def parse(raw: Mapping[str, Any], problems: list[str]) -> ApplicationsConfig:
         known = {*_POLICY_LISTS, *_POLICY_PAIRS, "policy_url", "subscribers", "decision_days"}
         problems.extend(f"applications.{k}: unknown key" for k in raw if k not in known)
@@ -98,10 +99,10 @@ def parse_applications(cfg: Config) -> ApplicationsConfig:
             problems.append("applications.decision_days: expected a positive integer")
             days = 30
         return ApplicationsConfig(_policy(cfg, raw, problems), tuple(subscribers), days)
-    return section(cfg, "applications", parse)
+    return section(doc, "applications", parse, problems)
 
 
-def parse_members(cfg: Config) -> MembersConfig:
+def parse_members(doc: Document, cfg: Config, problems: list[str]) -> MembersConfig:
     base = cfg.source.resolve().parent if cfg.source is not None else Path.cwd()
 
     def parse(raw: Mapping[str, Any], problems: list[str]) -> MembersConfig:
@@ -126,4 +127,4 @@ def parse_members(cfg: Config) -> MembersConfig:
             problems.append("members.key_check_hours: expected a positive number")
             hours = 24
         return MembersConfig(roster_dir, threshold, timedelta(days=window), float(hours))
-    return section(cfg, "members", parse)
+    return section(doc, "members", parse, problems)

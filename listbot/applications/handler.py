@@ -23,7 +23,7 @@ from listbot.applications.check import (
     is_subscription_request,
 )
 from listbot.applications.check import merge as merge_fields
-from listbot.applications.config import ApplicationsConfig, parse_applications
+from listbot.applications.config import ApplicationsConfig
 from listbot.applications.mail import (
     APP_VERBS,
     AppFacts,
@@ -327,9 +327,8 @@ class ApplicationDecisionHandler:
                                    else "reply")
 
 
-def application_handlers(cfg: Config, lc: ListConfig, store: Store, clock: Clock,
-                         keyring: Keyring | None) -> dict[RecipientRole, Handler]:
-    service = Applications(cfg=cfg, lc=lc, ac=parse_applications(cfg), store=store,
-                           clock=clock, keyring=keyring)
+def application_handlers(cfg: Config, lc: ListConfig, *, ac: ApplicationsConfig, store: Store,
+                         clock: Clock, keyring: Keyring | None) -> dict[RecipientRole, Handler]:
+    service = Applications(cfg=cfg, lc=lc, ac=ac, store=store, clock=clock, keyring=keyring)
     return {RecipientRole.POST: ApplicationsHandler(service),
             RecipientRole.MODERATION: ApplicationDecisionHandler(service)}

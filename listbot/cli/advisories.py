@@ -26,7 +26,7 @@ from listbot.cli.common import (
 )
 from listbot.core.clock import SystemClock
 from listbot.core.errors import UsageError
-from listbot.core.mail.keyring import open_keyring, parse_pgp
+from listbot.core.mail.keyring import open_keyring
 from listbot.core.store import Store
 
 
@@ -50,13 +50,13 @@ def patches(specs: tuple[str, ...]) -> tuple[Patch, ...]:
 
 
 def go(ctx: Context, work: object) -> object:
-    cfg = ctx.cfg
+    settings = ctx.settings
 
     async def body(store: Store) -> object:
-        svc = build_service(cfg, store, SystemClock(),
-                            keyring=open_keyring(parse_pgp(cfg)))
+        svc = build_service(settings.core, settings.advisories, settings.pgp, store,
+                            SystemClock(), keyring=open_keyring(settings.pgp))
         return await work(svc)  # type: ignore[operator]
-    return run(with_store(cfg, body))
+    return run(with_store(settings.core, body))
 
 
 @root.group()

@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 
-from listbot.applications.config import parse_applications
 from listbot.applications.handler import Applications
 from listbot.applications.roster import FORMATS, public_roster, render
 from listbot.applications.state import checklist_from_json
@@ -28,14 +27,15 @@ from listbot.cli.common import (
 )
 from listbot.cli.core import members
 from listbot.core.clock import SystemClock
-from listbot.core.config import Config, ListKind
+from listbot.core.config import ListKind
 from listbot.core.errors import NotFound, PGPError, Refused, UsageError
-from listbot.core.mail.keyring import open_keyring, parse_pgp
+from listbot.core.mail.keyring import open_keyring
 from listbot.core.mail.pgp import KeyInfo
 from listbot.core.mail.sealing import key_problem
 from listbot.core.store import Store
 from listbot.core.store import applications as app_ops
 from listbot.core.store import roster as roster_ops
+from listbot.settings import Settings
 
 
 @root.group("applications")
@@ -43,11 +43,11 @@ def applications_group() -> None:
     """Applications to the pre-disclosure list (DESIGN.md §7)."""
 
 
-def _service(cfg: Config, store: Store) -> Applications:
-    lc = cfg.list_by_kind(ListKind.APPLICATIONS)
+def _service(settings: Settings, store: Store) -> Applications:
+    lc = settings.core.list_by_kind(ListKind.APPLICATIONS)
     if lc is None:
         raise UsageError("no list of kind 'applications' is configured")
-    return Applications(cfg=cfg, lc=lc, ac=parse_applications(cfg), store=store,
+    return Applications(cfg=settings.core, lc=lc, ac=settings.applications, store=store,
                         clock=SystemClock(), keyring=None)
 
 
@@ -105,17 +105,17 @@ def applications_show(ctx: Context, app_id: int, as_json: bool) -> None:
 
 
 def _decide(ctx: Context, app_id: int, verb: str, reason: str, actor: str | None) -> None:
-    cfg = ctx.cfg
+    settings = ctx.settings
     decider = cli_actor(actor)
 
     async def decide(store: Store) -> str:
-        service = _service(cfg, store)
+        service = _service(settings, store)
         async with store.unit() as tx:
             await decide_or_refuse(f"application {app_id}", service.decide_now(
                 tx, app_id, decider=decider, verb=verb, reason=reason, via="cli"))
             return f"application {app_id}: {verb} by {decider}; the decision is posted"
 
-    click.echo(run(with_store(cfg, decide)))
+    click.echo(run(with_store(settings.core, decide)))
 
 
 @applications_group.command("accept")
@@ -166,7 +166,7 @@ def members_export(ctx: Context, fmt: str, output: Path | None) -> None:
 def members_set_key(ctx: Context, name: str, key_file: Path) -> None:
     """Import the member's public key (one key per file) and record its fingerprint."""
     cfg = ctx.cfg
-    keyring = open_keyring(parse_pgp(cfg))
+    keyring = open_keyring(ctx.settings.pgp)
     armored = key_file.read_bytes()
 
     async def set_key(store: Store) -> KeyInfo:

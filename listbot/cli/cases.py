@@ -25,13 +25,12 @@ from listbot.core.calendar import apply_requested_date, explain, exploited_in_th
 from listbot.core.case_model import Case, CaseState
 from listbot.core.clock import ensure_utc
 from listbot.core.errors import NotFound, PGPError, Refused, UsageError
-from listbot.core.mail.keyring import open_keyring, parse_pgp
+from listbot.core.mail.keyring import open_keyring
 from listbot.core.mail.pgp import KeyInfo, Keyring
 from listbot.core.mail.safe import normalize_address
 from listbot.core.mail.sealing import key_problem
 from listbot.core.store import Store
 from listbot.core.store import cases as case_store
-from listbot.security.config import parse_cases
 from listbot.security.party_keys import party_key
 
 
@@ -130,7 +129,7 @@ def set_cmd(ctx: Context, *, case_id: str, state: str | None, cves: tuple[str, .
                        ("patch_attached", patch_attached)):
         if value is not None:
             changes[key] = value
-    cases_cfg = parse_cases(ctx.cfg)
+    cases_cfg = ctx.settings.cases
 
     async def work(store: Store) -> Case:
         async with store.unit() as tx:
@@ -221,7 +220,7 @@ def add_party(ctx: Context, *, case_id: str, address: str, name: str,
                 raise Refused(f"{normalized} is already a party of {c.id}")
         info = None
         if key_file is not None:
-            info = await import_party_key(open_keyring(parse_pgp(ctx.cfg)), normalized,
+            info = await import_party_key(open_keyring(ctx.settings.pgp), normalized,
                                           key_file, store.clock.now())
         async with store.unit() as tx:
             await case_store.add_party(tx, case_id, normalized, name, cli_actor(actor),
@@ -251,7 +250,7 @@ def set_party_key(ctx: Context, case_id: str, address: str, key_file: Path,
             c = await case_store.get_case(tx, case_id)
             if normalized not in {p.address for p in await case_store.parties(tx, c.id)}:
                 raise NotFound(f"{normalized} is not a party of {c.id}")
-        info = await import_party_key(open_keyring(parse_pgp(ctx.cfg)), normalized,
+        info = await import_party_key(open_keyring(ctx.settings.pgp), normalized,
                                       key_file, store.clock.now())
         async with store.unit() as tx:
             await case_store.set_party_key(tx, case_id, normalized, info.fingerprint,

@@ -12,13 +12,14 @@ from typing import Any, TypeVar
 
 import click
 
-from listbot.core import config as config_mod
+from listbot import settings as settings_mod
 from listbot.core.clock import Clock, SystemClock
 from listbot.core.config import Config
-from listbot.core.errors import NotFound, Refused
+from listbot.core.errors import ConfigError, NotFound, Refused
 from listbot.core.mail.pgp import KeyInfo
 from listbot.core.store import Store
 from listbot.moderation.decisions import AlreadyDecided, Decided
+from listbot.settings import Report, Settings
 
 T = TypeVar("T")
 
@@ -26,13 +27,26 @@ T = TypeVar("T")
 @dataclass
 class Context:
     config_path: str | None
-    _cfg: Config | None = None
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The one load of the file for this command; ConfigError lists every problem."""
+        if self._settings is None:
+            self._settings = settings_mod.load(settings_mod.locate(self.config_path))
+        return self._settings
 
     @property
     def cfg(self) -> Config:
-        if self._cfg is None:
-            self._cfg = config_mod.load(config_mod.locate(self.config_path))
-        return self._cfg
+        return self.settings.core
+
+    def report(self) -> Report:
+        """A lenient load, for `doctor` to judge each section on its own: ConfigError only
+        when the file cannot be read or a core section is wrong."""
+        report = settings_mod.read(settings_mod.locate(self.config_path))
+        if report.core_problems:
+            raise ConfigError(list(report.core_problems))
+        return report
 
 
 AS_OPTION = click.option("--as", "actor", default=None, metavar="NAME",

@@ -20,8 +20,6 @@ from listbot.cli.common import (
     run_daemon,
     with_store,
 )
-from listbot.config_check import load_checked
-from listbot.core import config as config_mod
 from listbot.core import log as log_setup
 from listbot.core.errors import (
     EX_CONFIG,
@@ -45,9 +43,9 @@ from listbot.ops.lifecycle import serve as serve_app
 def serve(ctx: Context) -> None:
     """Run the daemon until SIGTERM."""
     # Every section's problems now, core and extensions together, not one per restart.
-    cfg = load_checked(config_mod.locate(ctx.config_path))
-    log_setup.setup(cfg.log_format)
-    run_daemon(serve_app(App.create(cfg)))
+    settings = ctx.settings
+    log_setup.setup(settings.core.log_format)
+    run_daemon(serve_app(App.create(settings)))
 
 
 @root.command("check-config")
@@ -55,7 +53,7 @@ def serve(ctx: Context) -> None:
 def check_config(ctx: Context) -> None:
     """Validate the configuration; every error is listed with its key path."""
     try:
-        cfg = load_checked(config_mod.locate(ctx.config_path))
+        cfg = ctx.cfg
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(f"error: {problem}", err=True)

@@ -21,12 +21,11 @@ from listbot.cli.common import (
 )
 from listbot.core.clock import SystemClock
 from listbot.core.errors import EX_DATAERR, NotFound
-from listbot.core.mail.keyring import open_keyring, parse_pgp
+from listbot.core.mail.keyring import open_keyring
 from listbot.core.store import Store
 from listbot.core.store import moderation as held_ops
 from listbot.discuss.held import Moderation, load_checked_rules
 from listbot.moderation.classify import facts_from_message, format_explain
-from listbot.moderation.config import parse_moderation, parse_rules_config
 from listbot.moderation.rulecheck import check_examples, format_report
 from listbot.moderation.rules import Role
 
@@ -40,7 +39,7 @@ def rules() -> None:
 @pass_ctx
 def rules_check(ctx: Context) -> None:
     """Validate every rule file and classify every labelled example."""
-    rc = parse_rules_config(ctx.cfg)
+    rc = ctx.settings.rules
     load_checked_rules(rc.directory)  # ConfigError (exit 78) lists every problem
     report = check_examples(rc.directory, rc.examples)
     click.echo(format_report(report))
@@ -57,7 +56,7 @@ def rules_check(ctx: Context) -> None:
 @pass_ctx
 def rules_explain(ctx: Context, message: Path, list_name: str, role: str, signed: bool) -> None:
     """Show which rules match MESSAGE (an .eml file), which do not, and why."""
-    ruleset = load_checked_rules(parse_rules_config(ctx.cfg).directory)
+    ruleset = load_checked_rules(ctx.settings.rules.directory)
     list_rules = ruleset.get(list_name)
     if list_rules is None:
         raise NotFound(f"no rules for list {list_name!r} (have: {list(ruleset.names())})")
@@ -107,10 +106,9 @@ def held_show(ctx: Context, post_id: int, raw: bool, as_json: bool) -> None:
 
 
 def _decide(ctx: Context, post_id: int, verb: str, reason: str, actor: str | None) -> None:
-    cfg = ctx.cfg
+    settings = ctx.settings
+    cfg, pgp = settings.core, settings.pgp
     decider = cli_actor(actor)
-    mc = parse_moderation(cfg)
-    pgp = parse_pgp(cfg)
     # An approval is sealed for the members when encryption is required.
     keyring = open_keyring(pgp) if pgp.require_encryption else None
 
@@ -119,7 +117,8 @@ def _decide(ctx: Context, post_id: int, verb: str, reason: str, actor: str | Non
             post = await held_ops.get(tx.conn, post_id)
             if post is None:
                 raise NotFound(f"no held post {post_id}")
-            moderation = Moderation(cfg=cfg, lc=cfg.lists[post.list_name], mc=mc, store=store,
+            moderation = Moderation(cfg=cfg, lc=cfg.lists[post.list_name],
+                                    mc=settings.moderation, pgp=pgp, store=store,
                                     clock=SystemClock(), keyring=keyring)
             await decide_or_refuse(f"held post {post_id}", moderation.decide_now(
                 tx, post_id, decider=decider, verb=verb, reason=reason, via="cli"))

@@ -77,13 +77,14 @@ def aliases(ctx: Context, directory: str | None, postmap: bool, to_stdout: bool)
 def doctor(ctx: Context, days: int | None, as_json: bool) -> None:
     """Check config, rules, database, keys, smarthost and listeners (exit 78/75 on FAIL)."""
     try:
-        cfg = ctx.cfg
+        report = ctx.report()
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(f"FAIL  config  {problem}", err=True)
         raise SystemExit(EX_CONFIG) from None
     clock = SystemClock()
-    findings = run(run_checks(cfg, lambda: Store.open(cfg.database_url, clock), clock, days))
+    url = report.settings.core.database_url
+    findings = run(run_checks(report, lambda: Store.open(url, clock), clock, days))
     if as_json:
         emit([asdict(f) for f in findings], True, [])
     else:

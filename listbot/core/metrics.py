@@ -17,7 +17,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from listbot.core.clock import Clock
-from listbot.core.config import Config, Endpoint, parse_endpoint, section
+from listbot.core.config import Document, Endpoint, parse_endpoint, section
 from listbot.core.store import Store
 
 log = structlog.get_logger("listbot.metrics")
@@ -31,8 +31,9 @@ class MetricsConfig:
     refresh_seconds: float
 
 
-def parse_metrics(cfg: Config) -> MetricsConfig | None:
-    if "metrics" not in cfg.raw:
+def parse_metrics(doc: Document, problems: list[str]) -> MetricsConfig | None:
+    """The [metrics] section, or None when it is absent or disabled."""
+    if "metrics" not in doc:
         return None
 
     def parse(raw: Mapping[str, Any], problems: list[str]) -> MetricsConfig | None:
@@ -57,7 +58,7 @@ def parse_metrics(cfg: Config) -> MetricsConfig | None:
             refresh = 15.0
         return MetricsConfig(listen, float(refresh))
 
-    return section(cfg, "metrics", parse)
+    return section(doc, "metrics", parse, problems)
 
 
 class Metrics:

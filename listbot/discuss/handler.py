@@ -11,6 +11,7 @@ import structlog
 
 from listbot.core.clock import Clock
 from listbot.core.config import Config, ListConfig
+from listbot.core.mail.keyring import PgpConfig
 from listbot.core.mail.outbound import mailbox, new_message_id, plain_message
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.pgp_mime import verify_message
@@ -44,11 +45,12 @@ class RuleBook:
 class DiscussHandler:
     batchable = True  # each post is decided on its own
 
-    def __init__(self, *, cfg: Config, lc: ListConfig, store: Store, clock: Clock,
-                 rulebook: RuleBook | None = None, moderation: Moderation | None = None,
-                 keyring: Keyring | None = None) -> None:
+    def __init__(self, *, cfg: Config, lc: ListConfig, pgp: PgpConfig, store: Store,
+                 clock: Clock, rulebook: RuleBook | None = None,
+                 moderation: Moderation | None = None, keyring: Keyring | None = None) -> None:
         self.cfg = cfg
         self.lc = lc
+        self.pgp = pgp
         self.store = store
         self.clock = clock
         self.rulebook = rulebook or RuleBook(RuleSet(()))
@@ -135,7 +137,7 @@ class DiscussHandler:
     @cached_property
     def sealer(self) -> PostSealer | None:
         """Member copies as ciphertext under `[pgp] require_encryption` (discuss_crypto)."""
-        return PostSealer.from_config(self.cfg, self.keyring)
+        return PostSealer.from_config(self.pgp, self.keyring)
 
     async def _distribute(self, msg: Inbound, poster: Mailbox, verdict: Verdict,
                           members: Mapping[str, Member]) -> Effects:

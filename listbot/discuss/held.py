@@ -19,6 +19,7 @@ import structlog
 from listbot.core.clock import Clock
 from listbot.core.config import Config, ListConfig
 from listbot.core.errors import ConfigError
+from listbot.core.mail.keyring import PgpConfig
 from listbot.core.mail.outbound import new_message_id
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.received import (
@@ -40,7 +41,7 @@ from listbot.discuss.distribution import distribution
 from listbot.discuss.sealing import PostSealer, enqueue_sealed
 from listbot.moderation import decisions
 from listbot.moderation.classify import Verdict
-from listbot.moderation.config import ModerationConfig, authority
+from listbot.moderation.config import ModerationConfig
 from listbot.moderation.decisions import AlreadyDecided, Decided, Ignore
 from listbot.moderation.notices import (
     NOTICE_TEMPLATES,
@@ -69,11 +70,11 @@ class Request:
 class Moderation:
     """Held posts of one list."""
 
-    def __init__(self, *, cfg: Config, lc: ListConfig, mc: ModerationConfig, store: Store,
-                 clock: Clock, keyring: Keyring | None) -> None:
-        self.cfg, self.lc, self.mc = cfg, lc, mc
+    def __init__(self, *, cfg: Config, lc: ListConfig, mc: ModerationConfig, pgp: PgpConfig,
+                 store: Store, clock: Clock, keyring: Keyring | None) -> None:
+        self.cfg, self.lc, self.mc, self.pgp = cfg, lc, mc, pgp
         self.store, self.clock, self.keyring = store, clock, keyring
-        self.authority = authority(cfg, lc)
+        self.authority = decisions.authority(cfg, lc)
 
     # --- holding -----------------------------------------------------------------
     async def requests(self, facts: RequestFacts, raw: bytes) -> tuple[list[Request], list[str]]:
@@ -153,7 +154,7 @@ class Moderation:
                 raise LookupError(f"held post {post.id} has no usable From")
             out = distribution(self.cfg, self.lc, raw, poster=poster, hits=post.hits,
                                recipients=recipients)
-            sealer = PostSealer.from_config(self.cfg, self.keyring)
+            sealer = PostSealer.from_config(self.pgp, self.keyring)
             if sealer is None:
                 await tx.enqueue(out)
             else:

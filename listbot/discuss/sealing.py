@@ -26,7 +26,7 @@ from datetime import datetime
 
 from listbot.core.config import Config, ListConfig
 from listbot.core.errors import PGPError
-from listbot.core.mail.keyring import PgpConfig, parse_pgp
+from listbot.core.mail.keyring import PgpConfig
 from listbot.core.mail.outbound import field_name, split_message
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.safe import encode_header
@@ -53,10 +53,9 @@ class PostSealer:
     keyring: Keyring
 
     @classmethod
-    def from_config(cls, cfg: Config, keyring: Keyring | None) -> PostSealer | None:
+    def from_config(cls, pgp: PgpConfig, keyring: Keyring | None) -> PostSealer | None:
         """None when posts go as they are (require_encryption off). The keyring is the
         caller's: one per GnuPG home, so its lock keeps gpg runs one at a time."""
-        pgp = parse_pgp(cfg)
         if not pgp.require_encryption:
             return None
         if keyring is None:

@@ -1,4 +1,4 @@
-"""The [moderation] and [rules] sections, and who may decide on a list's held posts."""
+"""The [moderation] and [rules] sections."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from listbot.core.config import Config, ListConfig, raw_table, section
-from listbot.moderation.decisions import Authority
+from listbot.core.config import Config, Document, raw_table, section
 
 
 @dataclass(frozen=True)
@@ -53,9 +52,9 @@ def _notice_contacts(cfg: Config, project: Mapping[str, Any],
     return contact or cfg.team_address, tuple(lists)
 
 
-def parse_moderation(cfg: Config) -> ModerationConfig:
-    project = raw_table(cfg, "project")
-    encrypt_default = bool(raw_table(cfg, "pgp").get("require_encryption", False))
+def parse_moderation(doc: Document, cfg: Config, problems: list[str]) -> ModerationConfig:
+    project = raw_table(doc, "project")
+    encrypt_default = bool(raw_table(doc, "pgp").get("require_encryption", False))
 
     def parse(raw: Mapping[str, Any], problems: list[str]) -> ModerationConfig:
         known = {"hold_expiry_days", "reminder_before_hours", "encrypt_requests"}
@@ -71,10 +70,10 @@ def parse_moderation(cfg: Config) -> ModerationConfig:
             encrypt = True
         return ModerationConfig(timedelta(days=days), timedelta(hours=hours), encrypt,
                                 contact, public)
-    return section(cfg, "moderation", parse)
+    return section(doc, "moderation", parse, problems)
 
 
-def parse_rules_config(cfg: Config) -> RulesConfig:
+def parse_rules_config(doc: Document, cfg: Config, problems: list[str]) -> RulesConfig:
     def parse(raw: Mapping[str, Any], problems: list[str]) -> RulesConfig:
         problems.extend(f"rules.{k}: unknown key" for k in raw if k not in ("dir", "examples"))
         for key in ("dir", "examples"):
@@ -85,10 +84,5 @@ def parse_rules_config(cfg: Config) -> RulesConfig:
         examples = Path(str(raw.get("examples", directory / "examples")))
         examples = examples if examples.is_absolute() else _base(cfg) / examples
         return RulesConfig(directory, examples)
-    return section(cfg, "rules", parse)
+    return section(doc, "rules", parse, problems)
 
-
-def authority(cfg: Config, lc: ListConfig) -> Authority:
-    """The list's moderators, each with the fingerprint registered for them in [team]."""
-    keys = {m.address: m.fingerprint for m in cfg.team_members}
-    return Authority({m: keys.get(m) for m in lc.moderators}, lc.require_signed_decisions)

@@ -42,6 +42,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from listbot.core.config import Config, ListConfig
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.pgp_mime import canonical, split_entity, verify_message
 from listbot.core.mail.safe import sender_of
@@ -100,6 +101,12 @@ class Authority:
 
     deciders: Mapping[str, str | None]
     require_signature: bool
+
+
+def authority(cfg: Config, lc: ListConfig) -> Authority:
+    """The list's moderators, each with the fingerprint registered for them in [team]."""
+    keys = {m.address: m.fingerprint for m in cfg.team_members}
+    return Authority({m: keys.get(m) for m in lc.moderators}, lc.require_signed_decisions)
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from listbot.config_check import SECTIONS
 from listbot.core.clock import Clock
 from listbot.core.config import Config, Endpoint
 from listbot.core.errors import ConfigError, ListbotError
-from listbot.core.intake.imap import parse_imap
-from listbot.core.mail.keyring import parse_pgp
+from listbot.core.mail.keyring import PgpConfig
 from listbot.core.mail.pgp import Keyring, normalise_fingerprint
-from listbot.core.metrics import parse_metrics
 from listbot.core.store import Store
 from listbot.core.store import cases as case_store
 from listbot.discuss.held import load_checked_rules
-from listbot.moderation.config import parse_rules_config
+from listbot.settings import SECTIONS, Report
 
 
 class Level(StrEnum):
@@ -41,24 +38,22 @@ def ok(check: str, detail: str) -> Finding:
     return Finding(Level.OK, check, detail)
 
 
-def sections(cfg: Config) -> list[Finding]:
+def sections(report: Report) -> list[Finding]:
     out = []
-    for name, parse in SECTIONS:
-        try:
-            parse(cfg)
-            out.append(ok(f"config [{name}]", "valid"))
-        except ConfigError as exc:
-            out.append(Finding(Level.FAIL, f"config [{name}]", "; ".join(exc.problems),
+    for name in SECTIONS:
+        if problems := report.section_problems[name]:
+            out.append(Finding(Level.FAIL, f"config [{name}]", "; ".join(problems),
                                "fix these keys in the config file"))
+        else:
+            out.append(ok(f"config [{name}]", "valid"))
     return out
 
 
-def rules(cfg: Config) -> Finding:
-    try:
-        directory = parse_rules_config(cfg).directory
-    except ConfigError as exc:
-        return Finding(Level.FAIL, "rules", "; ".join(exc.problems),
+def rules(report: Report) -> Finding:
+    if problems := report.section_problems["rules"]:
+        return Finding(Level.FAIL, "rules", "; ".join(problems),
                        "fix the [rules] section of the config file")
+    directory = report.settings.rules.directory
     if not directory.is_dir():
         return Finding(Level.WARN, "rules", f"no rule directory {directory}",
                        "create it or set [rules] dir")
@@ -83,9 +78,16 @@ async def database(store: Store) -> Finding:
     return ok("database", "reachable and migrated")
 
 
-async def keys(cfg: Config, store: Store | None, clock: Clock,
+async def checked_keys(report: Report, store: Store | None, clock: Clock,
+                       days: int | None) -> list[Finding]:
+    """`keys` with a valid [pgp] section; ConfigError with its problems otherwise."""
+    if problems := report.section_problems["pgp"]:
+        raise ConfigError(list(problems))
+    return await keys(report.settings.core, report.settings.pgp, store, clock, days)
+
+
+async def keys(cfg: Config, pgp: PgpConfig, store: Store | None, clock: Clock,
                days: int | None) -> list[Finding]:
-    pgp = parse_pgp(cfg)
     window = timedelta(days=pgp.expiry_warning_days if days is None else days)
     ring = Keyring(pgp.home)
     out: list[Finding] = []
@@ -169,23 +171,18 @@ def moderators(cfg: Config) -> list[Finding]:
             for name, address in outside]
 
 
-def listeners(cfg: Config) -> list[Finding]:
+def listeners(report: Report) -> list[Finding]:
+    cfg = report.settings.core
     out = [bindable(n, e) for n, e in (("lmtp", cfg.lmtp), ("smtp", cfg.smtp)) if e]
-    try:
-        mcfg = parse_metrics(cfg)
-    except ConfigError:
-        mcfg = None
-    if mcfg is not None:
+    mcfg = report.settings.metrics
+    if mcfg is not None and not report.section_problems["metrics"]:
         out.append(bindable("metrics", mcfg.listen))
     return out
 
 
-def imap_secret(cfg: Config) -> list[Finding]:
-    try:
-        icfg = parse_imap(cfg)
-    except ConfigError:
-        return []
-    if icfg is None:
+def imap_secret(report: Report) -> list[Finding]:
+    icfg = report.settings.imap
+    if icfg is None or report.section_problems["imap"]:
         return []
     try:
         icfg.password()
@@ -195,24 +192,26 @@ def imap_secret(cfg: Config) -> list[Finding]:
     return [ok("imap", f"{icfg.mailbox} configured")]
 
 
-async def run_checks(cfg: Config, store_factory: Callable[[], Store], clock: Clock,
+async def run_checks(report: Report, store_factory: Callable[[], Store], clock: Clock,
                      days: int | None) -> list[Finding]:
-    findings = [ok("config", f"{cfg.source} valid"), *sections(cfg), rules(cfg),
+    """Every check of one lenient load: a bad section fails its own checks only."""
+    cfg = report.settings.core
+    findings = [ok("config", f"{cfg.source} valid"), *sections(report), rules(report),
                 *moderators(cfg)]
     store = store_factory()
     try:
         db = await database(store)
         findings.append(db)
         usable = store if db.level is Level.OK else None
-        findings += await _guarded("keys", keys(cfg, usable, clock, days))
+        findings += await _guarded("keys", checked_keys(report, usable, clock, days))
     finally:
         await store.close()
     if cfg.delivery.transport == "smtp":
         smtp = cfg.delivery.smtp
         findings.append(await reachable("smarthost", Endpoint(smtp.host, smtp.port),
                                         smtp.timeout_seconds))
-    findings += listeners(cfg)
-    findings += imap_secret(cfg)
+    findings += listeners(report)
+    findings += imap_secret(report)
     return findings
 
 

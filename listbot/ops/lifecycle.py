@@ -19,35 +19,35 @@ from typing import Any
 
 import structlog
 
+from listbot import settings as settings_mod
 from listbot.app import App
-from listbot.config_check import load_checked
-from listbot.core.config import Config, ListKind
+from listbot.core.config import ListKind
 from listbot.core.errors import ConfigError
-from listbot.core.mail.keyring import parse_pgp
 from listbot.core.sdnotify import Notifier, watchdog_interval
+from listbot.settings import Settings
 
 log = structlog.get_logger("listbot.lifecycle")
 
 # Settings a reload cannot change in place (sockets and the database stay open).
-RESTART_ONLY: tuple[tuple[str, Callable[[Config], Any]], ...] = (
-    ("database.url", lambda c: c.database_url),
-    ("listen.lmtp", lambda c: c.lmtp),
-    ("listen.smtp", lambda c: c.smtp),
-    ("instance.state_dir", lambda c: c.state_dir),
+RESTART_ONLY: tuple[tuple[str, Callable[[Settings], Any]], ...] = (
+    ("database.url", lambda s: s.core.database_url),
+    ("listen.lmtp", lambda s: s.core.lmtp),
+    ("listen.smtp", lambda s: s.core.smtp),
+    ("instance.state_dir", lambda s: s.core.state_dir),
     # The keyring is opened once and shared, so its gpg calls stay one at a time.
-    ("pgp.home", lambda c: parse_pgp(c).home),
+    ("pgp.home", lambda s: s.pgp.home),
     # The transport, the IMAP poller and the metrics endpoint are built once at start.
-    ("delivery", lambda c: c.delivery),
-    ("imap", lambda c: c.raw.get("imap")),
-    ("metrics", lambda c: c.raw.get("metrics")),
+    ("delivery", lambda s: s.core.delivery),
+    ("imap", lambda s: s.imap),
+    ("metrics", lambda s: s.metrics),
     # Reminders, the release service and the member watch are built once at start
     # with the team, case, advisory and member settings (and only with a security list).
-    ("team", lambda c: c.raw.get("team")),
-    ("cases", lambda c: c.raw.get("cases")),
-    ("advisories", lambda c: c.raw.get("advisories")),
-    ("members", lambda c: c.raw.get("members")),
-    ("security list", lambda c: sorted(
-        lc.name for lc in c.lists.values() if lc.kind is ListKind.SECURITY)),
+    ("team", lambda s: (s.core.team_address, s.core.team_name, s.core.team_members)),
+    ("cases", lambda s: s.cases),
+    ("advisories", lambda s: s.advisories),
+    ("members", lambda s: s.members),
+    ("security list", lambda s: sorted(
+        lc.name for lc in s.core.lists.values() if lc.kind is ListKind.SECURITY)),
 )
 
 
@@ -75,9 +75,9 @@ async def reload_app(app: App) -> ReloadResult:
     if source is None:
         return ReloadResult(False, "reload ignored: the daemon was not started from a file")
     try:
-        new = load_checked(source)
+        new = settings_mod.load(source)
         serving = app.prepare(new)
-        stale = [name for name, get in RESTART_ONLY if get(new) != get(app.cfg)]
+        stale = [name for name, get in RESTART_ONLY if get(new) != get(app.settings)]
     except ConfigError as exc:
         log.error("reload.refused", problems=exc.problems)
         return ReloadResult(False, f"reload failed, old config and rules kept: "

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from listbot.core.calendar import CalendarPolicy, HolidayCalendar
-from listbot.core.config import Config, section
+from listbot.core.config import Config, Document, section
 
 PREFIX = re.compile(r"[A-Z][A-Z0-9]{0,15}")
 
@@ -160,6 +160,7 @@ def parse_table(raw: Mapping[str, Any], problems: list[str],
     return cfg
 
 
-def parse_cases(cfg: Config) -> CasesConfig:
+def parse_cases(doc: Document, cfg: Config, problems: list[str]) -> CasesConfig:
     has_keys = all(m.fingerprint for m in cfg.team_members)
-    return section(cfg, "cases", lambda raw, problems: parse_table(raw, problems, has_keys))
+    return section(doc, "cases", lambda raw, found: parse_table(raw, found, has_keys),
+                   problems)

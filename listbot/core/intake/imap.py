@@ -27,7 +27,7 @@ import aioimaplib
 import structlog
 
 from listbot.core.clock import Clock
-from listbot.core.config import Config, section
+from listbot.core.config import Config, Document, section
 from listbot.core.errors import MessageRejected
 from listbot.core.mail.safe import check_line_endings
 from listbot.core.metrics import Metrics
@@ -93,9 +93,9 @@ def _get(raw: Mapping[str, Any], key: str, kind: type[T], default: T,
     return value
 
 
-def parse_imap(cfg: Config) -> ImapConfig | None:
+def parse_imap(doc: Document, cfg: Config, problems: list[str]) -> ImapConfig | None:
     """The [imap] section, or None when it is absent or enabled = false."""
-    if "imap" not in cfg.raw:
+    if "imap" not in doc:
         return None
 
     def parse(raw: Mapping[str, Any], problems: list[str]) -> ImapConfig | None:
@@ -140,7 +140,7 @@ def parse_imap(cfg: Config) -> ImapConfig | None:
             backoff_initial_seconds=_get(raw, "backoff_initial_seconds", float, 5.0, problems),
             backoff_max_seconds=_get(raw, "backoff_max_seconds", float, 600.0, problems))
 
-    return section(cfg, "imap", parse)
+    return section(doc, "imap", parse, problems)
 
 
 def _resolve(cfg: Config, text: str) -> Path:

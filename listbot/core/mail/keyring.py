@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from listbot.core.config import Config, section
+from listbot.core.config import Config, Document, section
 from listbot.core.mail.pgp import Keyring
 
 
@@ -39,7 +39,9 @@ def _fingerprint(raw: Mapping[str, Any], key: str, problems: list[str]) -> str |
     return value
 
 
-def parse_pgp(cfg: Config) -> PgpConfig:
+def parse_pgp(doc: Document, cfg: Config, problems: list[str]) -> PgpConfig:
+    """The [pgp] section, read once at load (listbot.settings)."""
+
     def parse(raw: Mapping[str, Any], problems: list[str]) -> PgpConfig:
         known = {"home", "team_fingerprint", "passphrase_file", "require_encryption",
                  "hidden_recipients_max_group", "expiry_warning_days"}
@@ -69,7 +71,7 @@ def parse_pgp(cfg: Config) -> PgpConfig:
             hidden_recipients_max_group=group,
             expiry_warning_days=days,
         )
-    return section(cfg, "pgp", parse)
+    return section(doc, "pgp", parse, problems)
 
 
 def open_keyring(pgp: PgpConfig) -> Keyring:
