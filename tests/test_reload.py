@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,26 @@ async def test_reload_says_which_changes_wait_for_a_restart(
     assert result.ok, result.status
     assert "restart needed for delivery, metrics, cases" in result.status
 
+
+async def test_a_failed_reload_keeps_the_old_settings_and_handlers(
+        app: App, config_file: Path, tmp_path: Path, sink: Sink) -> None:
+    before, handlers = app.settings, app.worker.handlers if app.worker else None
+    data = config_data(tmp_path, sink, tmp_path / "rules")
+    # A good change beside bad keys in two sections: none of it may come into force.
+    tomlfile.write(config_file, merge(with_applications(data), {
+        "moderation": {"hold_expiry_days": 2}, "cases": {"release_time": "noon"},
+        "members": {"bounce_threshold": 0}}))
+    result = await reload_app(app)
+    assert not result.ok
+    assert "cases.release_time" in result.status and "members.bounce_threshold" in result.status
+    assert app.settings is before
+    assert app.worker is not None and app.worker.handlers is handlers
+    assert app.moderations["discuss"].mc.hold_expiry == timedelta(days=7)
+
+    tomlfile.write(config_file, merge(data, {"moderation": {"hold_expiry_days": 2}}))
+    result = await reload_app(app)
+    assert result.ok, result.status
+    assert app.settings is not before
+    # The services of the new serving state got the section parsed by the new load.
+    assert app.settings.moderation.hold_expiry == timedelta(days=2)
+    assert app.moderations["discuss"].mc is app.settings.moderation
