@@ -179,7 +179,7 @@ class App:
         async with self.store.read() as tx:
             members = frozenset(m.address for m in await tx.members())
             parties = await case_parties(tx)
-            released = await release_instants(tx.conn)
+            released = await release_instants(tx)
         prefix = parse_advisories(self.cfg).prefix
         return GateFacts(members=members, team=self.cfg.team_addresses, case_parties=parties,
                          releases={f"{prefix}-{n}": at for n, at in released.items()})

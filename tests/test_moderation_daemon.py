@@ -162,7 +162,7 @@ async def test_token_for_another_post_decides_only_that_post(
                                                      "discard\n"))
     async with app.store.unit() as tx:
         from listbot.core.store import moderation as held_ops
-        states = {p.subject: p.state for p in await held_ops.listing(tx.conn, None)}
+        states = {p.subject: p.state for p in await held_ops.listing(tx, None)}
     assert states == {"first question": "discarded", "second question": "held"}
 
 
@@ -247,7 +247,7 @@ async def _hold(app: App, subject: str, extra: str = "") -> int:
     assert await lmtp_send(app, MEMBER, [DISCUSS], data) == {}
     await settle(app)
     async with app.store.read() as tx:
-        held = await held_ops.listing(tx.conn, ["held"])
+        held = await held_ops.listing(tx, ["held"])
     return next(p.id for p in held if p.subject == subject)
 
 
@@ -275,7 +275,7 @@ async def test_rejecting_a_post_from_a_bounce_address_sends_no_notice(app: App) 
     assert await lmtp_send(app, "", [DISCUSS], data) == {}
     await settle(app)
     async with app.store.read() as tx:
-        (held,) = await held_ops.listing(tx.conn, ["held"])
+        (held,) = await held_ops.listing(tx, ["held"])
     await _reject(app, held.id)
     assert await _notices_to(app, MEMBER) == []
 

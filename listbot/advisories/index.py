@@ -27,8 +27,8 @@ async def collect(store: Store, adv: AdvisoriesConfig, project: str) -> Index:
     entries: list[IndexEntry] = []
     sequences: dict[int, int] = {}
     async with store.unit() as tx:
-        for a in await ops.all_advisories(tx.conn):
-            versions = await ops.versions(tx.conn, a.number)
+        for a in await ops.all_advisories(tx):
+            versions = await ops.versions(tx, a.number)
             announced = a.state in (AdvisoryState.SCHEDULED,
                                     AdvisoryState.AWAITING_CONFIRMATION) or any(
                 v.predisclosed_at for v in versions)

@@ -66,7 +66,7 @@ async def note_failures(tx: Tx, cfg: Config, mc: MembersConfig, *, addresses: It
         if address not in members:
             continue
         if not await roster_ops.record_failure(
-                tx.conn, address=address, member_name=members[address], permanent=permanent,
+                tx, address=address, member_name=members[address], permanent=permanent,
                 source=source, source_id=source_id, now=tx.now):
             continue
         recorded.append(address)
@@ -78,11 +78,11 @@ async def note_failures(tx: Tx, cfg: Config, mc: MembersConfig, *, addresses: It
 async def _maybe_alert(tx: Tx, cfg: Config, mc: MembersConfig, address: str,
                        name: str) -> None:
     since = tx.now - mc.bounce_window
-    count = await roster_ops.permanent_failures_since(tx.conn, address, since)
-    last = await roster_ops.last_alert(tx.conn, address)
+    count = await roster_ops.permanent_failures_since(tx, address, since)
+    last = await roster_ops.last_alert(tx, address)
     if not should_alert(count, mc.bounce_threshold, last, tx.now, mc.bounce_window):
         return
-    await roster_ops.record_alert(tx.conn, address, count, tx.now)
+    await roster_ops.record_alert(tx, address, count, tx.now)
     await raise_alert(tx, cfg, "member_undeliverable",
                       f"{name}: {count} permanent delivery failures to its role address",
                       {"member": name, "address": address, "failures": count,
@@ -116,7 +116,7 @@ class BounceHandler:
 async def scan_outbox_failures(tx: Tx, cfg: Config, mc: MembersConfig) -> int:
     """Permanent relay refusals (FAILED outbox rows) to member addresses, once each."""
     members = frozenset(m.address for m in await tx.members())
-    found = await roster_ops.unrecorded_outbox_failures(tx.conn, members)
+    found = await roster_ops.unrecorded_outbox_failures(tx, members)
     for outbox_id, address in found:
         await note_failures(tx, cfg, mc, addresses=[address], permanent=True, source="outbox",
                             source_id=str(outbox_id))

@@ -111,33 +111,33 @@ class Applications:
         sender = sub.poster.normalized
         fields = extract_application(sub.text, policy)
         digest = body_hash(sub.text)
-        existing = await app_ops.find_open(tx.conn, self.lc.name, org_key(sender, policy))
+        existing = await app_ops.find_open(tx, self.lc.name, org_key(sender, policy))
         duplicate = False
         if existing is None:
             checklist = check_application(fields, policy)
             app_id = await app_ops.create(
-                tx.conn, list_name=self.lc.name, org_key=org_key(sender, policy),
+                tx, list_name=self.lc.name, org_key=org_key(sender, policy),
                 organisation=fields.organisation, sender=sender,
                 fields=fields_to_json(fields), checklist=checklist_to_json(checklist),
                 complete=checklist.complete, now=tx.now)
             organisation = fields.organisation
         else:
             app_id = existing.id
-            seen = {m.body_hash for m in await app_ops.messages(tx.conn, app_id)}
+            seen = {m.body_hash for m in await app_ops.messages(tx, app_id)}
             duplicate = digest in seen
             merged = merge_fields(fields_from_json(existing.fields), fields)
             checklist = check_application(merged, policy)
             organisation = merged.organisation
-            await app_ops.update_open(tx.conn, app_id, organisation=organisation,
+            await app_ops.update_open(tx, app_id, organisation=organisation,
                                       fields=fields_to_json(merged),
                                       checklist=checklist_to_json(checklist),
                                       complete=checklist.complete, now=tx.now)
-        await app_ops.add_message(tx.conn, app_id=app_id, inbound_id=sub.msg.id,
+        await app_ops.add_message(tx, app_id=app_id, inbound_id=sub.msg.id,
                                   sender=sender, subject=sub.subject,
                                   message_id=sub.message_id, body_hash=digest,
                                   duplicate=duplicate, now=tx.now)
         # Decidable from the shell even when no team member could be sent a token.
-        await decision_ops.open_item(tx.conn, KIND, str(app_id), self.lc.name, tx.now)
+        await decision_ops.open_item(tx, KIND, str(app_id), self.lc.name, tx.now)
         facts = AppFacts(app_id, organisation or "(organisation not found)", sender,
                          sub.subject, checklist)
         replied = await self._reply(tx, sub, facts)
@@ -178,7 +178,7 @@ class Applications:
     async def decide_now(self, tx: Tx, app_id: int, *, decider: str, verb: str,
                          reason: str, via: str) -> Decided | AlreadyDecided:
         """A decision from the shell: same checks, same claim, same effects."""
-        app = await app_ops.get(tx.conn, app_id)
+        app = await app_ops.get(tx, app_id)
         if app is None or app.list_name != self.lc.name:
             raise LookupError(f"no application {app_id} on {self.lc.name}")
         problem = await self.precondition(tx, app, verb, reason)
@@ -208,11 +208,11 @@ class Applications:
     async def carry_out(self, tx: Tx, app: ApplicationRow, decided: Decided, via: str) -> None:
         """What a won decision does, in the deciding transaction."""
         state = app_ops.ACCEPTED if decided.verb == "accept" else app_ops.REJECTED
-        if not await app_ops.settle(tx.conn, app.id, state, by=decided.decider,
+        if not await app_ops.settle(tx, app.id, state, by=decided.decider,
                                     reason=decided.reason, now=tx.now):
             raise Refused(f"application {app.id} changed while being decided; decide again")
         # Read again after our UPDATE (which holds the row): the version we settled.
-        app = await app_ops.get(tx.conn, app.id) or app
+        app = await app_ops.get(tx, app.id) or app
         name = app.organisation or app.org_key
         detail: dict[str, object] = {"via": via, "token_id": decided.token_id,
                                      "reason": decided.reason}
@@ -221,7 +221,7 @@ class Applications:
             if alias is None or (problem := refusal_of_accept(app)) is not None:
                 raise Refused(problem or f"application {app.id} has no single role alias")
             member = await tx.add_member(name, alias, None)
-            await roster_ops.record_change(tx.conn, member_name=member.name, action="added",
+            await roster_ops.record_change(tx, member_name=member.name, action="added",
                                            text=f"Added {member.name}", actor=decided.decider,
                                            now=tx.now)
             await tx.audit(decided.decider, "member.added", f"member:{member.name}",
@@ -298,7 +298,7 @@ class ApplicationDecisionHandler:
 
     async def _decide(self, tx: Tx, reply: Reply) -> None:
         subject = f"application:{reply.item_id}"
-        app = await app_ops.get(tx.conn, int(reply.item_id))
+        app = await app_ops.get(tx, int(reply.item_id))
         if app is None:
             await tx.audit("listbot", "application.reply_ignored", subject,
                            {"reason": "no such application", "sender": reply.decider})

@@ -147,7 +147,7 @@ def members_add(ctx: Context, name: str, address: str, fingerprint: str | None) 
     async def add(store: Store) -> None:
         async with store.unit() as tx:
             member = await tx.add_member(name, addr, fpr)
-            await roster_ops.record_change(tx.conn, member_name=member.name, action="added",
+            await roster_ops.record_change(tx, member_name=member.name, action="added",
                                            text=f"Added {member.name}", actor=cli_actor(None),
                                            now=tx.now)
             await tx.audit(cli_actor(None), "member.added", f"member:{member.name}",
@@ -166,7 +166,7 @@ def members_remove(ctx: Context, name_or_address: str, reason: str) -> None:
         async with store.unit() as tx:
             member = await tx.remove_member(name_or_address, reason)
             # The public history says who left and when; the reason stays in the audit.
-            await roster_ops.record_change(tx.conn, member_name=member.name, action="removed",
+            await roster_ops.record_change(tx, member_name=member.name, action="removed",
                                            text=f"Removed {member.name}", actor=cli_actor(None),
                                            now=tx.now)
             await tx.audit(cli_actor(None), "member.removed", f"member:{member.name}",

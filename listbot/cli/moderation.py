@@ -79,7 +79,7 @@ def held_list(ctx: Context, show_all: bool, as_json: bool) -> None:
     """Held posts; expired ones stay listed (state "expired") until decided."""
     async def listing(store: Store) -> list[dict[str, Any]]:
         async with store.unit() as tx:
-            posts = await held_ops.listing(tx.conn, None if show_all else [held_ops.HELD])
+            posts = await held_ops.listing(tx, None if show_all else [held_ops.HELD])
             return [p.summary(tx.now) for p in posts]
 
     emit(run(with_store(ctx.cfg, listing)), as_json,
@@ -94,10 +94,10 @@ def held_list(ctx: Context, show_all: bool, as_json: bool) -> None:
 def held_show(ctx: Context, post_id: int, raw: bool, as_json: bool) -> None:
     async def show(store: Store) -> tuple[dict[str, Any], bytes]:
         async with store.unit() as tx:
-            post = await held_ops.get(tx.conn, post_id)
+            post = await held_ops.get(tx, post_id)
             if post is None:
                 raise NotFound(f"no held post {post_id}")
-            return post.summary(tx.now), await held_ops.get_raw(tx.conn, post_id) or b""
+            return post.summary(tx.now), await held_ops.get_raw(tx, post_id) or b""
 
     summary, data = run(with_store(ctx.cfg, show))
     if raw:
@@ -116,7 +116,7 @@ def _decide(ctx: Context, post_id: int, verb: str, reason: str, actor: str | Non
 
     async def decide(store: Store) -> str:
         async with store.unit() as tx:
-            post = await held_ops.get(tx.conn, post_id)
+            post = await held_ops.get(tx, post_id)
             if post is None:
                 raise NotFound(f"no held post {post_id}")
             moderation = Moderation(cfg=cfg, lc=cfg.lists[post.list_name], mc=mc, store=store,

@@ -129,7 +129,7 @@ class Worker:
                 for msg, effects in batch:
                     taken += 1
                     try:
-                        async with tx.conn.begin_nested():
+                        async with tx.savepoint():
                             await effects(tx)
                             if not await tx.finish_inbound(msg.id, self.owner):
                                 raise LeaseLost(msg.id)

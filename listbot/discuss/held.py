@@ -107,7 +107,7 @@ class Moderation:
 
         async def effects(tx: Tx) -> None:
             await held_ops.insert_held(
-                tx.conn, post_id=msg.id, list_name=self.lc.name, sender=sender,
+                tx, post_id=msg.id, list_name=self.lc.name, sender=sender,
                 subject=subject, message_id=original_message_id(headers), raw=msg.raw,
                 rule=verdict.rule, reason=verdict.reason, hits=verdict.hits, now=tx.now,
                 expires_at=expires)
@@ -140,9 +140,9 @@ class Moderation:
     async def carry_out(self, tx: Tx, post: HeldPost, decided: Decided, via: str) -> None:
         """What a won decision does to the post, in the deciding transaction."""
         state = STATES[decided.verb]
-        if not await held_ops.settle(tx.conn, post.id, state):
+        if not await held_ops.settle(tx, post.id, state):
             raise LookupError(f"held post {post.id} is no longer held")
-        raw = await held_ops.get_raw(tx.conn, post.id) or b""
+        raw = await held_ops.get_raw(tx, post.id) or b""
         detail: dict[str, object] = {"via": via, "token_id": decided.token_id,
                                      "reason": decided.reason, "rule": post.rule}
         if decided.verb == "approve":
@@ -172,7 +172,7 @@ class Moderation:
                                why: str) -> dict[str, object]:
         """The poster's notice, under the same RFC 3834 rules and rate limit as every
         other notice: a held auto-reply or bounce must not be answered (DESIGN.md §4.4)."""
-        envelope = await inbound_ops.envelope_sender(tx.conn, post.inbound_id)
+        envelope = await inbound_ops.envelope_sender(tx, post.inbound_id)
         no_reply = no_reply_reason(self.lc, parse_headers(raw), envelope)
         if no_reply is None and not await within_reply_rate(tx, self.cfg, post.sender):
             no_reply = "rate limit"
@@ -188,7 +188,7 @@ class Moderation:
     async def decide_now(self, tx: Tx, post_id: int, *, decider: str, verb: str,
                          reason: str, via: str) -> Decided | AlreadyDecided:
         """A decision without a token (the shell): same claim, same effects."""
-        post = await held_ops.get(tx.conn, post_id)
+        post = await held_ops.get(tx, post_id)
         if post is None or post.list_name != self.lc.name:
             raise LookupError(f"no held post {post_id} on {self.lc.name}")
         result = await decisions.decide(tx, kind=KIND, item_id=str(post_id), decider=decider,
@@ -202,22 +202,22 @@ class Moderation:
         """Send due reminders, note expiries; returns when to be woken next."""
         name, before = self.lc.name, self.mc.reminder_before
         async with self.store.read() as tx:
-            due = await held_ops.due_reminders(tx.conn, name, now, before)
-            expired = await held_ops.due_expiries(tx.conn, name, now)
-            raws = {p.id: await held_ops.get_raw(tx.conn, p.id) or b"" for p in due}
+            due = await held_ops.due_reminders(tx, name, now, before)
+            expired = await held_ops.due_expiries(tx, name, now)
+            raws = {p.id: await held_ops.get_raw(tx, p.id) or b"" for p in due}
         for post in due:
             await self._remind(post, raws[post.id])
         for post in expired:
             await self._note_expiry(post)
         async with self.store.read() as tx:
-            return await held_ops.next_due(tx.conn, name, before)
+            return await held_ops.next_due(tx, name, before)
 
     async def _remind(self, post: HeldPost, raw: bytes) -> None:
         facts = RequestFacts(post.id, post.sender, post.subject, post.rule, post.reason,
                              post.hits, post.expires_at, reminder=True)
         made, _ = await self.requests(facts, raw)
         async with self.store.unit() as tx:
-            if not await held_ops.mark(tx.conn, post.id, "reminded_at", tx.now):
+            if not await held_ops.mark(tx, post.id, "reminded_at", tx.now):
                 return  # another daemon reminded first: its transaction sent the mail
             await self._send_requests(tx, post.id, made, post.expires_at)
             await tx.audit("listbot", "moderation.reminder", f"held:{post.id}",
@@ -225,7 +225,7 @@ class Moderation:
 
     async def _note_expiry(self, post: HeldPost) -> None:
         async with self.store.unit() as tx:
-            if not await held_ops.mark(tx.conn, post.id, "expired_noted_at", tx.now):
+            if not await held_ops.mark(tx, post.id, "expired_noted_at", tx.now):
                 return
             await raise_alert(tx, self.cfg, "held_post_expired",
                               f"held post {post.id} on {self.lc.name} expired undecided",
@@ -263,7 +263,7 @@ class ModerationHandler:
                                {"token_id": reply.token_id, "by": result.by,
                                 "at": result.at.isoformat(), "verb": reply.verb})
             else:
-                post = await held_ops.get(tx.conn, int(reply.item_id))
+                post = await held_ops.get(tx, int(reply.item_id))
                 assert post is not None
                 await self.m.carry_out(tx, post, result, "signed reply" if reply.signed_by
                                        else "reply")

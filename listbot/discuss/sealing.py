@@ -34,7 +34,6 @@ from listbot.core.mail.sealing import seal_for_members
 from listbot.core.model import Member, OutgoingMessage
 from listbot.core.outbox.alerts import raise_alert
 from listbot.core.store import Tx
-from listbot.core.store.advisories import hold
 
 # Headers of the distributed message that may also stand in the clear outside.
 OUTER = frozenset({"from", "reply-to", "to", "date", "in-reply-to", "references", "list-id",
@@ -95,7 +94,7 @@ async def enqueue_sealed(tx: Tx, cfg: Config, out: OutgoingMessage, post: Sealed
     if post.held:
         ids = await tx.enqueue(replace(out, recipients=post.held, raw=b"",
                                        reason="discuss.post.held"))
-        await hold(tx.conn, ids)
+        await tx.hold(ids)
         names = ", ".join(post.held)
         await raise_alert(tx, cfg, "discuss-held",
                           f"{subject}: no usable key for {len(post.held)} member(s); "

@@ -245,7 +245,7 @@ async def case_parties(tx: Tx) -> dict[str, frozenset[str]]:
 
 async def claim_reminder(tx: Tx, case_id: str, key: str) -> bool:
     """Record a reminder as sent; False when it already was (by us or another daemon)."""
-    return await insert_if_absent(tx.conn, case_reminders, {
+    return await insert_if_absent(tx, case_reminders, {
         "case_id": case_id, "key": key, "sent_at": tx.now}, keys=("case_id", "key"))
 
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from listbot.core.errors import NotFound, Refused
 from listbot.core.model import Member
 from listbot.core.store.schema import members
+from listbot.core.store.unit import Unit
 
 
 def to_member(r: Row[Any]) -> Member:
@@ -19,16 +19,16 @@ def to_member(r: Row[Any]) -> Member:
                   added_at=r.added_at)
 
 
-async def add(conn: AsyncConnection, name: str, address: str, fingerprint: str | None,
+async def add(tx: Unit, name: str, address: str, fingerprint: str | None,
               now: datetime) -> Member:
-    existing = await conn.execute(
+    existing = await tx.conn.execute(
         select(members).where(members.c.removed_at.is_(None),
                               (members.c.name == name) | (members.c.address == address))
     )
     if existing.first() is not None:
         raise Refused(f"a current member already has the name {name!r} or address {address}")
     try:
-        row = (await conn.execute(
+        row = (await tx.conn.execute(
             insert(members).values(name=name, address=address, fingerprint=fingerprint,
                                    added_at=now).returning(*members.c)
         )).one()
@@ -37,22 +37,22 @@ async def add(conn: AsyncConnection, name: str, address: str, fingerprint: str |
     return to_member(row)
 
 
-async def remove(conn: AsyncConnection, name_or_address: str, reason: str,
+async def remove(tx: Unit, name_or_address: str, reason: str,
                  now: datetime) -> Member:
     current = members.c.removed_at.is_(None)
-    row = (await conn.execute(
+    row = (await tx.conn.execute(
         select(members).where(current, (members.c.name == name_or_address)
                               | (members.c.address == name_or_address.lower()))
     )).first()
     if row is None:
         raise NotFound(f"no current member {name_or_address!r}")
-    await conn.execute(update(members).where(members.c.id == row.id)
-                       .values(removed_at=now, removal_reason=reason))
+    await tx.conn.execute(update(members).where(members.c.id == row.id)
+                          .values(removed_at=now, removal_reason=reason))
     return to_member(row)
 
 
-async def set_fingerprint(conn: AsyncConnection, name: str, fingerprint: str | None) -> Member:
-    result = await conn.execute(
+async def set_fingerprint(tx: Unit, name: str, fingerprint: str | None) -> Member:
+    result = await tx.conn.execute(
         update(members).where(members.c.removed_at.is_(None), members.c.name == name)
         .values(fingerprint=fingerprint).returning(*members.c)
     )
@@ -62,13 +62,13 @@ async def set_fingerprint(conn: AsyncConnection, name: str, fingerprint: str | N
     return to_member(row)
 
 
-async def current(conn: AsyncConnection) -> list[Member]:
-    result = await conn.execute(
+async def current(tx: Unit) -> list[Member]:
+    result = await tx.conn.execute(
         select(members).where(members.c.removed_at.is_(None)).order_by(func.lower(members.c.name))
     )
     return [to_member(r) for r in result]
 
 
-async def history(conn: AsyncConnection) -> list[dict[str, Any]]:
-    result = await conn.execute(select(members).order_by(members.c.added_at, members.c.id))
+async def history(tx: Unit) -> list[dict[str, Any]]:
+    result = await tx.conn.execute(select(members).order_by(members.c.added_at, members.c.id))
     return [dict(r._mapping) for r in result]
