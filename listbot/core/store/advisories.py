@@ -10,12 +10,13 @@ from typing import Any
 
 from sqlalchemy import Row, String, cast, insert, select, update
 
-from listbot.core.errors import NotFound, Refused
+from listbot.core.errors import NotFound, Refused, TemporaryError
 from listbot.core.model import OutboxItem, OutboxState
 from listbot.core.store.outbox import to_item
 from listbot.core.store.schema import bodies, outbox
 from listbot.core.store.schema_advisories import advisories, advisory_versions
 from listbot.core.store.unit import Unit
+from listbot.core.store.upsert import insert_new
 
 
 class AdvisoryState(StrEnum):
@@ -68,12 +69,12 @@ def _version(r: Row[Any]) -> VersionRow:
 async def insert_advisory(tx: Unit, *, number: int, case_id: str | None,
                           embargo_at: datetime, restrictive: bool, actor: str,
                           now: datetime) -> None:
-    if await tx.conn.scalar(select(advisories.c.number).where(advisories.c.number == number)):
-        raise Refused(f"advisory {number} already exists")
-    await tx.conn.execute(insert(advisories).values(
-        number=number, case_id=case_id, state=AdvisoryState.DRAFT.value, embargo_at=embargo_at,
-        current_version=0, schedule_sequence=0, restrictive=int(restrictive),
-        created_at=now, created_by=actor))
+    """Refused when advisory `number` exists (a concurrent create included)."""
+    await insert_new(tx, advisories, {
+        "number": number, "case_id": case_id, "state": AdvisoryState.DRAFT.value,
+        "embargo_at": embargo_at, "current_version": 0, "schedule_sequence": 0,
+        "restrictive": int(restrictive), "created_at": now, "created_by": actor},
+        keys=("number",), taken=Refused(f"advisory {number} already exists"))
 
 
 async def get(tx: Unit, number: int, *, lock: bool = False) -> AdvisoryRow:
@@ -122,11 +123,15 @@ async def next_due(tx: Unit) -> datetime | None:
 
 
 async def add_version(tx: Unit, row: VersionRow) -> None:
-    await tx.conn.execute(insert(advisory_versions).values(
-        number=row.number, version=row.version, doc=row.doc,
-        predisclosure_raw=row.predisclosure_raw, public_raw=row.public_raw,
-        rendered_embargo_at=row.rendered_embargo_at, predisclosed_at=row.predisclosed_at,
-        created_at=row.created_at, created_by=row.created_by))
+    """The next version, made current. Callers hold the advisory's row lock; a version
+    that exists anyway means a concurrent change: TemporaryError, try again."""
+    await insert_new(tx, advisory_versions, {
+        "number": row.number, "version": row.version, "doc": row.doc,
+        "predisclosure_raw": row.predisclosure_raw, "public_raw": row.public_raw,
+        "rendered_embargo_at": row.rendered_embargo_at,
+        "predisclosed_at": row.predisclosed_at, "created_at": row.created_at,
+        "created_by": row.created_by}, keys=("number", "version"),
+        taken=TemporaryError(f"advisory {row.number} v{row.version} exists already"))
     await tx.conn.execute(update(advisories).where(advisories.c.number == row.number)
                           .values(current_version=row.version))
 

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Row, and_, select, update
 
 from listbot.core.errors import TemporaryError
 from listbot.core.store.schema_applications import application_messages, applications
 from listbot.core.store.unit import Unit
+from listbot.core.store.upsert import insert_new
 
 OPEN = "open"
 ACCEPTED = "accepted"
@@ -76,16 +76,15 @@ async def listing(tx: Unit, states: list[str] | None) -> list[ApplicationRow]:
 async def create(tx: Unit, *, list_name: str, org_key: str,
                  organisation: str | None, sender: str, fields: str, checklist: str,
                  complete: bool, now: datetime) -> int:
-    try:
-        result = await tx.conn.execute(insert(applications).values(
-            list_name=list_name, org_key=org_key, organisation=organisation, sender=sender,
-            state=OPEN, fields=fields, checklist=checklist, complete=complete, messages=1,
-            created_at=now, updated_at=now).returning(applications.c.id))
-    except IntegrityError as exc:
-        # Another daemon opened this organisation's application first: handle the
-        # message again, and it becomes a follow-up to that one.
-        raise TemporaryError(f"concurrent application from {org_key}") from exc
-    return int(result.scalar_one())
+    """A new open application. Another daemon may have opened this organisation's
+    first: TemporaryError, the message is handled again and becomes a follow-up."""
+    row = await insert_new(tx, applications, {
+        "list_name": list_name, "org_key": org_key, "organisation": organisation,
+        "sender": sender, "state": OPEN, "fields": fields, "checklist": checklist,
+        "complete": complete, "messages": 1, "created_at": now, "updated_at": now},
+        keys=("list_name", "org_key"), where=applications.c.state == OPEN,
+        taken=TemporaryError(f"concurrent application from {org_key}"))
+    return int(row.id)
 
 
 async def update_open(tx: Unit, app_id: int, *, organisation: str | None,
@@ -114,9 +113,13 @@ async def settle(tx: Unit, app_id: int, state: str, *, by: str, reason: str,
 async def add_message(tx: Unit, *, app_id: int, inbound_id: int, sender: str,
                       subject: str, message_id: str | None, body_hash: str, duplicate: bool,
                       now: datetime) -> None:
-    await tx.conn.execute(insert(application_messages).values(
-        application_id=app_id, inbound_id=inbound_id, sender=sender, subject=subject,
-        message_id=message_id, body_hash=body_hash, duplicate=duplicate, received_at=now))
+    """One row per inbound message: a message another handler recorded first (its lease
+    ran out meanwhile) is TemporaryError, and is that handler's to finish."""
+    await insert_new(tx, application_messages, {
+        "application_id": app_id, "inbound_id": inbound_id, "sender": sender,
+        "subject": subject, "message_id": message_id, "body_hash": body_hash,
+        "duplicate": duplicate, "received_at": now}, keys=("inbound_id",),
+        taken=TemporaryError(f"inbound {inbound_id} is recorded already"))
 
 
 async def messages(tx: Unit, app_id: int) -> list[MessageRow]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, select, update
 
+from listbot.core.errors import TemporaryError
 from listbot.core.store.schema_moderation import decision_items, decision_tokens
 from listbot.core.store.unit import Unit
-from listbot.core.store.upsert import insert_if_absent
+from listbot.core.store.upsert import insert_if_absent, insert_new
 
 OPEN = "open"
 DECIDED = "decided"
@@ -52,10 +53,12 @@ async def open_item(tx: Unit, kind: str, item_id: str, list_name: str,
 async def insert_token(tx: Unit, *, digest: str, kind: str, item_id: str,
                        list_name: str, issued_to: str | None, now: datetime,
                        expires_at: datetime) -> int:
-    result = await tx.conn.execute(insert(decision_tokens).values(
-        digest=digest, kind=kind, item_id=item_id, list_name=list_name, issued_to=issued_to,
-        created_at=now, expires_at=expires_at).returning(decision_tokens.c.id))
-    return int(result.scalar_one())
+    """A token drawn twice (a caller's token reused) is TemporaryError: drawn anew."""
+    row = await insert_new(tx, decision_tokens, {
+        "digest": digest, "kind": kind, "item_id": item_id, "list_name": list_name,
+        "issued_to": issued_to, "created_at": now, "expires_at": expires_at},
+        keys=("digest",), taken=TemporaryError("reply token issued already"))
+    return int(row.id)
 
 
 async def find_token(tx: Unit, digest: str) -> TokenRecord | None:

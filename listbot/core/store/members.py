@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Row, func, select, update
 
 from listbot.core.errors import NotFound, Refused
 from listbot.core.model import Member
 from listbot.core.store.schema import members
 from listbot.core.store.unit import Unit
+from listbot.core.store.upsert import insert_new
 
 
 def to_member(r: Row[Any]) -> Member:
@@ -21,19 +21,12 @@ def to_member(r: Row[Any]) -> Member:
 
 async def add(tx: Unit, name: str, address: str, fingerprint: str | None,
               now: datetime) -> Member:
-    existing = await tx.conn.execute(
-        select(members).where(members.c.removed_at.is_(None),
-                              (members.c.name == name) | (members.c.address == address))
-    )
-    if existing.first() is not None:
-        raise Refused(f"a current member already has the name {name!r} or address {address}")
-    try:
-        row = (await tx.conn.execute(
-            insert(members).values(name=name, address=address, fingerprint=fingerprint,
-                                   added_at=now).returning(*members.c)
-        )).one()
-    except IntegrityError as exc:  # a concurrent add won the race
-        raise Refused(f"member {name!r} or {address} already exists") from exc
+    """Refused when a current member has this name or this address (two unique keys:
+    either decides, a concurrent add included)."""
+    row = await insert_new(
+        tx, members, {"name": name, "address": address, "fingerprint": fingerprint,
+                      "added_at": now}, keys=None, returning=list(members.c),
+        taken=Refused(f"a current member already has the name {name!r} or address {address}"))
     return to_member(row)
 
 

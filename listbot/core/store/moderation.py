@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, select, update
 
+from listbot.core.errors import TemporaryError
 from listbot.core.store.schema_moderation import held_posts
 from listbot.core.store.unit import Unit
+from listbot.core.store.upsert import insert_new
 
 HELD = "held"
 
@@ -56,12 +58,15 @@ async def insert_held(tx: Unit, *, post_id: int, list_name: str, sender: str,
                       subject: str, message_id: str | None, raw: bytes, rule: str,
                       reason: str, hits: Sequence[str], now: datetime,
                       expires_at: datetime) -> int:
-    result = await tx.conn.execute(insert(held_posts).values(
-        id=post_id, list_name=list_name, inbound_id=post_id, sender=sender, subject=subject,
-        message_id=message_id, raw=raw, rule=rule, reason=reason, hits=json.dumps(list(hits)),
-        state=HELD, held_at=now, expires_at=expires_at, requests_sent=0,
-    ).returning(held_posts.c.id))
-    return int(result.scalar_one())
+    """Hold the inbound message `post_id`. One another handler held first (its lease
+    ran out meanwhile) is TemporaryError, and is that handler's to finish."""
+    row = await insert_new(tx, held_posts, {
+        "id": post_id, "list_name": list_name, "inbound_id": post_id, "sender": sender,
+        "subject": subject, "message_id": message_id, "raw": raw, "rule": rule,
+        "reason": reason, "hits": json.dumps(list(hits)), "state": HELD, "held_at": now,
+        "expires_at": expires_at, "requests_sent": 0},
+        keys=None, taken=TemporaryError(f"post {post_id} is held already"))
+    return int(row.id)
 
 
 async def get(tx: Unit, post_id: int) -> HeldPost | None:
