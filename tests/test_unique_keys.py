@@ -5,12 +5,14 @@ test goes on using the transaction after the lost insert. On SQLite and PostgreS
 
 from __future__ import annotations
 
+import ast
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Table, UniqueConstraint, text
 
 from listbot.core.calendar import Timeline
 from listbot.core.clock import FakeClock
@@ -21,8 +23,45 @@ from listbot.core.store import applications as app_ops
 from listbot.core.store import cases as case_store
 from listbot.core.store import decisions as decision_ops
 from listbot.core.store import moderation as held_ops
+from listbot.core.store.schema import metadata
+
+STORE = Path(adv_ops.__file__).resolve().parent
+# Plain INSERTs into a table with a unique key that cannot conflict, and why.
+PLAIN_INSERT_OK = {("outbox.py", "outbox"): "only rows without a dedupe_key: NULLs never "
+                   "collide on (dedupe_key, recipient)"}
 
 Insert = Callable[[Tx], Awaitable[object]]
+
+
+def has_unique_key(table: Table) -> bool:
+    return (table.autoincrement_column is None
+            or any(isinstance(c, UniqueConstraint) for c in table.constraints)
+            or any(i.unique for i in table.indexes) or any(c.unique for c in table.columns))
+
+
+def plain_inserts() -> list[tuple[str, str]]:
+    """(module, table) of every `insert(table)` in the store: SQLAlchemy's own, which
+    raises on a conflict, not upsert's."""
+    found = []
+    for path in sorted(STORE.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                    and node.func.id == "insert" and isinstance(node.args[0], ast.Name):
+                found.append((path.name, node.args[0].id))
+    return found
+
+
+def test_no_store_module_inserts_plainly_under_a_unique_key() -> None:
+    import listbot.core.store.cases  # noqa: F401  every schema module in the metadata
+
+    tables = {t.name: t for t in metadata.sorted_tables}
+    by_variable = {"parties_table": "case_parties"}  # an import alias in cases.py
+    seen = plain_inserts()
+    assert ("audit.py", "audit") in seen  # the scan finds them
+    unsafe = [(module, name) for module, name in seen
+              if has_unique_key(tables[by_variable.get(name, name)])
+              and (module, name) not in PLAIN_INSERT_OK]
+    assert unsafe == []
 
 
 async def lost_twice(store: Store, insert: Insert, expected: type[Exception]) -> None:
