@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from listbot.advisories.format import PREFIX_RE
+from listbot.advisories.doc import PREFIX_RE
 from listbot.core.config import Config, raw_table, section
 from listbot.core.mail.safe import normalize_address
 
