@@ -185,5 +185,3 @@ def _patch_problems(doc: AdvisoryDoc) -> list[str]:
     if len(set(names)) != len(names):
         p.append("patches: duplicate file names")
     return p
-
-

@@ -28,7 +28,8 @@ from listbot.core.worker import Effects
 from listbot.discuss.distribution import distribution
 from listbot.discuss.held import Moderation
 from listbot.discuss.sealing import PostSealer, enqueue_sealed
-from listbot.moderation.classify import Verdict, classify, facts_from_message
+from listbot.moderation.classify import Verdict, classify
+from listbot.moderation.facts import facts_from_message
 from listbot.moderation.notices import rejection_notice
 from listbot.moderation.rules import Action, Role, RuleSet
 

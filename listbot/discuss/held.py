@@ -50,7 +50,8 @@ from listbot.moderation.notices import (
     moderation_request,
     rejection_notice,
 )
-from listbot.moderation.rules import RuleSet, load_rules
+from listbot.moderation.rule_files import load_rules
+from listbot.moderation.rules import RuleSet
 
 log = structlog.get_logger("listbot.moderation")
 
