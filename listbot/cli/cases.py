@@ -21,7 +21,8 @@ from listbot.cli.common import (
     run,
     with_store,
 )
-from listbot.core.calendar import apply_requested_date, explain, exploited_in_the_wild
+from listbot.core.calendar.derivation import explain
+from listbot.core.calendar.embargo import apply_requested_date, exploited_in_the_wild
 from listbot.core.case_model import Case, CaseState
 from listbot.core.clock import ensure_utc
 from listbot.core.errors import NotFound, PGPError, Refused, UsageError

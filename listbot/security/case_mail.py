@@ -12,7 +12,7 @@ from datetime import datetime
 from email.message import Message
 from email.utils import format_datetime
 
-from listbot.core.calendar import Timeline
+from listbot.core.calendar.timeline import Timeline
 from listbot.core.config import Config
 from listbot.core.mail.outbound import (
     REPLACED_ON_DISTRIBUTION,
