@@ -16,7 +16,7 @@ from typing import Any
 from listbot.applications.check import AppPolicy
 from listbot.core.config import Config, section
 from listbot.core.errors import ConfigError
-from listbot.core.mail.safe import normalize_address
+from listbot.core.mail.address import normalize_address
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from listbot.applications.state import (
 from listbot.core.clock import Clock
 from listbot.core.config import Config, ListConfig
 from listbot.core.errors import Refused
+from listbot.core.mail.address import Mailbox, sender_of
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.received import (
     no_reply_reason,
@@ -53,7 +54,6 @@ from listbot.core.mail.received import (
     original_subject,
     parse_headers,
 )
-from listbot.core.mail.safe import Mailbox, sender_of
 from listbot.core.model import Inbound, RecipientRole
 from listbot.core.outbox.reply_rate import within_reply_rate
 from listbot.core.store import Store, Tx
