@@ -23,7 +23,8 @@ from listbot.core.errors import PGPError
 from listbot.core.mail.address import sender_of
 from listbot.core.mail.autoreply import should_not_autoreply
 from listbot.core.mail.headers import safe_header_value
-from listbot.core.mail.pgp import KeyInfo, Keyring
+from listbot.core.mail.pgp import Keyring
+from listbot.core.mail.pgp_keys import KeyInfo
 from listbot.core.mail.pgp_mime import decrypt_message, verify_message
 from listbot.core.model import Inbound
 from listbot.security.case_mail import own_message_id, referenced_ids
