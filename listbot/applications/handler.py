@@ -17,13 +17,10 @@ from datetime import timedelta
 
 import structlog
 
-from listbot.applications.check import (
-    check_application,
-    extract_application,
-    is_subscription_request,
-)
-from listbot.applications.check import merge as merge_fields
+from listbot.applications.checklist import check_application
 from listbot.applications.config import ApplicationsConfig, parse_applications
+from listbot.applications.extract import extract_application
+from listbot.applications.fields import merge as merge_fields
 from listbot.applications.mail import (
     APP_VERBS,
     AppFacts,
@@ -43,6 +40,7 @@ from listbot.applications.state import (
     org_key,
     plain_text,
 )
+from listbot.applications.subscription import is_subscription_request
 from listbot.core.clock import Clock
 from listbot.core.config import Config, ListConfig
 from listbot.core.errors import Refused

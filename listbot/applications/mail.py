@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from listbot.applications.check import AppPolicy, Checklist, render_reply
+from listbot.applications.checklist import Checklist
+from listbot.applications.policy import AppPolicy
+from listbot.applications.reply import render_reply
 from listbot.core.config import ListConfig
 from listbot.core.mail.address import Mailbox
 from listbot.core.mail.headers import safe_header_value
