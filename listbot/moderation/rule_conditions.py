@@ -64,7 +64,6 @@ def _keyword_regex(words: Sequence[str]) -> str:
     return "(?:" + "|".join(parts) + ")"
 
 
-
 class Problems:
     """Collects every problem of one file, each prefixed with file name and key path."""
 

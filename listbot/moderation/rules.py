@@ -61,7 +61,6 @@ def compile_pattern(source: str) -> Pattern:
         raise ValueError(f"regex not accepted by RE2: {detail}") from None
 
 
-
 @dataclass(frozen=True)
 class RoleIs:
     roles: frozenset[Role]

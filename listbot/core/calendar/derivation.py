@@ -64,4 +64,3 @@ def explain(timeline: Timeline) -> list[str]:
     lines.append(f"=> pre-disclosure advisory due {utc_iso(timeline.predisclosure_at)}")
     lines.append(f"=> public release {utc_iso(timeline.public_at)} ({timeline.public_basis})")
     return lines
-

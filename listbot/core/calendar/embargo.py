@@ -41,7 +41,6 @@ class CalendarPolicy:
                 object.__setattr__(self, name, value.replace(tzinfo=None))
 
 
-
 def default_timeline(arrival: datetime, policy: CalendarPolicy) -> Timeline:
     arrival = ensure_utc(arrival)
     cal, at = policy.holidays, policy.release_time

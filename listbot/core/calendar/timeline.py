@@ -79,4 +79,3 @@ def _parse_iso(text: object) -> datetime:
     if not isinstance(text, str):
         raise ValueError(f"expected an ISO datetime string, got {text!r}")
     return ensure_utc(datetime.fromisoformat(text))
-

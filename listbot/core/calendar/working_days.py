@@ -54,7 +54,6 @@ class HolidayCalendar:
         return self._by_date.get(d)
 
 
-
 def is_working_day(d: date, cal: HolidayCalendar) -> bool:
     if cal.covers is not None and d.year not in cal.covers:
         raise ValueError(
@@ -101,4 +100,3 @@ def working_days_between(a: date, b: date, cal: HolidayCalendar) -> int:
         d += ONE_DAY
         count += is_working_day(d, cal)
     return sign * count
-

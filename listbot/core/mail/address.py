@@ -183,4 +183,3 @@ def sender_of(msg_headers: Headers) -> Mailbox | None:
         return None if unfolded is None else parse_single_mailbox(unfolded)
     except Exception:
         return None
-

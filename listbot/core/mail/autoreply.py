@@ -103,4 +103,3 @@ def _from_reason(items: list[tuple[str, str]]) -> str | None:
     if _robot_local(sender.addr_spec):
         return "From is a robot"
     return None
-

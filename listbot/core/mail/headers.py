@@ -160,4 +160,3 @@ def encode_header(name: str, value: str) -> bytes:
     if [k.lower() for k in parsed] != [name.lower()]:
         raise ValueError("header failed verification: reparse")
     return data
-

@@ -64,7 +64,6 @@ class KeyInfo:
         return next((s for s in self.subkeys if s.fingerprint == fingerprint), None)
 
 
-
 def gpg_time(epoch: str) -> datetime | None:
     return datetime.fromtimestamp(int(epoch), UTC) if epoch.strip() else None
 

@@ -24,7 +24,6 @@ _SIGNATURE_PROBLEMS = {
 }
 
 
-
 @dataclass(frozen=True)
 class Verification:
     valid: bool
