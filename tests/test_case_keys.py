@@ -14,7 +14,7 @@ import pytest
 from listbot.app import App
 from listbot.core.clock import FakeClock
 from listbot.core.config import Config
-from listbot.core.mail.pgp import KeyInfo
+from listbot.core.mail.pgp_keys import KeyInfo
 from listbot.core.store import cases as case_store
 from listbot.security.reporter_keys import choose_attached, known_for, uid_address
 from tests import pgp_fixtures

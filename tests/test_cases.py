@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from listbot.app import App
-from listbot.core.calendar import apply_requested_date
+from listbot.core.calendar.embargo import apply_requested_date
 from listbot.core.clock import FakeClock
 from listbot.core.config import Config
 from listbot.core.mail.pgp_mime import build_encrypted_mime, build_signed_mime

@@ -14,12 +14,13 @@ from click.testing import CliRunner
 
 from listbot.app import App
 from listbot.applications.bounces import should_alert
-from listbot.applications.check import check_application, extract_application
+from listbot.applications.checklist import check_application
 from listbot.applications.config import parse_applications, parse_members
+from listbot.applications.extract import extract_application
 from listbot.applications.member_watch import MemberWatch
 from listbot.applications.state import checklist_to_json, fields_to_json, plain_text
 from listbot.cli import common, root
-from listbot.core.calendar import default_timeline
+from listbot.core.calendar.embargo import default_timeline
 from listbot.core.case_model import CaseState
 from listbot.core.clock import FakeClock
 from listbot.core.config import Config

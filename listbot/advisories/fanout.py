@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from listbot.advisories.format import AdvisoryDoc
-from listbot.advisories.format import Audience as Rendering
+from listbot.advisories.doc import AdvisoryDoc
+from listbot.advisories.doc import Audience as Rendering
 from listbot.advisories.render import Renderer
 from listbot.core.mail.outbound import rewrite
 from listbot.core.mail.sealing import copy_tag, seal_for_members

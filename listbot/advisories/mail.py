@@ -17,19 +17,15 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import format_datetime
 
-from listbot.advisories.format import (
+from listbot.advisories.doc import (
     DOMAIN_RE,
     PREFIX_RE,
     AdvisoryDoc,
     AdvisoryFormatError,
     Audience,
-    attachments,
-    banner,
-    iso_utc,
     line_problems,
-    sha256_lines,
-    subject,
 )
+from listbot.advisories.format import attachments, banner, iso_utc, sha256_lines, subject
 from listbot.core.clock import ensure_utc
 
 _COPY_RE = re.compile(r"[a-z0-9-]{1,64}")

@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from listbot.advisories.format import (
+from listbot.advisories.doc import (
     CVE_RE,
     DOMAIN_RE,
     PREFIX_RE,
     AdvisoryDoc,
     AdvisoryFormatError,
-    iso_utc,
     line_problems,
 )
+from listbot.advisories.format import iso_utc
 from listbot.core.clock import ensure_utc
 
 _URL_RE = re.compile(r"https?://[!#-;=?-\[\]-~]+")  # printable ASCII without " < > \ space

@@ -16,11 +16,11 @@ from listbot.advisories import fanout
 from listbot.advisories import stage as staging
 from listbot.advisories.case_link import case_audience, case_exists
 from listbot.advisories.config import AdvisoriesConfig, parse_advisories
-from listbot.advisories.format import DEPLOYMENT, REQUIRED_SECTIONS, AdvisoryDoc, Audience, Patch
-from listbot.advisories.format import parse_sections as parse_section_text
+from listbot.advisories.doc import DEPLOYMENT, REQUIRED_SECTIONS, AdvisoryDoc, Audience, Patch
 from listbot.advisories.index import IndexWriter
 from listbot.advisories.release import Dispatcher
 from listbot.advisories.render import Renderer, doc_from_json, doc_to_json, public_doc
+from listbot.advisories.sections import parse_sections as parse_section_text
 from listbot.core.clock import Clock, ensure_utc
 from listbot.core.config import Config
 from listbot.core.errors import NotFound, Refused, TemporaryError, UsageError

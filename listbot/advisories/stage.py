@@ -20,7 +20,7 @@ import structlog
 
 from listbot.advisories import fanout
 from listbot.advisories.config import AdvisoriesConfig
-from listbot.advisories.format import AdvisoryDoc
+from listbot.advisories.doc import AdvisoryDoc
 from listbot.advisories.render import Renderer
 from listbot.core.clock import Clock
 from listbot.core.errors import TemporaryError

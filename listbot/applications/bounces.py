@@ -19,7 +19,7 @@ from flufl.bounce import all_failures
 
 from listbot.applications.config import MembersConfig
 from listbot.core.config import Config
-from listbot.core.mail.safe import normalize_address
+from listbot.core.mail.address import normalize_address
 from listbot.core.model import Inbound
 from listbot.core.outbox.alerts import raise_alert
 from listbot.core.store import Tx

@@ -13,10 +13,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from listbot.applications.check import AppPolicy
+from listbot.applications.policy import AppPolicy
 from listbot.core.config import Config, section
 from listbot.core.errors import ConfigError
-from listbot.core.mail.safe import normalize_address
+from listbot.core.mail.address import normalize_address
 
 
 @dataclass(frozen=True)

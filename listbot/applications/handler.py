@@ -17,13 +17,10 @@ from datetime import timedelta
 
 import structlog
 
-from listbot.applications.check import (
-    check_application,
-    extract_application,
-    is_subscription_request,
-)
-from listbot.applications.check import merge as merge_fields
+from listbot.applications.checklist import check_application
 from listbot.applications.config import ApplicationsConfig, parse_applications
+from listbot.applications.extract import extract_application
+from listbot.applications.fields import merge as merge_fields
 from listbot.applications.mail import (
     APP_VERBS,
     AppFacts,
@@ -43,9 +40,11 @@ from listbot.applications.state import (
     org_key,
     plain_text,
 )
+from listbot.applications.subscription import is_subscription_request
 from listbot.core.clock import Clock
 from listbot.core.config import Config, ListConfig
 from listbot.core.errors import Refused
+from listbot.core.mail.address import Mailbox, sender_of
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.received import (
     no_reply_reason,
@@ -53,7 +52,6 @@ from listbot.core.mail.received import (
     original_subject,
     parse_headers,
 )
-from listbot.core.mail.safe import Mailbox, sender_of
 from listbot.core.model import Inbound, RecipientRole
 from listbot.core.outbox.reply_rate import within_reply_rate
 from listbot.core.store import Store, Tx

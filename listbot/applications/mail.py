@@ -8,10 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from listbot.applications.check import AppPolicy, Checklist, render_reply
+from listbot.applications.checklist import Checklist
+from listbot.applications.policy import AppPolicy
+from listbot.applications.reply import render_reply
 from listbot.core.config import ListConfig
+from listbot.core.mail.address import Mailbox
+from listbot.core.mail.headers import safe_header_value
 from listbot.core.mail.outbound import mailbox, plain_message, rewrite
-from listbot.core.mail.safe import Mailbox, safe_header_value
 from listbot.core.model import Audience, OutgoingMessage
 from listbot.moderation.notices import bounces, moderation_address
 

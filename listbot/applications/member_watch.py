@@ -15,7 +15,8 @@ from listbot.applications.config import MembersConfig
 from listbot.applications.roster import public_roster, write_all
 from listbot.core.clock import Clock
 from listbot.core.config import Config
-from listbot.core.mail.pgp import KeyInfo, Keyring, normalise_fingerprint
+from listbot.core.mail.pgp import Keyring
+from listbot.core.mail.pgp_keys import KeyInfo, normalise_fingerprint
 from listbot.core.outbox.alerts import raise_alert
 from listbot.core.store import Store
 from listbot.core.store import cases as case_store

@@ -31,7 +31,7 @@ from listbot.core.clock import SystemClock
 from listbot.core.config import Config, ListKind
 from listbot.core.errors import NotFound, PGPError, Refused, UsageError
 from listbot.core.mail.keyring import open_keyring, parse_pgp
-from listbot.core.mail.pgp import KeyInfo
+from listbot.core.mail.pgp_keys import KeyInfo
 from listbot.core.mail.sealing import key_problem
 from listbot.core.store import Store
 from listbot.core.store import applications as app_ops

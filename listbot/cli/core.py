@@ -32,7 +32,8 @@ from listbot.core.errors import (
     TemporaryError,
 )
 from listbot.core.intake.server import envelope_sender
-from listbot.core.mail.safe import check_line_endings, normalize_address
+from listbot.core.mail.address import normalize_address
+from listbot.core.mail.line_endings import check_line_endings
 from listbot.core.model import INJECT_NO_ENVELOPE, InboundState, OutboxState
 from listbot.core.routing import Router
 from listbot.core.store import Arrival, Store

@@ -25,8 +25,9 @@ from listbot.core.mail.keyring import open_keyring, parse_pgp
 from listbot.core.store import Store
 from listbot.core.store import moderation as held_ops
 from listbot.discuss.held import Moderation, load_checked_rules
-from listbot.moderation.classify import facts_from_message, format_explain
+from listbot.moderation.classify import format_explain
 from listbot.moderation.config import parse_moderation, parse_rules_config
+from listbot.moderation.facts import facts_from_message
 from listbot.moderation.rulecheck import check_examples, format_report
 from listbot.moderation.rules import Role
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from listbot.core.config import Config, ListConfig
+from listbot.core.mail.address import Mailbox
 from listbot.core.mail.outbound import mailbox, rewrite
-from listbot.core.mail.safe import Mailbox
 from listbot.core.model import Audience, OutgoingMessage
 
 

@@ -11,6 +11,7 @@ import structlog
 
 from listbot.core.clock import Clock
 from listbot.core.config import Config, ListConfig
+from listbot.core.mail.address import Mailbox, sender_of
 from listbot.core.mail.outbound import mailbox, new_message_id, plain_message
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.pgp_mime import verify_message
@@ -20,7 +21,6 @@ from listbot.core.mail.received import (
     original_subject,
     parse_headers,
 )
-from listbot.core.mail.safe import Mailbox, sender_of
 from listbot.core.model import Audience, Inbound, Member, OutgoingMessage
 from listbot.core.outbox.reply_rate import within_reply_rate
 from listbot.core.store import Store, Tx
@@ -28,7 +28,8 @@ from listbot.core.worker import Effects
 from listbot.discuss.distribution import distribution
 from listbot.discuss.held import Moderation
 from listbot.discuss.sealing import PostSealer, enqueue_sealed
-from listbot.moderation.classify import Verdict, classify, facts_from_message
+from listbot.moderation.classify import Verdict, classify
+from listbot.moderation.facts import facts_from_message
 from listbot.moderation.notices import rejection_notice
 from listbot.moderation.rules import Action, Role, RuleSet
 

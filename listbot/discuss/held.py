@@ -19,6 +19,7 @@ import structlog
 from listbot.core.clock import Clock
 from listbot.core.config import Config, ListConfig
 from listbot.core.errors import ConfigError
+from listbot.core.mail.address import sender_of
 from listbot.core.mail.outbound import new_message_id
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.received import (
@@ -27,7 +28,6 @@ from listbot.core.mail.received import (
     original_subject,
     parse_headers,
 )
-from listbot.core.mail.safe import sender_of
 from listbot.core.model import Audience, Inbound, OutgoingMessage
 from listbot.core.outbox.alerts import raise_alert
 from listbot.core.outbox.reply_rate import within_reply_rate
@@ -50,7 +50,8 @@ from listbot.moderation.notices import (
     moderation_request,
     rejection_notice,
 )
-from listbot.moderation.rules import RuleSet, load_rules
+from listbot.moderation.rule_files import load_rules
+from listbot.moderation.rules import RuleSet
 
 log = structlog.get_logger("listbot.moderation")
 

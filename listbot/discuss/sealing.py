@@ -26,10 +26,10 @@ from datetime import datetime
 
 from listbot.core.config import Config, ListConfig
 from listbot.core.errors import PGPError
+from listbot.core.mail.headers import encode_header
 from listbot.core.mail.keyring import PgpConfig, parse_pgp
 from listbot.core.mail.outbound import field_name, split_message
 from listbot.core.mail.pgp import Keyring
-from listbot.core.mail.safe import encode_header
 from listbot.core.mail.sealing import seal_for_members
 from listbot.core.model import Member, OutgoingMessage
 from listbot.core.outbox.alerts import raise_alert

@@ -42,9 +42,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from listbot.core.mail.address import sender_of
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.pgp_mime import canonical, split_entity, verify_message
-from listbot.core.mail.safe import sender_of
 from listbot.core.store import Store, Tx
 from listbot.core.store import decisions as ops
 from listbot.core.store.decisions import ItemRecord, TokenRecord

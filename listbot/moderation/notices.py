@@ -9,10 +9,10 @@ from datetime import datetime
 from email.utils import format_datetime
 
 from listbot.core.config import Config, ListConfig
+from listbot.core.mail.headers import safe_header_value
 from listbot.core.mail.outbound import headers_block, mailbox, new_message_id, plain_message
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.pgp_mime import build_encrypted_mime
-from listbot.core.mail.safe import safe_header_value
 from listbot.core.model import Audience, OutgoingMessage
 from listbot.moderation.config import ModerationConfig
 

@@ -20,7 +20,8 @@ from email.message import Message
 
 import structlog
 
-from listbot.core.calendar import Timeline, default_timeline
+from listbot.core.calendar.embargo import default_timeline
+from listbot.core.calendar.timeline import Timeline
 from listbot.core.case_model import Case, MessageKind, Party
 from listbot.core.clock import Clock
 from listbot.core.config import Config, ListConfig

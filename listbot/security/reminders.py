@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from listbot.core.calendar import CalendarPolicy, Reminder, reminders
+from listbot.core.calendar.embargo import CalendarPolicy, reminders
+from listbot.core.calendar.timeline import Reminder
 from listbot.core.case_model import FINISHED_STATES, Case, CaseState
 from listbot.core.clock import Clock
 from listbot.core.config import Config

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from listbot.core.mail.pgp import KeyInfo
-from listbot.core.mail.safe import AddressError, normalize_address
+from listbot.core.mail.address import AddressError, normalize_address
+from listbot.core.mail.pgp_keys import KeyInfo
 from listbot.core.mail.sealing import key_problem
 
 _ANGLE = re.compile(r"[^<>]*<([^<>]*)>\s*")

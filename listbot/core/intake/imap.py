@@ -29,7 +29,7 @@ import structlog
 from listbot.core.clock import Clock
 from listbot.core.config import Config, section
 from listbot.core.errors import MessageRejected
-from listbot.core.mail.safe import check_line_endings
+from listbot.core.mail.line_endings import check_line_endings
 from listbot.core.metrics import Metrics
 from listbot.core.model import IMAP_SOURCE
 from listbot.core.outbox.alerts import raise_alert

@@ -15,7 +15,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from listbot.core.errors import MessageRejected
-from listbot.core.mail.safe import check_line_endings
+from listbot.core.mail.line_endings import check_line_endings
 from listbot.core.metrics import Metrics
 from listbot.core.routing import Router
 from listbot.core.store import Arrival, Store

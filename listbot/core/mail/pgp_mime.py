@@ -18,7 +18,8 @@ from email.parser import BytesParser
 from email.policy import compat32
 
 from listbot.core.errors import PGPError
-from listbot.core.mail.pgp import Decryption, Keyring, Verification
+from listbot.core.mail.pgp import Keyring
+from listbot.core.mail.pgp_status import Decryption, Verification
 
 _CLEAR_BEGIN = b"-----BEGIN PGP SIGNED MESSAGE-----"
 _MESSAGE_BEGIN = b"-----BEGIN PGP MESSAGE-----"

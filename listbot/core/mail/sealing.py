@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from listbot.core.errors import PGPError
+from listbot.core.mail.headers import encode_header
 from listbot.core.mail.keyring import PgpConfig
 from listbot.core.mail.outbound import field_name, split_message
-from listbot.core.mail.pgp import KeyInfo, Keyring, normalise_fingerprint
+from listbot.core.mail.pgp import Keyring
+from listbot.core.mail.pgp_keys import KeyInfo, normalise_fingerprint
 from listbot.core.mail.pgp_mime import build_encrypted_mime
-from listbot.core.mail.safe import encode_header
 from listbot.core.model import Member
 
 # Headers that describe the body: they move inside the ciphertext.

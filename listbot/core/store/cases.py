@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Row, and_, func, insert, select, update
 
-from listbot.core.calendar import Timeline
+from listbot.core.calendar.timeline import Timeline
 from listbot.core.case_model import (
     FINISHED_STATES,
     Case,
