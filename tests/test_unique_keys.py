@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Table, UniqueConstraint, text
 
-from listbot.core.calendar import Timeline
+from listbot.core.calendar.timeline import Timeline
 from listbot.core.clock import FakeClock
 from listbot.core.errors import Refused, TemporaryError
 from listbot.core.store import Store, Tx
