@@ -146,7 +146,8 @@ class App:
     transport: Transport
     owner: str
     # The one keyring on the GnuPG home: everything the daemon builds gets this
-    # instance, so its lock keeps gpg runs one at a time (DESIGN.md §4.8).
+    # instance, so its lock keeps gpg runs one at a time
+    # (docs/design.md "PGP is checked, not trusted").
     keyring: Keyring
     inbound_waker: Waker = field(default_factory=Waker)
     outbound_waker: Waker = field(default_factory=Waker)
@@ -186,7 +187,8 @@ class App:
 
     def reload_rules(self) -> bool:
         """Rebuild the serving state of the running config, as SIGHUP does: only a fully
-        good rule set replaces the running one (DESIGN.md §4.9). Whether it did."""
+        good rule set replaces the running one (docs/design.md "Rules are data").
+        Whether it did."""
         try:
             serving = self.prepare(self.cfg)
         except ConfigError as exc:
