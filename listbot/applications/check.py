@@ -1,5 +1,4 @@
-"""Completeness check of applications to join the pre-disclosure list
-(docs/design.md "Applications to the pre-disclosure list").
+"""Completeness check of applications (docs/design.md "Applications to the pre-disclosure list").
 
 Pure: the plain-text body in, a checklist and the text of the reply out.  An
 application lacking any required item cannot be accepted, so the check says

@@ -1,5 +1,4 @@
-"""Working days, holidays, the embargo timeline: the calendar of
-docs/design.md "The disclosure calendar".
+"""Working days, holidays, the embargo timeline (docs/design.md "The disclosure calendar").
 
 Pure: no clock, no I/O. Every computed instant is a `Step` whose derivation ends in a
 machine-readable replay clause, ``[replay from=D add=N skip=D1,D2 at=HH:MM:SS]``, so

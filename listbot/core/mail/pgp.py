@@ -28,8 +28,7 @@ from listbot.core.errors import PGPError
 _T = TypeVar("_T")
 
 # python-gnupg logs key data and message prefixes at DEBUG; nothing of that may
-# reach our logs (docs/design.md "Nothing secret in logs"), whatever level the root
-# logger is set to.
+# reach our logs, whatever the root logger's level (docs/design.md "Nothing secret in logs").
 _GNUPG_LOG_LEVEL = logging.WARNING
 
 # Options on every gpg call. Human-readable diagnostics go nowhere so that the
