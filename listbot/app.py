@@ -283,7 +283,7 @@ class App:
             self.timer_task = asyncio.get_running_loop().create_task(self.reminders.wake())
 
     async def _watch_members(self, stopping: asyncio.Event) -> None:
-        """Public roster files, delivery record, member key expiry (listbot.member_watch)."""
+        """Public roster files, delivery record, member key expiry (applications.member_watch)."""
         self.member_watch = MemberWatch(
             cfg=self.cfg, mc=parse_members(self.cfg), store=self.store, clock=self.clock,
             keyring=self.keyring,
@@ -291,7 +291,7 @@ class App:
         await self.member_watch.run(stopping, self.members_waker)
 
     async def _release_loop(self, stopping: asyncio.Event) -> None:
-        """Advisory releases: start-up pass, then timer wake-ups (listbot.release)."""
+        """Advisory releases: start-up pass, then timer wake-ups (advisories.release)."""
         assert self.timer is not None and self.advisories is not None
         await Releaser(dispatcher=self.advisories.dispatcher, clock=self.clock, timer=self.timer,
                        poll_seconds=self.cfg.poll_interval_seconds,

@@ -4,7 +4,7 @@
 An application (or a follow-up from the same organisation, which updates it and re-runs
 the check) is distributed to the list's subscribers, answered within seconds with the
 checklist (rate-limited, never to automatic mail), and every team member gets a decision
-request whose reply address carries a token of listbot.decisions. A decision - signed
+request whose reply address carries a token of moderation.decisions. A decision - signed
 reply (ApplicationDecisionHandler) or shell (`listbot applications accept|reject`) -
 goes through the same first-wins claim and `carry_out`. Accept is refused while any
 required item is missing; accept adds the member and a roster history entry; the

@@ -1,7 +1,7 @@
 """Held posts of the discuss list: hold, ask every moderator, carry out decisions.
 
 A hold stores the post with its reasons and mails each moderator a request whose
-reply address carries a token issued by listbot.decisions for that moderator and
+reply address carries a token issued by listbot.moderation.decisions for that moderator and
 that post. A decision - by signed reply (ModerationHandler), by the shell
 (listbot held ...) - goes through the same first-wins claim and `carry_out`.
 `dispatch(now)` sends reminders before expiry and notes expiries; an expired post

@@ -41,7 +41,7 @@ case-insensitive unless a pattern says `(?-i)`. Keywords are case-insensitive
 phrases; any run of whitespace in a phrase matches any run of whitespace in
 the text, and a phrase that starts or ends with a letter or digit only matches
 at a word boundary. Text fed to a regex is capped: body text at TEXT_LIMIT
-characters, each header value at HEADER_LIMIT (see moderate.facts_from_message).
+characters, each header value at HEADER_LIMIT (see classify.facts_from_message).
 """
 
 from __future__ import annotations

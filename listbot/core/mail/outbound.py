@@ -1,5 +1,5 @@
 """Builders of every message listbot writes. Headers are written by hand through
-mailsafe.encode_header so no CR/LF from received data can reach them
+safe.encode_header so no CR/LF from received data can reach them
 (docs/design.md "Safe headers and addresses"), and distributed mail keeps the original
 bytes with our headers prepended (docs/design.md "Forward bytes")."""
 
