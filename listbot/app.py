@@ -146,7 +146,8 @@ class App:
     transport: Transport
     owner: str
     # The one keyring on the GnuPG home: everything the daemon builds gets this
-    # instance, so its lock keeps gpg runs one at a time (DESIGN.md §4.8).
+    # instance, so its lock keeps gpg runs one at a time
+    # (docs/design.md "PGP is checked, not trusted").
     keyring: Keyring
     inbound_waker: Waker = field(default_factory=Waker)
     outbound_waker: Waker = field(default_factory=Waker)
@@ -186,7 +187,8 @@ class App:
 
     def reload_rules(self) -> bool:
         """Rebuild the serving state of the running config, as SIGHUP does: only a fully
-        good rule set replaces the running one (DESIGN.md §4.9). Whether it did."""
+        good rule set replaces the running one (docs/design.md "Rules are data").
+        Whether it did."""
         try:
             serving = self.prepare(self.cfg)
         except ConfigError as exc:
@@ -281,7 +283,7 @@ class App:
             self.timer_task = asyncio.get_running_loop().create_task(self.reminders.wake())
 
     async def _watch_members(self, stopping: asyncio.Event) -> None:
-        """Public roster files, delivery record, member key expiry (listbot.member_watch)."""
+        """Public roster files, delivery record, member key expiry (applications.member_watch)."""
         self.member_watch = MemberWatch(
             cfg=self.cfg, mc=parse_members(self.cfg), store=self.store, clock=self.clock,
             keyring=self.keyring,
@@ -289,7 +291,7 @@ class App:
         await self.member_watch.run(stopping, self.members_waker)
 
     async def _release_loop(self, stopping: asyncio.Event) -> None:
-        """Advisory releases: start-up pass, then timer wake-ups (listbot.release)."""
+        """Advisory releases: start-up pass, then timer wake-ups (advisories.release)."""
         assert self.timer is not None and self.advisories is not None
         await Releaser(dispatcher=self.advisories.dispatcher, clock=self.clock, timer=self.timer,
                        poll_seconds=self.cfg.poll_interval_seconds,

@@ -1,5 +1,6 @@
 """The daemon owns one keyring for its GnuPG home and hands that instance to
-everything that runs gpg, so its lock keeps gpg runs one at a time (DESIGN.md §4.8)."""
+everything that runs gpg, so its lock keeps gpg runs one at a time
+(docs/design.md "PGP is checked, not trusted")."""
 
 from __future__ import annotations
 

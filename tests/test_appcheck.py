@@ -1,4 +1,5 @@
-"""Completeness check of applications to the pre-disclosure list (DESIGN.md §7)."""
+"""Completeness check of applications to the pre-disclosure list
+(docs/design.md "Applications to the pre-disclosure list")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Reporter keys on security@: an attached key speaks only for its sender, the first key
-known for an address wins, and user ids match only by exact addr-spec (DESIGN.md §4.8)."""
+known for an address wins, and user ids match only by exact addr-spec
+(docs/design.md "PGP is checked, not trusted")."""
 
 from __future__ import annotations
 

@@ -149,7 +149,7 @@ async def test_inject_without_sender_has_no_envelope(tmp_path: Path, db_url: str
     assert first.envelope_sender is None and second.envelope_sender == ""
 
 
-# --- failures answer 451 (DESIGN.md §4.1) ------------------------------------------------
+# --- failures answer 451 (docs/design.md "Acknowledge only what is stored") -----------
 
 @pytest.fixture
 async def store(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[Store]:

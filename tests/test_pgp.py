@@ -1,4 +1,4 @@
-"""PGP is checked, not trusted (DESIGN.md §4.8): real gpg, throwaway keys."""
+"""docs/design.md "PGP is checked, not trusted": real gpg, throwaway keys."""
 
 from __future__ import annotations
 

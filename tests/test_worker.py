@@ -190,8 +190,9 @@ class RemovesAfterFirst:
 
 async def test_a_member_removed_during_a_run_gets_none_of_its_posts(
         make_config: Callable[..., Config], sink: Sink, clock: FakeClock) -> None:
-    # The run's snapshot still lists the member (DESIGN.md §4.2): the rows are queued,
-    # and the gate, on its own fresh read, refuses every one of them with an alert.
+    # The run's snapshot still lists the member: the rows are queued, and the gate, on
+    # its own fresh read, refuses every one of them with an alert
+    # (docs/design.md "The audience gate").
     stays, leaves = "security@vendor-a.example", "psirt@vendor-b.example"
     cfg = make_config(sink=sink)
     app = App.create(cfg, clock=clock)

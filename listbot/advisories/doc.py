@@ -1,7 +1,7 @@
 """An advisory as a value: its fields, its sections, its patches, all validated.
 
 `AdvisoryDoc` refuses to exist with any problem in it, and names every problem
-at once (ADVISORY-FORMAT.md): a document that constructs renders.
+at once: a document that constructs renders.
 """
 
 from __future__ import annotations

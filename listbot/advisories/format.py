@@ -1,7 +1,7 @@
-"""The advisory e-mail, rendered exactly as ADVISORY-FORMAT.md describes it.
+"""The advisory e-mail in its fixed layout (golden copies: tests/fixtures/xsa465-v2-*.txt).
 
 Pure: no gpg, no sending. `render_text` gives the text that is clear-signed
-elsewhere; `advisory_mail.build_message` wraps the signed text and the
+elsewhere; `advisories.mail.build_message` wraps the signed text and the
 patches in the MIME message. Recipients filter and parse these mails by their fields,
 so the layout is an interface: change it only on purpose.
 """

@@ -42,7 +42,7 @@ async def collect(store: Store, adv: AdvisoriesConfig, project: str) -> Index:
                     a.number, a.embargo_at, title=doc.title, cves=doc.cves,
                     version=cur.version, url=adv.url_for(a.number)))
             elif announced:
-                # Only the number and the instant: DESIGN.md §5.
+                # Only the number and the instant (docs/design.md "The disclosure calendar").
                 entries.append(IndexEntry.embargoed(a.number, a.embargo_at))
     return Index(tuple(entries), sequences)
 

@@ -1,9 +1,9 @@
 """The public index of advisories: JSON, iCalendar and HTML.
 
 During an embargo the public may learn only that an advisory exists, its
-number and its planned release date (DESIGN.md §5). An embargoed entry
-cannot hold more, and every renderer writes from an explicit list of
-fields per state, so nothing else can slip out even if an entry were forged.
+number and its planned release date (docs/design.md "The disclosure calendar").
+An embargoed entry cannot hold more, and every renderer writes from an explicit
+list of fields per state, so nothing else can slip out even if an entry were forged.
 """
 
 from __future__ import annotations

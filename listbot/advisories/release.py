@@ -6,7 +6,8 @@ outbox row per (version, recipient) with a deterministic Message-ID and a
 dedupe key. Two daemons on one PostgreSQL: the second UPDATE matches nothing.
 A crash before commit leaves the advisory scheduled; after commit the rows
 are stored. Public rows carry not_before = the instant, which the delivery
-gate checks again just before the relay (DESIGN.md §4.3).
+gate checks again just before the relay
+(docs/design.md "Releases: never early, not lost, once").
 """
 
 from __future__ import annotations

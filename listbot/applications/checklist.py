@@ -1,4 +1,5 @@
-"""Completeness check of applications to join the pre-disclosure list (DESIGN.md §7).
+"""Completeness check of applications to join the pre-disclosure list
+(docs/design.md "Applications to the pre-disclosure list").
 
 Pure: the items read from an application in, a checklist out.  An application
 lacking any required item cannot be accepted, so the check says exactly which

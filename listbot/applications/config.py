@@ -1,6 +1,7 @@
 """The [applications] and [members] sections.
 
-[applications] holds the completeness policy (DESIGN.md §7) and who receives the
+[applications] holds the completeness policy
+(docs/design.md "Applications to the pre-disclosure list") and who receives the
 public applications list. [members] holds where the daemon keeps the public roster
 and when repeated delivery failures to a member's role address alert the team.
 """

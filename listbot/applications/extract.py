@@ -1,4 +1,5 @@
-"""The items of an application read from its plain-text body (DESIGN.md §7).
+"""The items of an application read from its plain-text body
+(docs/design.md "Applications to the pre-disclosure list").
 
 A body written in the template's `Field: value` form is read exactly, field by
 field.  Free text is read with heuristics that are meant to be explainable:

@@ -1,9 +1,10 @@
-"""The applications list (DESIGN.md §7): check, distribute, hold for the team's decision.
+"""The applications list: check, distribute, hold for the team's decision
+(docs/design.md "Applications to the pre-disclosure list").
 
 An application (or a follow-up from the same organisation, which updates it and re-runs
 the check) is distributed to the list's subscribers, answered within seconds with the
 checklist (rate-limited, never to automatic mail), and every team member gets a decision
-request whose reply address carries a token of listbot.decisions. A decision - signed
+request whose reply address carries a token of moderation.decisions. A decision - signed
 reply (ApplicationDecisionHandler) or shell (`listbot applications accept|reject`) -
 goes through the same first-wins claim and `carry_out`. Accept is refused while any
 required item is missing; accept adds the member and a roster history entry; the
@@ -86,7 +87,8 @@ def team_authority(cfg: Config, lc: ListConfig) -> Authority:
 
 
 def refusal_of_accept(app: ApplicationRow) -> str | None:
-    """Why the team may not accept this application (no discretion: DESIGN.md §7)."""
+    """Why the team may not accept this application (no discretion:
+    docs/design.md "Applications to the pre-disclosure list")."""
     checklist = checklist_from_json(app.checklist)
     if not checklist.complete:
         items = ", ".join(checklist.missing + checklist.unacceptable)
@@ -252,7 +254,8 @@ class ApplicationsHandler:
         subject = original_subject(headers)
         local = msg.recipient.split("@", 1)[0]
         if is_subscription_request(subject, text, local):
-            # Membership comes only from an accepted application (DESIGN.md §7).
+            # Membership comes only from an accepted application
+            # (docs/design.md "Applications to the pre-disclosure list").
             return _audit_only(msg, "subscription_request_ignored", "subscribe command",
                                poster.normalized)
         auto = no_reply_reason(lc, headers, msg.envelope_sender)

@@ -40,7 +40,7 @@ from listbot.core.store import roster as roster_ops
 
 @root.group("applications")
 def applications_group() -> None:
-    """Applications to the pre-disclosure list (DESIGN.md §7)."""
+    """Applications to the pre-disclosure list."""
 
 
 def _service(cfg: Config, store: Store) -> Applications:

@@ -13,7 +13,8 @@ log = structlog.get_logger("listbot.handlers")
 
 class RecordOnly:
     """Subscription requests (-request, -join, -subscribe) change nothing and get no reply:
-    membership comes only from applications and the admin (DESIGN.md §7)."""
+    membership comes only from applications and the admin
+    (docs/design.md "Applications to the pre-disclosure list")."""
 
     def __init__(self, action: str) -> None:
         self.action = action

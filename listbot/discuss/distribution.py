@@ -29,7 +29,8 @@ def distribution_headers(lc: ListConfig, poster: Mailbox, hits: Sequence[str],
 
 def distribution(cfg: Config, lc: ListConfig, raw: bytes, *, poster: Mailbox,
                  hits: Sequence[str], recipients: Sequence[str]) -> OutgoingMessage:
-    """The post as distributed: original bytes, our headers prepended (DESIGN.md §4.5)."""
+    """The post as distributed: original bytes, our headers prepended
+    (docs/design.md "Forward bytes")."""
     return OutgoingMessage(
         audience=Audience.EMBARGOED, envelope_from=f"{lc.local_part}-bounces@{lc.domain}",
         recipients=tuple(recipients),

@@ -172,7 +172,8 @@ class Moderation:
     async def _notify_rejected(self, tx: Tx, post: HeldPost, raw: bytes,
                                why: str) -> dict[str, object]:
         """The poster's notice, under the same RFC 3834 rules and rate limit as every
-        other notice: a held auto-reply or bounce must not be answered (DESIGN.md §4.4)."""
+        other notice: a held auto-reply or bounce must not be answered
+        (docs/design.md "No loops, no backscatter")."""
         envelope = await inbound_ops.envelope_sender(tx, post.inbound_id)
         no_reply = no_reply_reason(self.lc, parse_headers(raw), envelope)
         if no_reply is None and not await within_reply_rate(tx, self.cfg, post.sender):

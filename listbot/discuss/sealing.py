@@ -1,8 +1,8 @@
 """Discuss posts to members as ciphertext when `[pgp] require_encryption` is on.
 
 What is encrypted is the whole distributed message (our list headers prepended
-to the poster's original bytes, DESIGN.md §4.5) as one `message/rfc822` part,
-not just the original body entity. Reasons:
+to the poster's original bytes; docs/design.md "Forward bytes") as one
+`message/rfc822` part, not just the original body entity. Reasons:
 - the Subject and every other header of the post travel inside the
   ciphertext; discuss subjects routinely name the embargoed issue, and an
   encrypted body under a cleartext "Re: XSA-465 exploit for the XSAVE bug"

@@ -1,7 +1,8 @@
 """The decision-token service: people decide on held items by replying to e-mail.
 
 Generic over the kind of item (a held discuss post, an application, ...); the
-caller owns the item and what a decision does to it. DESIGN.md §4.7.
+caller owns the item and what a decision does to it. The rules it keeps:
+docs/design.md "Moderator decisions: authenticated, single-use, first-wins".
 
 Interface
 ---------

@@ -1,5 +1,6 @@
 """Mail that moderation writes: rejection notices, moderation requests, answers to
-moderators. Every header value goes through outbound/mailsafe (DESIGN.md §4.6)."""
+moderators. Every header value goes through core/mail/safe.py
+(docs/design.md "Safe headers and addresses")."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ def rejection_notice(*, cfg: Config, lc: ListConfig, mc: ModerationConfig, to: s
                         text=text, domain=lc.domain, date=now, extra=extra)
     # It quotes the subject of a member's post to an embargoed list (and a moderator's
     # reason about it), so it may reach only addresses the embargo admits: the envelope
-    # sender it goes to need not be the member's role address (DESIGN.md §4.2).
+    # sender it goes to need not be the member's role address
+    # (docs/design.md "The audience gate").
     return OutgoingMessage(audience=Audience.EMBARGOED, envelope_from="", recipients=(to,),
                            raw=raw, list_name=lc.name, reason=f"moderation.notice.{template}")
 

@@ -1,6 +1,6 @@
 """Moderation rule files: TOML in a closed vocabulary, turned into frozen values.
 
-Nothing in a rule file is executed (DESIGN.md §4.9). One file holds the rules of
+Nothing in a rule file is executed (docs/design.md "Rules are data"). One file holds the rules of
 one list; `load_rules(directory)` reads every `*.toml` in it, validates all of
 them and raises one `ConfigError` listing every problem with its file and key
 path, so a caller can keep the rules it already has.

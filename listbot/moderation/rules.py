@@ -1,6 +1,6 @@
 """Moderation rules as frozen values: conditions, outcomes, a list's rules, the rule set.
 
-The vocabulary is closed (DESIGN.md §4.9): nothing here is executed, and every
+The vocabulary is closed (docs/design.md "Rules are data"): nothing here is executed, and every
 regex is RE2 (linear time, no backtracking, so no ReDoS), case-insensitive unless
 a pattern says `(?-i)`. `rule_files` builds these values from TOML.
 """

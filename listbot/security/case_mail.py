@@ -1,7 +1,8 @@
 """Builders of case mail: team copies, the acknowledgement, relays to the reporter.
 
-Team copies keep the original bytes (DESIGN.md §4.5) behind our headers; encrypted
-copies carry those bytes, unchanged, as a message/rfc822 entity inside the ciphertext.
+Team copies keep the original bytes (docs/design.md "Forward bytes") behind our
+headers; encrypted copies carry those bytes, unchanged, as a message/rfc822 entity
+inside the ciphertext.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The security@ intake: every report becomes a case; the reporter and the team talk
-through it (DESIGN.md §2, issue #4).
+through it (docs/design.md "The path of a message", issue #4).
 
 - A message naming no known case (by +detail, subject, In-Reply-To/References) opens
   one; the reporter gets a signed acknowledgement with the default timeline, unless

@@ -1,8 +1,9 @@
 """What the security handler learns from a message before its transaction: who sent it,
 which case it names, whether it decrypts, and whether a team member signed it.
 
-All gpg work happens here, off the transaction (DESIGN.md §4.8: a failed or unprotected
-decryption yields no plaintext, and gpg's output is then not used at all).
+All gpg work happens here, off the transaction. A failed or unprotected decryption
+yields no plaintext, and gpg's output is then not used at all
+(docs/design.md "PGP is checked, not trusted").
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ An address matches a key only through the parsed addr-spec of one of its user id
 compared exactly in normalised form: `eve-victim@example.org` or
 `victim@example.org.evil` never stand for `victim@example.org`. A key attached to a
 message is taken only for the sender of that message, and the first key known for an
-address wins: a different one is ignored and the team is told (DESIGN.md §4.8).
+address wins: a different one is ignored and the team is told
+(docs/design.md "PGP is checked, not trusted").
 """
 
 from __future__ import annotations

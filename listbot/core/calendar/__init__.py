@@ -1,4 +1,5 @@
-"""The disclosure calendar of DESIGN.md §5: working days, holidays, the embargo timeline.
+"""The disclosure calendar (docs/design.md "The disclosure calendar"): working days,
+holidays, the embargo timeline.
 
 Pure: no clock, no I/O. Every computed instant is a `Step` whose derivation ends in a
 machine-readable replay clause, ``[replay from=D add=N skip=D1,D2 at=HH:MM:SS]``, so

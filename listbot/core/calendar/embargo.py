@@ -1,5 +1,5 @@
-"""The embargo rules of DESIGN.md §5: the default timeline, a requested date, an exploit
-in the wild, and the reminders a timeline sets."""
+"""The embargo rules (docs/design.md "The disclosure calendar"): the default timeline,
+a requested date, an exploit in the wild, and the reminders a timeline sets."""
 
 from __future__ import annotations
 

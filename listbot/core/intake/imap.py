@@ -2,7 +2,7 @@
 
 Order per message: fetch; claim the UID, store the inbound row and record the
 outcome in one transaction; only after its commit flag or move it on the server.
-See listbot/store/imap.py for why neither a kill nor a second poller on the same
+See listbot/core/store/imap.py for why neither a kill nor a second poller on the same
 mailbox loses or duplicates a message. Every server call
 runs under a timeout (IDLE can hang on a BYE); a broken session reconnects with
 capped exponential backoff. IDLE is re-issued at least every 29 minutes

@@ -1,6 +1,7 @@
 """LMTP and SMTP intake on the daemon's own event loop (aiosmtpd).
 
-250 is answered only after the message is committed (DESIGN.md §4.1); any
+250 is answered only after the message is committed
+(docs/design.md "Acknowledge only what is stored"); any
 failure answers 451 so the sender retries. LMTP answers once per recipient.
 """
 

@@ -1,6 +1,7 @@
 """Builders of every message listbot writes. Headers are written by hand through
-headers.encode_header so no CR/LF from received data can reach them (DESIGN.md §4.6),
-and distributed mail keeps the original bytes with our headers prepended (§4.5)."""
+headers.encode_header so no CR/LF from received data can reach them
+(docs/design.md "Safe headers and addresses"), and distributed mail keeps the original
+bytes with our headers prepended (docs/design.md "Forward bytes")."""
 
 from __future__ import annotations
 

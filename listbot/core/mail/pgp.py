@@ -1,6 +1,6 @@
 """PGP through gpg: the only module that imports python-gnupg.
 
-Invariant (DESIGN.md §4.8): PGP is checked, not trusted. A signature counts only
+Invariant (docs/design.md "PGP is checked, not trusted"). A signature counts only
 when exactly one signature is present, gpg reports it GOOD and VALID, its key is
 on the caller's allowlist and usable at the caller's `now`. A decryption counts
 only when gpg reports it complete and integrity protected; otherwise whatever gpg
@@ -37,7 +37,7 @@ from listbot.core.mail.pgp_status import (
 _T = TypeVar("_T")
 
 # python-gnupg logs key data and message prefixes at DEBUG; nothing of that may
-# reach our logs (DESIGN.md §4.11), whatever level the root logger is set to.
+# reach our logs, whatever the root logger's level (docs/design.md "Nothing secret in logs").
 _GNUPG_LOG_LEVEL = logging.WARNING
 
 # Options on every gpg call. Human-readable diagnostics go nowhere so that the

@@ -2,7 +2,8 @@
 
 A signature counts only when exactly one signature is present and gpg reports it
 GOOD and VALID; a decryption only when gpg reports it complete and integrity
-protected. Decisions are taken from gpg's status lines only (DESIGN.md §4.8).
+protected. Decisions are taken from gpg's status lines only
+(docs/design.md "PGP is checked, not trusted").
 """
 
 from __future__ import annotations

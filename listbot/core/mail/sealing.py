@@ -1,4 +1,5 @@
-"""Embargoed mail to members as ciphertext, per `[pgp]` (DESIGN.md §8).
+"""Embargoed mail to members as ciphertext, per `[pgp]`
+(docs/design.md "Encryption to members").
 
 The plaintext message is built once; each member gets it wrapped in PGP/MIME,
 one ciphertext per member by default, or one per hidden-recipient group when

@@ -1,5 +1,5 @@
-"""The audience gate (DESIGN.md §4.2): a pure decision, checked by the delivery
-worker just before any message is handed to the relay."""
+"""The audience gate (docs/design.md "The audience gate"): a pure decision, checked by
+the delivery worker just before any message is handed to the relay."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Advisory rows. The release claim is one conditional UPDATE (DESIGN.md §4.3)."""
+"""Advisory rows. The release claim is one conditional UPDATE
+(docs/design.md "Releases: never early, not lost, once")."""
 
 from __future__ import annotations
 

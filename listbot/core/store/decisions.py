@@ -1,4 +1,4 @@
-"""Store operations of the decision-token service (see listbot.decisions)."""
+"""Store operations of the decision-token service (see listbot.moderation.decisions)."""
 
 from __future__ import annotations
 
