@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from listbot.app import App, make_transport
 from listbot.core.clock import FakeClock
 from listbot.core.config import Config
+from listbot.core.handlers import RecordOnly
 from listbot.core.model import Inbound, InboundState, OutboxState, RecipientRole, Route
 from listbot.core.outbox.delivery import Delivery
 from listbot.core.routing import Router
@@ -236,3 +238,31 @@ async def test_a_member_removed_during_a_run_gets_none_of_its_posts(
         assert len(await app.store.audit_listing(action_prefix="alert.gate-refused")) == 2
     finally:
         await app.store.close()
+
+
+async def test_a_decision_is_data_the_worker_applies_not_a_write() -> None:
+    # Subscription requests: one audit row and nothing else, readable before the commit.
+    msg = Inbound(7, "lmtp", "a@x.example", "discuss-request@lists.example.org", "discuss",
+                  RecipientRole.REQUEST, None, b"Subject: subscribe\r\n\r\n",
+                  datetime(2026, 11, 25, tzinfo=UTC), 1)
+    effects = await RecordOnly("subscription_request_ignored").decide(msg)
+    assert effects == Effects.audit_only(msg, "subscription_request_ignored", {
+        "list": "discuss", "recipient": "discuss-request@lists.example.org"})
+    assert effects.steps == (Audit("subscription_request_ignored", "inbound:7", {
+        "list": "discuss", "recipient": "discuss-request@lists.example.org"}),)
+
+
+async def test_mail_without_a_handler_is_quarantined_not_dropped(tmp_path: Path,
+                                                                 clock: FakeClock) -> None:
+    store = Store.open(f"sqlite+aiosqlite:///{tmp_path / 'l.db'}", clock)
+    await store.upgrade()
+    try:
+        await store.store_arrivals([arrival(1)])
+        outbox = Counting()
+        worker = Worker(store=store, handlers={}, owner="w1", lease_seconds=60, batch=20,
+                        poll_interval=1.0, waker=Waker(), outbox=outbox)
+        assert await worker.run_once() == 1
+        assert outbox.wakes == 0, "nothing committed"
+        assert len(await store.inbound_listing([InboundState.QUARANTINED])) == 1
+    finally:
+        await store.close()
