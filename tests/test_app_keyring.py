@@ -18,7 +18,7 @@ from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.sealing import encryption_problems
 from listbot.core.model import RecipientRole
 from listbot.discuss.handler import DiscussHandler
-from listbot.discuss.held import ModerationHandler
+from listbot.moderation.replies import DecisionReplies
 from listbot.security.cases import SecurityHandler
 from tests import pgp_fixtures
 from tests.daemon import running
@@ -45,8 +45,8 @@ def keyrings(app: App) -> dict[str, Keyring | None]:
             found[where] = handler.keyring
             sealer = handler.sealer
             found[f"{where}/sealer"] = sealer.keyring if sealer else None
-        elif isinstance(handler, ModerationHandler):
-            found[where] = handler.m.keyring
+        elif isinstance(handler, DecisionReplies):
+            found[where] = handler.items.keyring
         elif isinstance(handler, ApplicationsHandler):
             found[where] = handler.s.keyring
     assert app.advisories is not None

@@ -108,7 +108,7 @@ def test_nothing_points_to_a_design_text_outside_the_repository() -> None:
 def test_the_checks_catch_what_they_claim_to() -> None:
     text = ("`tests/test_docs.py::test_every_cited_test_exists`, "
             "`tests/test_docs.py::no_such_test`, `tests/test_nowhere.py::test_x`, "
-            "`tests/test_worker.py::Recording::handle`")
+            "`tests/test_worker.py::Recording::decide`")
     assert missing_citations(text) == ["tests/test_docs.py::no_such_test: no such test",
                                        "tests/test_nowhere.py::test_x: no such file"]
     assert SECTION_POINTER.findall('see docs/design.md "The audience gate".') == [

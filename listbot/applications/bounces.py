@@ -24,7 +24,7 @@ from listbot.core.model import Inbound
 from listbot.core.outbox.alerts import raise_alert
 from listbot.core.store import Tx
 from listbot.core.store import roster as roster_ops
-from listbot.core.worker import Effects
+from listbot.core.worker import Effects, OneByOne
 
 log = structlog.get_logger("listbot.bounces")
 
@@ -90,27 +90,29 @@ async def _maybe_alert(tx: Tx, cfg: Config, mc: MembersConfig, address: str,
                        "hint": "listbot members failures"})
 
 
-class BounceHandler:
+class BounceHandler(OneByOne):
     """Mail to <list>-bounces@: delivery reports about what we sent."""
 
     def __init__(self, cfg: Config, mc: MembersConfig) -> None:
         self.cfg, self.mc = cfg, mc
 
-    async def handle(self, msg: Inbound) -> Effects:
+    async def decide(self, msg: Inbound) -> Effects:
         temporary, permanent = parse_bounce(msg.raw)
         log.info("bounce.parsed", inbound_id=msg.id, permanent=len(permanent),
                  temporary=len(temporary))
+        return Effects.call(self.record, msg, temporary, permanent)
 
-        async def effects(tx: Tx) -> None:
-            source_id = str(msg.id)
-            perm = await note_failures(tx, self.cfg, self.mc, addresses=permanent,
-                                       permanent=True, source="bounce", source_id=source_id)
-            temp = await note_failures(tx, self.cfg, self.mc, addresses=temporary,
-                                       permanent=False, source="bounce", source_id=source_id)
-            await tx.audit("listbot", "bounce_recorded", f"inbound:{msg.id}",
-                           {"list": msg.list_name, "permanent": perm, "temporary": temp,
-                            "unknown": len(permanent | temporary) - len(perm) - len(temp)})
-        return effects
+    async def record(self, tx: Tx, msg: Inbound, temporary: set[str],
+                     permanent: set[str]) -> None:
+        """The reported failures, each counted once, and an alert past the threshold."""
+        source_id = str(msg.id)
+        perm = await note_failures(tx, self.cfg, self.mc, addresses=permanent,
+                                   permanent=True, source="bounce", source_id=source_id)
+        temp = await note_failures(tx, self.cfg, self.mc, addresses=temporary,
+                                   permanent=False, source="bounce", source_id=source_id)
+        await tx.audit("listbot", "bounce_recorded", f"inbound:{msg.id}",
+                       {"list": msg.list_name, "permanent": perm, "temporary": temp,
+                        "unknown": len(permanent | temporary) - len(perm) - len(temp)})
 
 
 async def scan_outbox_failures(tx: Tx, cfg: Config, mc: MembersConfig) -> int:
