@@ -4,9 +4,11 @@ The graph is read from the source with `ast`, every import counted: module level
 inside functions and under `if TYPE_CHECKING:` alike (a type-only import is still a
 dependency a reader has to hold in mind). Layers, top to bottom:
 
-    cli -> ops -> app -> capabilities -> moderation (shared service) -> core
+    cli -> ops -> app -> settings -> capabilities -> moderation (shared service) -> core
 
-Capabilities (security, discuss, applications, advisories) never import each other.
+Settings is the one load of the config file: it puts every capability's section
+together for the app. Capabilities (security, discuss, applications, advisories) never
+import each other.
 """
 
 from __future__ import annotations

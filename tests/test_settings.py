@@ -25,8 +25,8 @@ PARSERS = {"parse_core", "parse_pgp", "parse_cases", "parse_advisories",
            "parse_applications", "parse_members", "parse_imap", "parse_metrics",
            "parse_rules_config", "parse_moderation"}
 LOADER = "listbot.settings"
-# Rule files are files of their own, read and checked by the rules module.
-RULE_FILES = "listbot.moderation.rules"
+# Rule files are files of their own, read and checked by the rule file reader.
+RULE_FILES = "listbot.moderation.rule_files"
 
 
 def write(tmp_path: Path, extra: dict[str, Any]) -> Path:

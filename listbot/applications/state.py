@@ -10,15 +10,9 @@ from email.parser import BytesParser
 from email.policy import default as default_policy
 from typing import Any
 
-from listbot.applications.check import (
-    ApplicationFields,
-    AppPolicy,
-    Checklist,
-    Evidence,
-    EvidenceKind,
-    ItemResult,
-    ItemStatus,
-)
+from listbot.applications.checklist import Checklist, ItemResult, ItemStatus
+from listbot.applications.fields import ApplicationFields, Evidence, EvidenceKind
+from listbot.applications.policy import AppPolicy
 
 
 def fields_to_json(f: ApplicationFields) -> str:

@@ -16,7 +16,7 @@ from email import policy
 from email.message import Message
 from email.parser import BytesParser
 
-from listbot.core.mail.safe import auto_submitted_reason
+from listbot.core.mail.autoreply import auto_submitted_reason
 
 KNOWN_VERBS = frozenset({"approve", "reject", "discard", "accept"})
 # Only a rejection carries text (its reason); any other verb must stand alone,

@@ -13,7 +13,8 @@ from listbot.core.clock import Clock
 from listbot.core.config import Config, Endpoint
 from listbot.core.errors import ConfigError, ListbotError
 from listbot.core.mail.keyring import PgpConfig
-from listbot.core.mail.pgp import Keyring, normalise_fingerprint
+from listbot.core.mail.pgp import Keyring
+from listbot.core.mail.pgp_keys import normalise_fingerprint
 from listbot.core.store import Store
 from listbot.core.store import cases as case_store
 from listbot.discuss.held import load_checked_rules

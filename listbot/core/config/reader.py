@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from listbot.core.config.model import Endpoint
-from listbot.core.mail.safe import normalize_address
+from listbot.core.mail.address import normalize_address
 
 T = TypeVar("T")
 

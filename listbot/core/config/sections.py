@@ -16,7 +16,7 @@ from listbot.core.config.model import (
     TeamMember,
 )
 from listbot.core.config.reader import Document, Reader, parse_endpoint
-from listbot.core.mail.safe import normalize_address
+from listbot.core.mail.address import normalize_address
 
 
 def _endpoint(r: Reader, key: str, default: str) -> Endpoint | None:

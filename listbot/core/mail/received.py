@@ -9,7 +9,8 @@ from email.parser import BytesParser
 from email.policy import default as default_policy
 
 from listbot.core.config import ListConfig
-from listbot.core.mail.safe import safe_header_value, should_not_autoreply
+from listbot.core.mail.autoreply import should_not_autoreply
+from listbot.core.mail.headers import safe_header_value
 
 MESSAGE_ID = re.compile(r"<[^<>\s@]+@[^<>\s@]+>")
 
