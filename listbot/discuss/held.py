@@ -21,13 +21,8 @@ from listbot.core.config import Config, ListConfig
 from listbot.core.errors import ConfigError
 from listbot.core.mail.outbound import new_message_id
 from listbot.core.mail.pgp import Keyring
-from listbot.core.mail.received import (
-    no_reply_reason,
-    original_message_id,
-    original_subject,
-    parse_headers,
-)
-from listbot.core.mail.safe import sender_of
+from listbot.core.mail.received import no_reply_reason, original_message_id, original_subject
+from listbot.core.mail.view import MessageView
 from listbot.core.model import Audience, Inbound, OutgoingMessage
 from listbot.core.outbox.alerts import raise_alert
 from listbot.core.outbox.reply_rate import within_reply_rate
@@ -98,7 +93,7 @@ class Moderation:
         return made, missing
 
     async def hold(self, msg: Inbound, sender: str, verdict: Verdict) -> Effects:
-        headers = parse_headers(msg.raw)
+        headers = msg.view.header_message
         subject = original_subject(headers)
         expires = self.clock.now() + self.mc.hold_expiry
         facts = RequestFacts(msg.id, sender, subject, verdict.rule, verdict.reason,
@@ -148,7 +143,7 @@ class Moderation:
         if decided.verb == "approve":
             members = await tx.members()
             recipients = sorted(m.address for m in members)
-            poster = sender_of(parse_headers(raw))
+            poster = MessageView.parse(raw).sender
             if poster is None:
                 raise LookupError(f"held post {post.id} has no usable From")
             out = distribution(self.cfg, self.lc, raw, poster=poster, hits=post.hits,
@@ -173,7 +168,7 @@ class Moderation:
         """The poster's notice, under the same RFC 3834 rules and rate limit as every
         other notice: a held auto-reply or bounce must not be answered (DESIGN.md §4.4)."""
         envelope = await inbound_ops.envelope_sender(tx.conn, post.inbound_id)
-        no_reply = no_reply_reason(self.lc, parse_headers(raw), envelope)
+        no_reply = no_reply_reason(self.lc, MessageView.parse(raw).header_message, envelope)
         if no_reply is None and not await within_reply_rate(tx, self.cfg, post.sender):
             no_reply = "rate limit"
         if no_reply is not None:
@@ -241,7 +236,7 @@ class ModerationHandler:
 
     async def handle(self, msg: Inbound) -> Effects:
         token_id, reply = await decisions.reply_to_token(
-            self.m.store, msg.detail, msg.raw, kind=KIND, list_name=self.m.lc.name,
+            self.m.store, msg.detail, msg.view, kind=KIND, list_name=self.m.lc.name,
             authority=self.m.authority, keyring=self.m.keyring, now=self.m.clock.now(),
             verbs=VERBS)
         if isinstance(reply, Ignore):

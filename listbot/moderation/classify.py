@@ -15,12 +15,12 @@ import email.policy
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
-from email.parser import BytesParser
 from html.parser import HTMLParser
 from typing import Any
 
 import re2
 
+from listbot.core.mail.view import MessageView
 from listbot.moderation.rules import (
     HEADER_LIMIT,
     TEXT_LIMIT,
@@ -255,8 +255,8 @@ def _fallback_message(raw: bytes) -> tuple[list[tuple[str, str]], _Parts]:
     return headers, _Parts([_decode(body, "utf-8")], [], [])
 
 
-def _parse(raw: bytes) -> tuple[list[tuple[str, str]], _Parts, tuple[str, ...]]:
-    msg = BytesParser(policy=email.policy.default).parsebytes(raw)
+def _parse(view: MessageView) -> tuple[list[tuple[str, str]], _Parts, tuple[str, ...]]:
+    msg = view.email
     headers = [(str(n).lower(), _header_value(str(n), v)) for n, v in msg.raw_items()]
     acc = _Parts([], [], [])
     defects = [type(d).__name__ for d in msg.defects]
@@ -268,7 +268,21 @@ def _parse(raw: bytes) -> tuple[list[tuple[str, str]], _Parts, tuple[str, ...]]:
 
 def facts_from_message(raw: bytes, *, sender_role: Role, signed_by_sender: bool) -> MessageFacts:
     try:
-        headers, parts, defects = _parse(raw)
+        view: MessageView | bytes = MessageView.parse(raw)
+    except Exception:  # the stdlib parser has crashed on hostile MIME
+        view = bytes(raw)
+    return facts_from_view(view, sender_role=sender_role, signed_by_sender=signed_by_sender)
+
+
+def facts_from_view(view: MessageView | bytes, *, sender_role: Role,
+                    signed_by_sender: bool) -> MessageFacts:
+    """The facts of a message already parsed (`Inbound.view`); bytes the parser
+    could not read go to the fallback reader."""
+    raw = view.raw if isinstance(view, MessageView) else view
+    try:
+        if not isinstance(view, MessageView):
+            raise ValueError("unparsed message")
+        headers, parts, defects = _parse(view)
     except Exception:  # the stdlib parser has crashed on hostile MIME
         headers, parts = _fallback_message(raw)
         defects = ("ParserCrashed",)
