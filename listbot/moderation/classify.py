@@ -267,21 +267,17 @@ def _parse(view: MessageView) -> tuple[list[tuple[str, str]], _Parts, tuple[str,
 
 
 def facts_from_message(raw: bytes, *, sender_role: Role, signed_by_sender: bool) -> MessageFacts:
-    try:
-        view: MessageView | bytes = MessageView.parse(raw)
-    except Exception:  # the stdlib parser has crashed on hostile MIME
-        view = bytes(raw)
-    return facts_from_view(view, sender_role=sender_role, signed_by_sender=signed_by_sender)
+    return facts_from_view(MessageView.parse(raw), sender_role=sender_role,
+                           signed_by_sender=signed_by_sender)
 
 
-def facts_from_view(view: MessageView | bytes, *, sender_role: Role,
+def facts_from_view(view: MessageView, *, sender_role: Role,
                     signed_by_sender: bool) -> MessageFacts:
-    """The facts of a message already parsed (`Inbound.view`); bytes the parser
-    could not read go to the fallback reader."""
-    raw = view.raw if isinstance(view, MessageView) else view
+    """The facts of a message already parsed (`Inbound.view`)."""
+    raw = view.raw
     try:
-        if not isinstance(view, MessageView):
-            raise ValueError("unparsed message")
+        if view.parser_failed:  # read with the fallback, as if it had failed right here
+            raise ValueError("the parser failed on this message")
         headers, parts, defects = _parse(view)
     except Exception:  # the stdlib parser has crashed on hostile MIME
         headers, parts = _fallback_message(raw)

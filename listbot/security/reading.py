@@ -21,7 +21,7 @@ from listbot.core.errors import PGPError
 from listbot.core.mail.pgp import KeyInfo, Keyring
 from listbot.core.mail.pgp_mime import decrypt_view, verify_view
 from listbot.core.mail.safe import safe_header_value, should_not_autoreply
-from listbot.core.mail.view import MessageView, parse_entity
+from listbot.core.mail.view import MessageView
 from listbot.core.model import Inbound
 from listbot.security.case_mail import own_message_id, referenced_ids
 from listbot.security.reporter_keys import choose_attached, keys_for, known_for
@@ -80,7 +80,7 @@ def key_parts(data: bytes, parsed: Message | None = None) -> list[bytes]:
         found.append(block)
     if found:
         return found
-    message = parsed if parsed is not None else parse_entity(data)
+    message = parsed if parsed is not None else MessageView.parse(data).tree
     for part in message.walk():
         if part.get_content_type() == "application/pgp-keys":
             payload = part.get_payload(decode=True)

@@ -8,15 +8,8 @@ from email.message import EmailMessage, Message
 
 from listbot.core.config import ListConfig
 from listbot.core.mail.safe import safe_header_value, should_not_autoreply
-from listbot.core.mail.view import MessageView
 
 MESSAGE_ID = re.compile(r"<[^<>\s@]+@[^<>\s@]+>")
-
-
-def parse_headers(raw: bytes) -> EmailMessage:
-    """The headers of a message that has no view yet (a received message has one:
-    `Inbound.view.header_message`)."""
-    return MessageView.parse(raw).header_message
 
 
 def original_message_id(msg: EmailMessage) -> str | None:

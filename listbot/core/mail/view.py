@@ -3,13 +3,14 @@
 The stdlib parser runs here and nowhere else outside core/mail: a message is parsed
 into one `MessageView` when it is first read (`Inbound.view`), and the handlers, the
 rule classifier, the reply reader and the signature check all read that view. A
-different entity (a decrypted plaintext, a signed part, a stored held post) gets its
-own view through the same constructor.
+different entity (a decrypted plaintext, a stored held post) gets its own view
+through the same constructor.
 
-The tree is parsed with ``compat32``, which keeps every header value as received; the
-PGP/MIME code depends on that. Code written against ``policy.default`` reads
-`header_message` or `email`: the same parsed values re-cast under that policy, with
-no second parse.
+The message is parsed under ``policy.default``, as the rule classifier always read it:
+which parts a message has depends on the policy the parser ran under, and the rules
+must see the parts a mail reader shows. Code written against ``compat32`` header
+semantics (PGP/MIME, reply commands, bounce reports) reads `tree`: the same parsed
+tree re-cast under that policy, values as received, with no second parse.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
-from email.policy import compat32
+from email.policy import Policy, compat32
 from email.policy import default as default_policy
 from functools import cached_property
 from typing import Any, TypeVar, cast
@@ -33,12 +34,14 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
 def parse_entity(data: bytes) -> Message:
-    """A whole MIME entity, header values kept as received."""
+    """A whole MIME entity under compat32: a part cut out of a message by its bytes
+    (a signed part, a signature), read as the PGP/MIME code always read it."""
     return BytesParser(policy=compat32).parsebytes(data)
 
 
 def parse_header_block(block: bytes) -> Message:
-    """The header fields of an entity; anything after its header block is ignored."""
+    """The header fields of an entity under compat32; what follows its header block is
+    ignored."""
     return BytesParser(policy=compat32).parsebytes(block, headersonly=True)
 
 
@@ -53,22 +56,19 @@ def split_head(raw: bytes) -> tuple[bytes, bytes]:
 def header_message(items: Iterable[tuple[str, str]]) -> EmailMessage:
     """Header fields as an EmailMessage under policy.default, values stored unchanged:
     what a headers-only parse with that policy gives, without parsing again."""
-    out = EmailMessage(policy=default_policy)
-    for name, value in items:
-        out.set_raw(name, value)
-    return out
+    return cast(EmailMessage, _headers_under(items, default_policy))
 
 
-def recast(part: Message) -> EmailMessage:
-    """The same parsed tree under policy.default. Iterative: a hostile message may nest
-    parts deeper than the recursion limit."""
-    top = _shallow(part)
+def recast(part: Message, policy: Policy) -> Message:
+    """The same parsed tree under another policy (header values and payloads shared
+    as stored). Iterative, as deep nesting is cheap to send."""
+    top = _shallow(part, policy)
     stack = [(part, top)]
     while stack:
         src, dst = stack.pop()
         payload = src.get_payload()
         if isinstance(payload, list):
-            kids = [(p, _shallow(p)) for p in payload if isinstance(p, Message)]
+            kids = [(p, _shallow(p, policy)) for p in payload if isinstance(p, Message)]
             dst.set_payload([k for _, k in kids])
             stack.extend(kids)
         else:
@@ -76,8 +76,15 @@ def recast(part: Message) -> EmailMessage:
     return top
 
 
-def _shallow(part: Message) -> EmailMessage:
-    out = header_message(part.raw_items())
+def _headers_under(items: Iterable[tuple[str, str]], policy: Policy) -> Message:
+    out = (policy.message_factory or Message)(policy=policy)
+    for name, value in items:
+        out.set_raw(name, value)
+    return out
+
+
+def _shallow(part: Message, policy: Policy) -> Message:
+    out = _headers_under(part.raw_items(), policy)
     if (unixfrom := part.get_unixfrom()) is not None:
         out.set_unixfrom(unixfrom)
     out.set_default_type(part.get_default_type())
@@ -86,7 +93,17 @@ def _shallow(part: Message) -> EmailMessage:
     return out
 
 
-def loop_names(values: tuple[str, ...], address: str) -> bool:
+def _parse(data: bytes) -> tuple[EmailMessage, bool]:
+    """The parsed message, and whether the parser failed on its MIME structure: then
+    its header fields, with the whole body as one text payload."""
+    parser = BytesParser(policy=default_policy)
+    try:
+        return parser.parsebytes(data), False
+    except Exception:  # nesting past the recursion limit, or a header parser crash
+        return parser.parsebytes(data, headersonly=True), True
+
+
+def loop_names(values: Iterable[str], address: str) -> bool:
     """Whether any of these X-Loop values names this address (folding, case and angle
     brackets aside)."""
     wanted = address.strip().strip("<>").lower()
@@ -95,23 +112,32 @@ def loop_names(values: tuple[str, ...], address: str) -> bool:
 
 @dataclass(frozen=True, eq=False)
 class MessageView:
-    """A parsed message. Read-only by contract: nothing may change `tree`."""
+    """A parsed message. Read-only by contract: nothing may change `email` or `tree`."""
 
     raw: bytes
-    tree: Message
+    email: EmailMessage  # the parsed tree, policy.default (`get_body`, `get_content`)
     # The SMTP envelope sender ("" the null sender), None when the source had none.
     envelope_sender: str | None = None
+    parser_failed: bool = False  # only the header fields were parsed (see `_parse`)
     _once: dict[Hashable, asyncio.Future[Any]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def parse(cls, raw: bytes, envelope_sender: str | None = None) -> MessageView:
+        """A message whose MIME structure the parser cannot read keeps its header fields
+        (`parser_failed`); each reader then falls back as it did on a parser error."""
         data = bytes(raw)
-        return cls(data, parse_entity(data), envelope_sender)
+        parsed, failed = _parse(data)
+        return cls(data, parsed, envelope_sender, failed)
+
+    @cached_property
+    def tree(self) -> Message:
+        """The parsed tree under compat32: header values as received on every get."""
+        return recast(self.email, compat32)
 
     @cached_property
     def headers(self) -> tuple[tuple[str, str], ...]:
         """Every header field in order, each value as received."""
-        return tuple((str(k), str(v)) for k, v in self.tree.raw_items())
+        return tuple((str(k), str(v)) for k, v in self.email.raw_items())
 
     def get_all(self, name: str) -> tuple[str, ...]:
         """Every value of one field, as received."""
@@ -124,11 +150,6 @@ class MessageView:
         return header_message(self.headers)
 
     @cached_property
-    def email(self) -> EmailMessage:
-        """The whole tree under policy.default (`get_body`, `get_content`)."""
-        return recast(self.tree)
-
-    @cached_property
     def body(self) -> bytes:
         """The bytes after the header block, as received (signatures cover these)."""
         return split_head(self.raw)[1]
@@ -136,7 +157,14 @@ class MessageView:
     @cached_property
     def defects(self) -> tuple[str, ...]:
         """Parse defects of the message and of every part, by kind, first seen first."""
-        found = [type(d).__name__ for part in self.tree.walk() for d in part.defects]
+        found: list[str] = []
+        stack: list[Message] = [self.email]
+        while stack:  # not Message.walk: it recurses once per level of nesting
+            part = stack.pop()
+            found += [type(d).__name__ for d in part.defects]
+            payload = part.get_payload()
+            if isinstance(payload, list):
+                stack.extend(reversed([p for p in payload if isinstance(p, Message)]))
         return tuple(dict.fromkeys(found))
 
     @cached_property
