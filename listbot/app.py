@@ -31,18 +31,17 @@ from listbot.core.mail.pgp import Keyring
 from listbot.core.metrics import Metrics, parse_metrics
 from listbot.core.model import RecipientRole
 from listbot.core.outbox.delivery import Delivery
-from listbot.core.outbox.gate import GateFacts
+from listbot.core.outbox.gate import GateFacts, GateFactsReader
 from listbot.core.outbox.transport import MaildirTransport, SMTPTransport, Transport
 from listbot.core.routing import Router
 from listbot.core.store import Store
-from listbot.core.store.advisories import release_instants
-from listbot.core.store.cases import case_parties
 from listbot.core.timer import SchedulerTimer
 from listbot.core.waker import Waker
-from listbot.core.worker import Handler, Worker
+from listbot.core.worker import Handler, Wakeups, Worker
 from listbot.discuss.handler import DiscussHandler, RuleBook
-from listbot.discuss.held import Moderation, ModerationHandler, load_checked_rules
+from listbot.discuss.held import Moderation, dispatch_held, load_checked_rules
 from listbot.moderation.config import parse_moderation, parse_rules_config
+from listbot.moderation.replies import DecisionReplies
 from listbot.security.cases import SecurityHandler
 from listbot.security.config import parse_cases
 from listbot.security.reminders import ReminderDispatcher
@@ -79,7 +78,7 @@ def build_handlers(cfg: Config, store: Store, clock: Clock, *,
                 cfg=cfg, lc=lc, store=store, clock=clock, rulebook=rulebook,
                 moderation=moderations.get(lc.name), keyring=keyring)
         if lc.name in moderations:
-            handlers[(lc.name, RecipientRole.MODERATION)] = ModerationHandler(
+            handlers[(lc.name, RecipientRole.MODERATION)] = DecisionReplies(
                 moderations[lc.name])
         if lc.kind is ListKind.SECURITY:
             handlers[(lc.name, RecipientRole.POST)] = security_handler(cfg, lc, store, clock,
@@ -106,6 +105,24 @@ def build_moderations(cfg: Config, store: Store, clock: Clock,
     return {lc.name: Moderation(cfg=cfg, lc=lc, mc=mc, store=store, clock=clock,
                                 keyring=keyring)
             for lc in cfg.lists.values() if lc.kind is ListKind.DISCUSS}
+
+
+def build_reminders(cfg: Config, store: Store, clock: Clock, timer: SchedulerTimer,
+                    outbox: Waker) -> ReminderDispatcher | None:
+    """Case reminders, when there is a security list."""
+    if cfg.list_by_kind(ListKind.SECURITY) is None:
+        return None
+    return ReminderDispatcher(cfg=cfg, cases_cfg=parse_cases(cfg), store=store, clock=clock,
+                              timer=timer, on_sent=outbox.wake)
+
+
+def build_imap(cfg: Config, store: Store, clock: Clock, inbound: Waker,
+               metrics: Metrics | None) -> ImapPoller | None:
+    """The IMAP intake, when [imap] is on."""
+    icfg = parse_imap(cfg)
+    if icfg is None:
+        return None
+    return ImapPoller(icfg, cfg, store, clock, on_stored=inbound.wake, metrics=metrics)
 
 
 @dataclass(frozen=True)
@@ -140,53 +157,89 @@ def build_serving(cfg: Config, store: Store, clock: Clock,
 
 @dataclass
 class App:
+    """The daemon, built whole by `create`; `start` only opens and spawns what it holds."""
+
     cfg: Config
     clock: Clock
     store: Store
     transport: Transport
     owner: str
     # The one keyring on the GnuPG home: everything the daemon builds gets this
-    # instance, so its lock keeps gpg runs one at a time (DESIGN.md §4.8).
+    # instance, so its lock keeps gpg runs one at a time
+    # (docs/design.md "PGP is checked, not trusted").
     keyring: Keyring
-    inbound_waker: Waker = field(default_factory=Waker)
-    outbound_waker: Waker = field(default_factory=Waker)
+    serving: Serving
+    gate: GateFactsReader
+    inbound_waker: Waker
+    outbound_waker: Waker
+    members_waker: Waker
+    metrics: Metrics | None  # None: [metrics] is off
+    timer: SchedulerTimer  # one in-memory wake-up timer; the database decides
+    worker: Worker
+    delivery: Delivery
+    advisories: Advisories
+    member_watch: MemberWatch
+    reminders: ReminderDispatcher | None  # None: no security list
+    imap: ImapPoller | None  # None: no [imap]
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     servers: list[asyncio.Server] = field(default_factory=list)
     intake: list[IntakeHandler] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     bound: dict[str, tuple[str, int]] = field(default_factory=dict)
-    timer: SchedulerTimer | None = None
-    reminders: ReminderDispatcher | None = None
-    timer_task: asyncio.Task[None] | None = None
-    imap: ImapPoller | None = None
-    metrics: Metrics | None = None
-    moderations: dict[str, Moderation] = field(default_factory=dict)
-    advisories: Advisories | None = None
-    members_waker: Waker = field(default_factory=Waker)
-    member_watch: MemberWatch | None = None
-    worker: Worker | None = None
 
     @classmethod
     def create(cls, cfg: Config, *, clock: Clock | None = None,
                transport: Transport | None = None) -> App:
+        """Everything the daemon runs, from `cfg`; ConfigError (logged) if its rules or
+        any section are bad. Nothing is opened or spawned here."""
         clock = clock or SystemClock()
-        return cls(cfg=cfg, clock=clock, store=Store.open(cfg.database_url, clock),
-                   transport=transport or make_transport(cfg), owner=make_owner(cfg),
-                   keyring=open_keyring(parse_pgp(cfg)))
+        store = Store.open(cfg.database_url, clock)
+        keyring = open_keyring(parse_pgp(cfg))
+        try:
+            serving = build_serving(cfg, store, clock, keyring)
+        except ConfigError as exc:
+            log.error("rules.refused", problems=list(exc.problems))
+            raise
+        owner = make_owner(cfg)
+        transport = transport or make_transport(cfg)
+        inbound, outbound, members = Waker(), Waker(), Waker()
+        metrics = Metrics() if parse_metrics(cfg) is not None else None
+        timer = SchedulerTimer()
+        reminders = build_reminders(cfg, store, clock, timer, outbound)
+        security = cfg.list_by_kind(ListKind.SECURITY)
+        wakeups = Wakeups(every=(members.wake,), by_list={
+            security.name: reminders.rearm} if reminders and security else {})
+        worker = Worker(store=store, handlers=serving.handlers, owner=owner,
+                        lease_seconds=cfg.lease_seconds, batch=cfg.worker_batch,
+                        poll_interval=cfg.poll_interval_seconds, waker=inbound,
+                        outbox=outbound, wakeups=wakeups, metrics=metrics)
+        gate = GateFactsReader(store, team=cfg.team_addresses,
+                               advisory_prefix=parse_advisories(cfg).prefix)
+        return cls(
+            cfg=cfg, clock=clock, store=store, transport=transport, owner=owner,
+            keyring=keyring, serving=serving, gate=gate, inbound_waker=inbound,
+            outbound_waker=outbound, members_waker=members, metrics=metrics, timer=timer,
+            worker=worker,
+            delivery=Delivery(store=store, transport=transport, cfg=cfg, clock=clock,
+                              owner=owner, facts=gate.read, waker=outbound, metrics=metrics),
+            advisories=build_service(cfg, store, clock, keyring=keyring),
+            member_watch=MemberWatch(
+                cfg=cfg, mc=parse_members(cfg), store=store, clock=clock, keyring=keyring,
+                warning_window=timedelta(days=parse_pgp(cfg).expiry_warning_days)),
+            reminders=reminders, imap=build_imap(cfg, store, clock, inbound, metrics))
+
+    @property
+    def moderations(self) -> dict[str, Moderation]:
+        return self.serving.moderations
 
     async def gate_facts(self) -> GateFacts:
-        # A read: every delivery batch loads these, and must not queue behind writers.
-        async with self.store.read() as tx:
-            members = frozenset(m.address for m in await tx.members())
-            parties = await case_parties(tx)
-            released = await release_instants(tx.conn)
-        prefix = parse_advisories(self.cfg).prefix
-        return GateFacts(members=members, team=self.cfg.team_addresses, case_parties=parties,
-                         releases={f"{prefix}-{n}": at for n, at in released.items()})
+        """What the delivery gate reads before each batch."""
+        return await self.gate.read()
 
     def reload_rules(self) -> bool:
         """Rebuild the serving state of the running config, as SIGHUP does: only a fully
-        good rule set replaces the running one (DESIGN.md §4.9). Whether it did."""
+        good rule set replaces the running one (docs/design.md "Rules are data").
+        Whether it did."""
         try:
             serving = self.prepare(self.cfg)
         except ConfigError as exc:
@@ -202,95 +255,52 @@ class App:
     def install(self, serving: Serving) -> None:
         """Swap in a prepared state. No await in here: no message sees half of it."""
         self.cfg = serving.cfg
-        self.moderations = serving.moderations
-        if self.worker is not None:
-            self.worker.handlers = serving.handlers
+        self.serving = serving
+        self.gate.use(team=serving.cfg.team_addresses,
+                      advisory_prefix=parse_advisories(serving.cfg).prefix)
+        self.worker.handlers = serving.handlers
         for handler in self.intake:
             handler.router = serving.router
 
     async def dispatch_moderation(self) -> None:
         """Reminders and expiries of held posts; re-arms the wake-up for the next one.
 
-        The wake-up is armed at least hourly, so holds made since the last pass are
-        seen without another trigger. Its delay is measured on the injected clock and
-        applied to the scheduler's real time, so a faked clock never makes it spin.
-        """
-        now = self.clock.now()
-        upcoming = [await m.dispatch(now) for m in self.moderations.values()]
-        due = min((t for t in upcoming if t is not None), default=now + BACKSTOP)
-        delay = min(max(due - now, timedelta(seconds=1)), BACKSTOP)
-        if self.timer is not None and not self.stopping.is_set():
+        The delay is measured on the injected clock and applied to the scheduler's
+        real time, so a faked clock never makes it spin."""
+        delay = await dispatch_held(self.moderations.values(), self.clock.now(), BACKSTOP)
+        if not self.stopping.is_set():
             self.timer.wake_at("moderation", datetime.now(UTC) + delay,
                                self.dispatch_moderation)
         self.outbound_waker.wake()
 
     async def start(self) -> None:
-        try:
-            serving = self.prepare(self.cfg)
-        except ConfigError as exc:
-            log.error("rules.refused", problems=list(exc.problems))
-            raise
         self.store.claim_single_instance()
         await self.store.upgrade()
-        self._start_metrics()
-        self.advisories = build_service(self.cfg, self.store, self.clock, keyring=self.keyring)
-        self.worker = Worker(store=self.store, handlers=serving.handlers,
-                             owner=self.owner, lease_seconds=self.cfg.lease_seconds,
-                             batch=self.cfg.worker_batch,
-                             poll_interval=self.cfg.poll_interval_seconds,
-                             waker=self.inbound_waker, on_committed=self._committed,
-                             metrics=self.metrics)
-        self.install(serving)
-        delivery = Delivery(store=self.store, transport=self.transport, cfg=self.cfg,
-                            clock=self.clock, owner=self.owner, facts=self.gate_facts,
-                            waker=self.outbound_waker, metrics=self.metrics)
+        self._serve_metrics()
         self._spawn("worker", self.worker.run)
-        self._spawn("delivery", delivery.run)
+        self._spawn("delivery", self.delivery.run)
         self._spawn("members", self._watch_members)
         listener = self.store.listener(inbound=self.inbound_waker.wake,
                                        outbox=self.outbound_waker.wake)
         if listener is not None:
             self._spawn("notify", listener.run)
-        # One in-memory wake-up timer for reminders and releases; the database decides.
-        self.timer = SchedulerTimer()
         self.timer.start()
-        await self._start_reminders(self.timer)
+        if self.reminders is not None:
+            # Reminders due while we were down go out now; then the timer wakes us.
+            await self.reminders.dispatch(self.clock.now())
         await self.dispatch_moderation()
         self._spawn("release", self._release_loop)
-        self._start_imap()
-        await self._listen(serving.router)
+        if self.imap is not None:
+            self._spawn("imap", self.imap.run)
+        await self._listen(self.serving.router)
         log.info("daemon.started", owner=self.owner, listening=self.bound)
-
-    async def _start_reminders(self, timer: SchedulerTimer) -> None:
-        """Reminders due while we were down go out now; then the timer wakes us."""
-        if self.cfg.list_by_kind(ListKind.SECURITY) is None:
-            return
-        self.reminders = ReminderDispatcher(
-            cfg=self.cfg, cases_cfg=parse_cases(self.cfg), store=self.store, clock=self.clock,
-            timer=timer, on_sent=self.outbound_waker.wake)
-        await self.reminders.dispatch(self.clock.now())
-
-    def _committed(self, lists: frozenset[str]) -> None:
-        """The worker committed messages of these lists."""
-        self.outbound_waker.wake()
-        self.members_waker.wake()
-        security = self.cfg.list_by_kind(ListKind.SECURITY)
-        if self.reminders is not None and security is not None and security.name in lists:
-            # A new or changed case may bring a reminder closer: re-arm from the database.
-            # Only then: a dispatch is a write transaction over every open case.
-            self.timer_task = asyncio.get_running_loop().create_task(self.reminders.wake())
 
     async def _watch_members(self, stopping: asyncio.Event) -> None:
         """Public roster files, delivery record, member key expiry (listbot.member_watch)."""
-        self.member_watch = MemberWatch(
-            cfg=self.cfg, mc=parse_members(self.cfg), store=self.store, clock=self.clock,
-            keyring=self.keyring,
-            warning_window=timedelta(days=parse_pgp(self.cfg).expiry_warning_days))
         await self.member_watch.run(stopping, self.members_waker)
 
     async def _release_loop(self, stopping: asyncio.Event) -> None:
         """Advisory releases: start-up pass, then timer wake-ups (listbot.release)."""
-        assert self.timer is not None and self.advisories is not None
         await Releaser(dispatcher=self.advisories.dispatcher, clock=self.clock, timer=self.timer,
                        poll_seconds=self.cfg.poll_interval_seconds,
                        on_released=self.outbound_waker.wake).run(stopping)
@@ -299,11 +309,10 @@ class App:
                run: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
         self.tasks.append(asyncio.get_running_loop().create_task(run(self.stopping), name=name))
 
-    def _start_metrics(self) -> None:
+    def _serve_metrics(self) -> None:
         mcfg = parse_metrics(self.cfg)
-        if mcfg is None:
+        if self.metrics is None or mcfg is None:
             return
-        self.metrics = Metrics()
         self.bound["metrics"] = self.metrics.serve(mcfg.listen)
         metrics = self.metrics
 
@@ -311,13 +320,6 @@ class App:
             await metrics.run(self.store, self.clock, mcfg.refresh_seconds, stopping)
 
         self._spawn("metrics", refresh)
-
-    def _start_imap(self) -> None:
-        icfg = parse_imap(self.cfg)
-        if icfg is not None:
-            self.imap = ImapPoller(icfg, self.cfg, self.store, self.clock,
-                                   on_stored=self.inbound_waker.wake, metrics=self.metrics)
-            self._spawn("imap", self.imap.run)
 
     async def _listen(self, router: Router) -> None:
         """Intake servers routing with the serving state's router (install() swaps it)."""
@@ -346,10 +348,9 @@ class App:
         self.inbound_waker.wake()
         self.outbound_waker.wake()
         await self._drain()
-        if self.timer is not None:
-            self.timer.shutdown()
-        if self.timer_task is not None:
-            await asyncio.gather(self.timer_task, return_exceptions=True)
+        self.timer.shutdown()
+        if self.reminders is not None and self.reminders.rearming is not None:
+            await asyncio.gather(self.reminders.rearming, return_exceptions=True)
         if self.metrics is not None:
             self.metrics.close()
         await self.transport.close()

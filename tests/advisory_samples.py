@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from listbot.advisories.format import AdvisoryDoc, Patch, parse_sections
+from listbot.advisories.doc import AdvisoryDoc, Patch
+from listbot.advisories.sections import parse_sections
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

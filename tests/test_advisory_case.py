@@ -17,7 +17,7 @@ from listbot.advisories import schedule as sched
 from listbot.advisories.service import Change
 from listbot.app import App
 from listbot.cli import common, root
-from listbot.core.calendar import default_timeline
+from listbot.core.calendar.embargo import default_timeline
 from listbot.core.clock import FakeClock
 from listbot.core.config import Config
 from listbot.core.errors import NotFound

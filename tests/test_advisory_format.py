@@ -10,17 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from listbot.advisories.format import (
-    AdvisoryFormatError,
-    Audience,
-    Patch,
-    meta_json,
-    parse_sections,
-    reflow,
-    render_text,
-    sha256_lines,
-    subject,
-)
+from listbot.advisories.doc import AdvisoryFormatError, Audience, Patch
+from listbot.advisories.format import meta_json, reflow, render_text, sha256_lines, subject
+from listbot.advisories.sections import parse_sections
 from tests.advisory_samples import EMBARGO, FIXTURES, SECTIONS_FILE, sample_doc
 
 ORDER = [

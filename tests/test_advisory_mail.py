@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from listbot.advisories.format import AdvisoryDoc, AdvisoryFormatError, Audience, render_text
+from listbot.advisories.doc import AdvisoryDoc, AdvisoryFormatError, Audience
+from listbot.advisories.format import render_text
 from listbot.advisories.mail import build_message, message_id, thread_of
 from tests.advisory_samples import sample_doc
 

@@ -1,5 +1,6 @@
 """The daemon owns one keyring for its GnuPG home and hands that instance to
-everything that runs gpg, so its lock keeps gpg runs one at a time (DESIGN.md §4.8)."""
+everything that runs gpg, so its lock keeps gpg runs one at a time
+(docs/design.md "PGP is checked, not trusted")."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.sealing import encryption_problems
 from listbot.core.model import RecipientRole
 from listbot.discuss.handler import DiscussHandler
-from listbot.discuss.held import ModerationHandler
+from listbot.moderation.replies import DecisionReplies
 from listbot.security.cases import SecurityHandler
 from tests import pgp_fixtures
 from tests.daemon import running
@@ -44,8 +45,8 @@ def keyrings(app: App) -> dict[str, Keyring | None]:
             found[where] = handler.keyring
             sealer = handler.sealer
             found[f"{where}/sealer"] = sealer.keyring if sealer else None
-        elif isinstance(handler, ModerationHandler):
-            found[where] = handler.m.keyring
+        elif isinstance(handler, DecisionReplies):
+            found[where] = handler.items.keyring
         elif isinstance(handler, ApplicationsHandler):
             found[where] = handler.s.keyring
     assert app.advisories is not None

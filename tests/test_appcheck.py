@@ -1,4 +1,5 @@
-"""Completeness check of applications to the pre-disclosure list (DESIGN.md §7)."""
+"""Completeness check of applications to the pre-disclosure list
+(docs/design.md "Applications to the pre-disclosure list")."""
 
 from __future__ import annotations
 
@@ -11,23 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from listbot.applications.check import (
-    ITEM_KEYS,
-    ApplicationFields,
-    AppPolicy,
-    Checklist,
-    Evidence,
-    EvidenceKind,
-    ItemStatus,
-    check_application,
-    classify_alias,
-    classify_link,
-    extract_application,
-    is_subscription_request,
-    merge,
-    render_reply,
-    template,
-)
+from listbot.applications.checklist import Checklist, ItemStatus, check_application
+from listbot.applications.classify import classify_alias, classify_link
+from listbot.applications.extract import extract_application
+from listbot.applications.fields import ITEM_KEYS, ApplicationFields, Evidence, EvidenceKind, merge
+from listbot.applications.form import template
+from listbot.applications.policy import AppPolicy
+from listbot.applications.reply import render_reply
+from listbot.applications.subscription import is_subscription_request
 from listbot.core.errors import ConfigError
 
 DATA = Path(__file__).parent / "data" / "applications"

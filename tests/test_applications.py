@@ -45,7 +45,7 @@ async def app(make_config: Callable[..., Config], sink: Sink, clock: FakeClock,
 
 async def applications(app: App) -> list[app_ops.ApplicationRow]:
     async with app.store.unit() as tx:
-        return await app_ops.listing(tx.conn, None)
+        return await app_ops.listing(tx, None)
 
 
 async def audit_actions(app: App, prefix: str = "application.") -> list[str]:
@@ -90,7 +90,7 @@ async def test_complete_application_is_answered_distributed_and_accepted(
     assert [(m.name, m.address) for m in members] == [
         ("Nimbus Cloud GmbH", "security@nimbus-cloud.example")]
     async with app.store.unit() as tx:
-        changes = await roster_ops.changes(tx.conn)
+        changes = await roster_ops.changes(tx)
     assert [(c.text, c.at) for c in changes] == [("Added Nimbus Cloud GmbH", app.clock.now())]
     assert (await applications(app))[0].state == "accepted"
 

@@ -3,6 +3,7 @@ prints its figures with the reference (the figures themselves live in bench/RESU
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,3 +27,16 @@ def test_benchmark_runs_and_prints_its_figures(script: str, args: list[str],
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert expected in done.stdout
+
+
+def test_trace_of_one_post_names_the_modules_it_ran() -> None:
+    done = subprocess.run([sys.executable, "trace_post.py", "--members", "2"], cwd=BENCH,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    count = re.search(r"^modules per discuss post: (\d+)$", done.stdout, re.MULTILINE)
+    assert count is not None and int(count.group(1)) > 0, done.stdout
+    # The post's own path shows: the list's handler and the way out both ran.
+    assert re.search(r"^  listbot\.discuss \(\d+\): .*handler", done.stdout, re.MULTILINE)
+    assert re.search(r"^  listbot\.core\.outbox \(\d+\): .*delivery", done.stdout,
+                     re.MULTILINE)
+    assert "largest 15 modules" in done.stdout

@@ -8,21 +8,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from listbot.core.calendar import (
+from listbot.core.calendar.derivation import explain, replay
+from listbot.core.calendar.embargo import (
     CalendarPolicy,
-    HolidayCalendar,
-    Reminder,
-    Timeline,
-    add_working_days,
     apply_requested_date,
     default_timeline,
-    explain,
     exploited_in_the_wild,
+    reminders,
+)
+from listbot.core.calendar.timeline import Reminder, Timeline
+from listbot.core.calendar.working_days import (
+    HolidayCalendar,
+    add_working_days,
     is_working_day,
     next_working_day,
     previous_working_day,
-    reminders,
-    replay,
     working_days_between,
 )
 

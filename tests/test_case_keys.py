@@ -1,5 +1,6 @@
 """Reporter keys on security@: an attached key speaks only for its sender, the first key
-known for an address wins, and user ids match only by exact addr-spec (DESIGN.md §4.8)."""
+known for an address wins, and user ids match only by exact addr-spec
+(docs/design.md "PGP is checked, not trusted")."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from listbot.app import App
 from listbot.core.clock import FakeClock
 from listbot.core.config import Config
-from listbot.core.mail.pgp import KeyInfo
+from listbot.core.mail.pgp_keys import KeyInfo
 from listbot.core.store import cases as case_store
 from listbot.security.reporter_keys import choose_attached, known_for, uid_address
 from tests import pgp_fixtures

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from listbot.app import App
-from listbot.core.calendar import apply_requested_date
+from listbot.core.calendar.embargo import apply_requested_date
 from listbot.core.clock import FakeClock
 from listbot.core.config import Config
 from listbot.core.mail.pgp_mime import build_encrypted_mime, build_signed_mime
@@ -141,8 +141,8 @@ async def test_whole_case_on_a_fake_clock(pgp_app_config: Config, sink: Sink,
         # 5. Reminders fire once, also across a restart.
         assert app.reminders is not None
         await settle(app)
-        if app.timer_task is not None:  # a re-arm after the last commit: let it finish
-            await app.timer_task
+        if app.reminders.rearming is not None:  # a re-arm after the last commit: let it finish
+            await app.reminders.rearming
         clock.set(datetime(2026, 11, 27, 13, tzinfo=UTC))
         assert await app.reminders.dispatch(clock.now()) == 2  # pre-disclosure, no patch
         assert await app.reminders.dispatch(clock.now()) == 0

@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from listbot.cli import common, main, root
-from listbot.core.calendar import default_timeline, replay
+from listbot.core.calendar.derivation import replay
+from listbot.core.calendar.embargo import default_timeline
 from listbot.core.case_model import CaseState
 from listbot.core.clock import FakeClock
 from listbot.core.config import Config

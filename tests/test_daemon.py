@@ -376,11 +376,11 @@ async def test_only_a_security_commit_re_arms_the_case_reminders(app: App, sink:
     assert app.reminders is not None
     await lmtp_send(app, MEMBER, [DISCUSS], post(MEMBER))
     await settle(app)
-    assert app.timer_task is None
+    assert app.reminders.rearming is None
     report = (b"From: Reporter <r@example.net>\r\nTo: security@example.org\r\n"
               b"Subject: overflow in the parser\r\nMessage-ID: <r1@example.net>\r\n\r\n"
               b"Details follow.\r\n")
     await lmtp_send(app, "r@example.net", ["security@example.org"], report)
     await settle(app)
-    assert app.timer_task is not None
-    await app.timer_task
+    assert app.reminders.rearming is not None
+    await app.reminders.rearming

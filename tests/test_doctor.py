@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from listbot.cli.common import root
 from listbot.core import config as config_mod
-from listbot.core.calendar import default_timeline
+from listbot.core.calendar.embargo import default_timeline
 from listbot.core.clock import SystemClock
 from listbot.core.errors import EX_CONFIG, EX_TEMPFAIL
 from listbot.core.store import Store

@@ -14,13 +14,13 @@ async def test_due_held_posts_are_found_per_list(store: Store, clock: FakeClock)
     async with store.unit() as tx:
         for post_id, name in ((1, "discuss"), (2, "other")):
             await held_ops.insert_held(
-                tx.conn, post_id=post_id, list_name=name, sender="a@x.example",
+                tx, post_id=post_id, list_name=name, sender="a@x.example",
                 subject="s", message_id=None, raw=b"Subject: s\r\n\r\nx\r\n", rule="default",
                 reason="r", hits=(), now=now, expires_at=now + timedelta(hours=post_id))
     later = now + timedelta(hours=3)
     async with store.read() as tx:
         assert [p.id for p in await held_ops.due_reminders(
-            tx.conn, "other", now, timedelta(days=1))] == [2]
-        assert [p.id for p in await held_ops.due_expiries(tx.conn, "discuss", later)] == [1]
-        assert await held_ops.next_due(tx.conn, "other", timedelta(0)) == now + timedelta(
+            tx, "other", now, timedelta(days=1))] == [2]
+        assert [p.id for p in await held_ops.due_expiries(tx, "discuss", later)] == [1]
+        assert await held_ops.next_due(tx, "other", timedelta(0)) == now + timedelta(
             hours=2)

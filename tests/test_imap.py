@@ -136,7 +136,7 @@ async def test_killed_between_store_and_uid_record_no_duplicate(
     assert await one_sync(p) == 0
     assert len(await imap_rows(store)) == 1
     async with store.unit() as tx:
-        seen = await imap_ops.listing(tx.conn, p.icfg.mailbox)
+        seen = await imap_ops.listing(tx, p.icfg.mailbox)
     assert [s.outcome for s in seen] == ["duplicate"]
     assert dovecot.uids(criteria="KEYWORD $ListbotStored") == [1]
 
@@ -149,7 +149,7 @@ async def test_renumbered_mailbox_same_message_id_not_stored_twice(
     ids = await store.store_arrivals([Arrival("imap", "", p.icfg.recipient, p.route,
                                               b"X-Old: 1\r\n" + mail(7))])
     async with store.unit() as tx:
-        await imap_ops.claim_uid(tx.conn, imap_ops.Seen(p.icfg.mailbox, 1, 99,
+        await imap_ops.claim_uid(tx, imap_ops.Seen(p.icfg.mailbox, 1, 99,
                                                      "<report-7@example.net>", "x" * 64,
                                                      ids[0], "stored"), tx.now)
     dovecot.append(mail(7))

@@ -149,7 +149,7 @@ async def test_inject_without_sender_has_no_envelope(tmp_path: Path, db_url: str
     assert first.envelope_sender is None and second.envelope_sender == ""
 
 
-# --- failures answer 451 (DESIGN.md §4.1) ------------------------------------------------
+# --- failures answer 451 (docs/design.md "Acknowledge only what is stored") -----------
 
 @pytest.fixture
 async def store(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[Store]:
@@ -274,7 +274,7 @@ async def test_two_pollers_taking_the_same_messages_store_each_once(
         rows = await store.inbound_listing(list(InboundState))
         assert sorted(r["content_hash"] for r in rows) == sorted(m.content_hash for m in messages)
         async with store.read() as tx:
-            seen = await imap_ops.listing(tx.conn, first.icfg.mailbox)
+            seen = await imap_ops.listing(tx, first.icfg.mailbox)
         assert sorted((s.uid, s.outcome) for s in seen) == [(u, "stored") for u in range(1, 6)]
         assert {s.inbound_id for s in seen} == {r["id"] for r in rows}
     finally:
@@ -294,7 +294,7 @@ async def test_imap_message_refused_by_intake_is_quarantined_and_alerted(
     assert "bare CR or LF" in rows[0]["error"] and "size limit" in rows[1]["error"]
     assert [await store.inbound_raw(r["id"]) for r in rows] == [bare_lf.raw, oversized.raw]
     async with store.read() as tx:
-        seen = await imap_ops.listing(tx.conn, p.icfg.mailbox)
+        seen = await imap_ops.listing(tx, p.icfg.mailbox)
     assert [(s.outcome, s.inbound_id) for s in seen] == [("refused", r["id"]) for r in rows]
     alerts = await store.audit_listing(action_prefix="alert.imap_refused")
     assert len(alerts) == 2

@@ -11,17 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from listbot.core.errors import MessageRejected
-from listbot.core.mail.safe import (
+from listbot.core.mail.address import (
     AddressError,
     Mailbox,
-    check_line_endings,
-    encode_header,
     normalize_address,
     parse_single_mailbox,
-    safe_header_value,
     sender_of,
-    should_not_autoreply,
 )
+from listbot.core.mail.autoreply import should_not_autoreply
+from listbot.core.mail.headers import encode_header, safe_header_value
+from listbot.core.mail.line_endings import check_line_endings
 
 # --- parse_single_mailbox -------------------------------------------------
 

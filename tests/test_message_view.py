@@ -20,8 +20,9 @@ from listbot.app import App
 from listbot.applications.handler import Applications, ApplicationsHandler
 from listbot.core.clock import FakeClock
 from listbot.core.config import Config
-from listbot.core.mail.pgp import Keyring, Verification
+from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.pgp_mime import verify_view
+from listbot.core.mail.pgp_status import Verification
 from listbot.core.mail.view import MessageView
 from listbot.core.model import Inbound, RecipientRole
 from tests.daemon import lmtp_send, post, running, settle
@@ -163,9 +164,9 @@ async def test_applications_sees_our_list_in_a_second_x_loop_field(
     service = cast(Applications, SimpleNamespace(lc=lc))
     raw = (f"From: {MEMBER}\r\nX-Loop: someone-else@example.com\r\nX-Loop: {lc.address}\r\n"
            f"Subject: hello\r\n\r\nbody\r\n").encode()
-    effects = await ApplicationsHandler(service).handle(_inbound(raw, lc.address, lc.name))
+    effects = await ApplicationsHandler(service).decide(_inbound(raw, lc.address, lc.name))
     tx = _AuditTx()
-    await effects(tx)  # type: ignore[arg-type]
+    await effects.apply(tx)  # type: ignore[arg-type]
     assert tx.audits == [("listbot", "application.loop_discarded")]
 
 

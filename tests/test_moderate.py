@@ -6,17 +6,10 @@ from email.message import EmailMessage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from listbot.moderation.classify import (
-    MessageFacts,
-    classify,
-    explain,
-    facts_from_message,
-    format_explain,
-    html_to_text,
-    matches,
-    trace,
-)
-from listbot.moderation.rules import TEXT_LIMIT, Action, ListRules, Role, parse_rules
+from listbot.moderation.classify import classify, explain, format_explain, matches, trace
+from listbot.moderation.facts import MessageFacts, facts_from_message, html_to_text
+from listbot.moderation.rule_files import parse_rules
+from listbot.moderation.rules import TEXT_LIMIT, Action, ListRules, Role
 
 HEAD = """
 [list]

@@ -162,7 +162,7 @@ async def test_token_for_another_post_decides_only_that_post(
                                                      "discard\n"))
     async with app.store.unit() as tx:
         from listbot.core.store import moderation as held_ops
-        states = {p.subject: p.state for p in await held_ops.listing(tx.conn, None)}
+        states = {p.subject: p.state for p in await held_ops.listing(tx, None)}
     assert states == {"first question": "discarded", "second question": "held"}
 
 
@@ -234,7 +234,7 @@ async def test_two_moderators_at_the_same_moment(app: App, sink: Sink, pgp_home:
     assert [r for r, _ in sink.deliveries()[before:]].count(loser) == 1
 
 
-# --- the reject notice obeys the auto-reply rules (DESIGN.md §4.4) ---------------------
+# --- the reject notice obeys the auto-reply rules (docs/design.md "No loops, no backscatter")
 
 async def _notices_to(app: App, address: str) -> list[OutboxItem]:
     return [i for i in await app.store.outbox_listing(list(OutboxState))
@@ -247,7 +247,7 @@ async def _hold(app: App, subject: str, extra: str = "") -> int:
     assert await lmtp_send(app, MEMBER, [DISCUSS], data) == {}
     await settle(app)
     async with app.store.read() as tx:
-        held = await held_ops.listing(tx.conn, ["held"])
+        held = await held_ops.listing(tx, ["held"])
     return next(p.id for p in held if p.subject == subject)
 
 
@@ -275,7 +275,7 @@ async def test_rejecting_a_post_from_a_bounce_address_sends_no_notice(app: App) 
     assert await lmtp_send(app, "", [DISCUSS], data) == {}
     await settle(app)
     async with app.store.read() as tx:
-        (held,) = await held_ops.listing(tx.conn, ["held"])
+        (held,) = await held_ops.listing(tx, ["held"])
     await _reject(app, held.id)
     assert await _notices_to(app, MEMBER) == []
 
@@ -315,7 +315,8 @@ async def test_a_moderator_outside_the_team_never_gets_the_held_post(
         make_config: Callable[..., Config], sink: Sink, clock: FakeClock, pgp_home: Path,
         pgp_keys: PgpKeys) -> None:
     # The request carries the held post: team mail. Moderating is the team's job
-    # (DESIGN.md §1), so a configured moderator who is not on it is refused by the gate.
+    # (docs/design.md "People and addresses"), so a configured moderator who is not on
+    # it is refused by the gate.
     outside = "psirt@vendor-b.example"
     settings = moderation_config(pgp_home, pgp_keys)
     settings["lists"]["discuss"]["moderators"] = [ALICE, BOB, outside]

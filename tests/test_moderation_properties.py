@@ -6,8 +6,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from listbot.discuss.held import load_checked_rules
-from listbot.moderation.classify import classify, facts_from_message
+from listbot.moderation.classify import classify
 from listbot.moderation.commands import parse_reply
+from listbot.moderation.facts import facts_from_message
 from listbot.moderation.rules import Action, Role
 from tests.moderation_helpers import RULES
 

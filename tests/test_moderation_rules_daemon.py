@@ -119,7 +119,7 @@ async def test_reminder_one_day_before_expiry_then_expired_post_stays_listed(
     await app.dispatch_moderation()
     await sink.wait_deliveries(before + 2 + 2)  # the expiry alert to the team
     async with app.store.unit() as tx:
-        posts = await held_ops.listing(tx.conn, [held_ops.HELD])
+        posts = await held_ops.listing(tx, [held_ops.HELD])
         assert [p.summary(tx.now)["state"] for p in posts] == ["expired"]
     assert await app.store.audit_listing(action_prefix="alert.held_post_expired")
 
@@ -161,7 +161,7 @@ async def test_shell_decisions_are_first_wins_and_audited(app: App, sink: Sink,
                                                           cfg: Config) -> None:
     await hold_one(app, sink)
     async with app.store.unit() as tx:
-        post_id = (await held_ops.listing(tx.conn, None))[0].id
+        post_id = (await held_ops.listing(tx, None))[0].id
     moderation = app.moderations["discuss"]
     async with app.store.unit() as tx:
         first = await moderation.decide_now(tx, post_id, decider="cli:root", verb="reject",

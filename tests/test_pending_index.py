@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from listbot.advisories.format import AdvisoryFormatError
+from listbot.advisories.doc import AdvisoryFormatError
 from listbot.advisories.pending_index import (
     IndexEntry,
     IndexState,

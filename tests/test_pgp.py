@@ -1,4 +1,4 @@
-"""PGP is checked, not trusted (DESIGN.md §4.8): real gpg, throwaway keys."""
+"""docs/design.md "PGP is checked, not trusted": real gpg, throwaway keys."""
 
 from __future__ import annotations
 
@@ -10,13 +10,8 @@ from pathlib import Path
 import pytest
 
 from listbot.core.errors import PGPError
-from listbot.core.mail.pgp import (
-    GpgOutcome,
-    Keyring,
-    judge_decryption,
-    judge_signature,
-    parse_status,
-)
+from listbot.core.mail.pgp import Keyring
+from listbot.core.mail.pgp_status import GpgOutcome, judge_decryption, judge_signature, parse_status
 from tests import pgp_fixtures
 from tests.pgp_fixtures import (
     EXPIRED_KEY_ERA,

@@ -2,7 +2,7 @@
 
 A reload rereads the config file, loads the rules from the NEW config's rules
 directory, builds a handler for every list, and swaps all of it in together; a bad
-config or rule file keeps everything old and says why (DESIGN.md §4.9).
+config or rule file keeps everything old and says why (docs/design.md "Rules are data").
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from listbot.core.calendar import CalendarPolicy, default_timeline
+from listbot.core.calendar.embargo import CalendarPolicy, default_timeline
 from listbot.core.case_model import Case, CaseState
 from listbot.core.config import Config
 from listbot.security.config import parse_cases

@@ -14,12 +14,13 @@ from click.testing import CliRunner
 
 from listbot.app import App
 from listbot.applications.bounces import should_alert
-from listbot.applications.check import check_application, extract_application
+from listbot.applications.checklist import check_application
 from listbot.applications.config import parse_applications, parse_members
+from listbot.applications.extract import extract_application
 from listbot.applications.member_watch import MemberWatch
 from listbot.applications.state import checklist_to_json, fields_to_json, plain_text
 from listbot.cli import common, root
-from listbot.core.calendar import default_timeline
+from listbot.core.calendar.embargo import default_timeline
 from listbot.core.case_model import CaseState
 from listbot.core.clock import FakeClock
 from listbot.core.config import Config
@@ -51,12 +52,12 @@ async def seed(cfg: Config) -> None:
                 fields = extract_application(plain_text(example(name)), policy)
                 checklist = check_application(fields, policy)
                 app_id = await app_ops.create(
-                    tx.conn, list_name="applications", org_key=domain,
+                    tx, list_name="applications", org_key=domain,
                     organisation=fields.organisation, sender=f"someone@{domain}",
                     fields=fields_to_json(fields), checklist=checklist_to_json(checklist),
                     complete=checklist.complete, now=tx.now)
                 from listbot.core.store import decisions as decision_ops
-                await decision_ops.open_item(tx.conn, "application", str(app_id),
+                await decision_ops.open_item(tx, "application", str(app_id),
                                              "applications", tx.now)
     finally:
         await store.close()
@@ -270,7 +271,7 @@ async def test_daemon_keeps_the_roster_directory_current(daemon: App, tmp_path: 
     async with daemon.store.unit() as tx:
         await tx.remove_member("Vendor A", "left")
         from listbot.core.store import roster as roster_ops
-        await roster_ops.record_change(tx.conn, member_name="Vendor A", action="removed",
+        await roster_ops.record_change(tx, member_name="Vendor A", action="removed",
                                        text="Removed Vendor A", actor="test", now=tx.now)
     daemon.members_waker.wake()
     await wait_for(lambda: "Removed Vendor A" in roster.read_text())

@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 
 from listbot.core.errors import ConfigError
-from listbot.moderation.classify import classify, facts_from_message
+from listbot.moderation.classify import classify
+from listbot.moderation.facts import facts_from_message
+from listbot.moderation.rule_files import load_rules
 from listbot.moderation.rulecheck import CheckReport, check_examples, format_report
-from listbot.moderation.rules import Action, Role, load_rules
+from listbot.moderation.rules import Action, Role
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"

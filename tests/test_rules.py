@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from listbot.core.errors import ConfigError
+from listbot.moderation.rule_files import load_rules, parse_rules
 from listbot.moderation.rules import (
     Action,
     AllOf,
@@ -16,8 +17,6 @@ from listbot.moderation.rules import (
     Role,
     RoleIs,
     compile_pattern,
-    load_rules,
-    parse_rules,
 )
 
 HEAD = """

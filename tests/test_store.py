@@ -24,6 +24,7 @@ from listbot.core.store import Arrival, Store
 from listbot.core.store import cases as case_store
 from listbot.core.store import inbound as inbound_ops
 from listbot.core.store import roster as roster_ops
+from listbot.core.store.unit import Unit
 
 ROUTE = Route("discuss", RecipientRole.POST, None)
 LEASE = timedelta(seconds=60)
@@ -186,9 +187,10 @@ async def test_insert_if_absent_loser_of_a_race_is_a_no_op(pg_url: str,
         async with store.engine.connect() as first, store.engine.connect() as second:
             await first.begin()
             await second.begin()
-            assert await roster_ops.record_failure(first, **values)
+            assert await roster_ops.record_failure(Unit(first, clock.now()), **values)
             pid = await second.scalar(text("SELECT pg_backend_pid()"))
-            loser = asyncio.create_task(roster_ops.record_failure(second, **values))
+            loser = asyncio.create_task(roster_ops.record_failure(Unit(second, clock.now()),
+                                                                  **values))
             async with store.engine.connect() as probe:  # until the second one waits
                 while not loser.done() and not await probe.scalar(text(
                         "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = :pid"),
@@ -224,6 +226,6 @@ async def test_stored_envelope_sender_knows_sources_without_an_envelope(store: S
         Arrival("imap", "", "discuss@lists.example.org", route, b"Subject: a\r\n\r\na\r\n"),
         Arrival("lmtp", "", "discuss@lists.example.org", route, b"Subject: b\r\n\r\nb\r\n")])
     async with store.read() as tx:
-        assert await inbound_ops.envelope_sender(tx.conn, imap) is None
-        assert await inbound_ops.envelope_sender(tx.conn, bounce) == ""
-        assert await inbound_ops.envelope_sender(tx.conn, 999) is None
+        assert await inbound_ops.envelope_sender(tx, imap) is None
+        assert await inbound_ops.envelope_sender(tx, bounce) == ""
+        assert await inbound_ops.envelope_sender(tx, 999) is None

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from listbot.app import App, make_transport
 from listbot.core.clock import FakeClock
 from listbot.core.config import Config
+from listbot.core.handlers import RecordOnly
 from listbot.core.model import Inbound, InboundState, OutboxState, RecipientRole, Route
 from listbot.core.outbox.delivery import Delivery
 from listbot.core.routing import Router
 from listbot.core.store import Arrival, Store, Tx
 from listbot.core.waker import Waker
-from listbot.core.worker import Effects, Worker
+from listbot.core.worker import Audit, Effects, Handler, OneByOne, Wakeups, Worker
 from tests.daemon import post
 from tests.sink import Sink
 
@@ -30,7 +31,7 @@ def arrival(n: int) -> Arrival:
                    f"Subject: {n}\r\n\r\nbody {n}\r\n".encode())
 
 
-class Recording:
+class Recording(OneByOne):
     """A batchable handler whose first message's effects let a sender's arrival in."""
 
     batchable = True
@@ -39,13 +40,14 @@ class Recording:
         self.store, self.events = store, events
         self.arrival: asyncio.Task[list[int]] | None = None
 
-    async def handle(self, msg: Inbound) -> Effects:
-        async def effects(tx: Tx) -> None:
-            if self.arrival is None:
-                self.arrival = asyncio.create_task(self._arrive())
-                await asyncio.sleep(0)  # the arrival queues for the writer
-            self.events.append(f"effects {msg.id}")
-        return effects
+    async def decide(self, msg: Inbound) -> Effects:
+        return Effects.call(self.effects, msg)
+
+    async def effects(self, tx: Tx, msg: Inbound) -> None:
+        if self.arrival is None:
+            self.arrival = asyncio.create_task(self._arrive())
+            await asyncio.sleep(0)  # the arrival queues for the writer
+        self.events.append(f"effects {msg.id}")
 
     async def _arrive(self) -> list[int]:
         ids = await self.store.store_arrivals([arrival(99)])
@@ -63,7 +65,7 @@ async def test_a_batch_yields_the_writer_to_a_waiting_arrival(tmp_path: Path,
         handler = Recording(store, events)
         worker = Worker(store=store, handlers={("discuss", RecipientRole.POST): handler},
                         owner="w1", lease_seconds=60, batch=20, poll_interval=1.0,
-                        waker=Waker(), on_committed=lambda lists: None)
+                        waker=Waker(), outbox=Waker())
         assert await worker.run_once() == 20
         assert handler.arrival is not None
         await handler.arrival
@@ -79,13 +81,21 @@ async def test_a_batch_yields_the_writer_to_a_waiting_arrival(tmp_path: Path,
         await store.close()
 
 
-class Single:
+class Single(OneByOne):
     """A handler whose messages are committed one at a time (not batchable)."""
 
-    async def handle(self, msg: Inbound) -> Effects:
-        async def effects(tx: Tx) -> None:
-            await tx.audit("test", "handled", f"inbound:{msg.id}")
-        return effects
+    async def decide(self, msg: Inbound) -> Effects:
+        return Effects.of(Audit("handled", f"inbound:{msg.id}", {}, actor="test"))
+
+
+class Counting(Waker):
+    def __init__(self) -> None:
+        super().__init__()
+        self.wakes = 0
+
+    def wake(self) -> None:
+        self.wakes += 1
+        super().wake()
 
 
 class Batchable(Single):
@@ -98,14 +108,19 @@ async def test_only_a_commit_wakes_delivery(tmp_path: Path, clock: FakeClock) ->
     commits: list[str] = []
     try:
         for handler in (Batchable(), Single()):
+            outbox = Counting()
             worker = Worker(store=store, handlers={("discuss", RecipientRole.POST): handler},
                             owner="w1", lease_seconds=60, batch=20, poll_interval=1.0,
-                            waker=Waker(), on_committed=commits.extend)
+                            waker=Waker(), outbox=outbox, wakeups=Wakeups(by_list={
+                                "discuss": lambda: commits.append("discuss"),
+                                "security": lambda: commits.append("security")}))
             assert await worker.run_once() == 0
             assert commits == [], "an empty poll committed nothing: delivery stays asleep"
+            assert outbox.wakes == 0
             await store.store_arrivals([arrival(1)])
             assert await worker.run_once() == 1
             assert commits == ["discuss"], "one commit, one wake-up, with its list"
+            assert outbox.wakes == 1
             commits.clear()
     finally:
         await store.close()
@@ -127,9 +142,9 @@ class Cycled(Batchable):
         finally:
             self.open = False
 
-    async def handle(self, msg: Inbound) -> Effects:
+    async def decide(self, msg: Inbound) -> Effects:
         self.events.append(f"post {msg.id}")
-        return await super().handle(msg)
+        return await super().decide(msg)
 
 
 class Outside(Single):
@@ -138,10 +153,10 @@ class Outside(Single):
     def __init__(self, cycled: Cycled) -> None:
         self.cycled = cycled
 
-    async def handle(self, msg: Inbound) -> Effects:
+    async def decide(self, msg: Inbound) -> Effects:
         assert not self.cycled.open, "handled while a shared read was still in use"
         self.cycled.events.append(f"other {msg.id}")
-        return await super().handle(msg)
+        return await super().decide(msg)
 
 
 async def test_a_cycle_spans_one_run_of_batchable_messages_never_another_commit(
@@ -160,7 +175,7 @@ async def test_a_cycle_spans_one_run_of_batchable_messages_never_another_commit(
                                                ("applications", RecipientRole.POST):
                                                Outside(cycled)},
                         owner="w1", lease_seconds=60, batch=20, poll_interval=1.0,
-                        waker=Waker(), on_committed=lambda lists: None)
+                        waker=Waker(), outbox=Waker())
         assert await worker.run_once() == 4
         assert events == ["cycle", "post 1", "post 2", "other 3", "cycle", "post 4"]
         assert not cycled.open
@@ -174,13 +189,15 @@ class RemovesAfterFirst:
 
     batchable = True
 
-    def __init__(self, inner: Any, store: Store, leaving: str) -> None:
+    def __init__(self, inner: Handler, store: Store, leaving: str) -> None:
         self.inner, self.store, self.leaving = inner, store, leaving
-        self.cycle = inner.cycle
         self.removed = False
 
-    async def handle(self, msg: Inbound) -> Effects:
-        effects: Effects = await self.inner.handle(msg)
+    def cycle(self) -> AbstractContextManager[None]:
+        return self.inner.cycle()
+
+    async def decide(self, msg: Inbound) -> Effects:
+        effects = await self.inner.decide(msg)
         if not self.removed:
             async with self.store.unit() as tx:
                 await tx.remove_member(self.leaving, "left during the run")
@@ -190,8 +207,9 @@ class RemovesAfterFirst:
 
 async def test_a_member_removed_during_a_run_gets_none_of_its_posts(
         make_config: Callable[..., Config], sink: Sink, clock: FakeClock) -> None:
-    # The run's snapshot still lists the member (DESIGN.md §4.2): the rows are queued,
-    # and the gate, on its own fresh read, refuses every one of them with an alert.
+    # The run's snapshot still lists the member: the rows are queued, and the gate, on
+    # its own fresh read, refuses every one of them with an alert
+    # (docs/design.md "The audience gate").
     stays, leaves = "security@vendor-a.example", "psirt@vendor-b.example"
     cfg = make_config(sink=sink)
     app = App.create(cfg, clock=clock)
@@ -209,7 +227,7 @@ async def test_a_member_removed_during_a_run_gets_none_of_its_posts(
         worker = Worker(store=app.store, handlers={
             ("discuss", RecipientRole.POST): RemovesAfterFirst(discuss, app.store, leaves)},
             owner="w1", lease_seconds=60, batch=20, poll_interval=1.0, waker=Waker(),
-            on_committed=lambda lists: None)
+            outbox=Waker())
         assert await worker.run_once() == 2
         delivery = Delivery(store=app.store, transport=make_transport(cfg), cfg=cfg,
                             clock=clock, owner="w1", facts=app.gate_facts, waker=Waker())
@@ -221,3 +239,31 @@ async def test_a_member_removed_during_a_run_gets_none_of_its_posts(
         assert len(await app.store.audit_listing(action_prefix="alert.gate-refused")) == 2
     finally:
         await app.store.close()
+
+
+async def test_a_decision_is_data_the_worker_applies_not_a_write() -> None:
+    # Subscription requests: one audit row and nothing else, readable before the commit.
+    msg = Inbound(7, "lmtp", "a@x.example", "discuss-request@lists.example.org", "discuss",
+                  RecipientRole.REQUEST, None, b"Subject: subscribe\r\n\r\n",
+                  datetime(2026, 11, 25, tzinfo=UTC), 1)
+    effects = await RecordOnly("subscription_request_ignored").decide(msg)
+    assert effects == Effects.audit_only(msg, "subscription_request_ignored", {
+        "list": "discuss", "recipient": "discuss-request@lists.example.org"})
+    assert effects.steps == (Audit("subscription_request_ignored", "inbound:7", {
+        "list": "discuss", "recipient": "discuss-request@lists.example.org"}),)
+
+
+async def test_mail_without_a_handler_is_quarantined_not_dropped(tmp_path: Path,
+                                                                 clock: FakeClock) -> None:
+    store = Store.open(f"sqlite+aiosqlite:///{tmp_path / 'l.db'}", clock)
+    await store.upgrade()
+    try:
+        await store.store_arrivals([arrival(1)])
+        outbox = Counting()
+        worker = Worker(store=store, handlers={}, owner="w1", lease_seconds=60, batch=20,
+                        poll_interval=1.0, waker=Waker(), outbox=outbox)
+        assert await worker.run_once() == 1
+        assert outbox.wakes == 0, "nothing committed"
+        assert len(await store.inbound_listing([InboundState.QUARANTINED])) == 1
+    finally:
+        await store.close()

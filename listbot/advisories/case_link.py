@@ -2,7 +2,8 @@
 
 The reporter and the outside parties added to the case receive the pre-disclosure
 copies too; the outbox rows carry the case id, which is what lets the audience
-gate pass them (DESIGN.md §4.2) — and only while they are parties of that case.
+gate pass them (docs/design.md "The audience gate") — and only while they are
+parties of that case.
 """
 
 from __future__ import annotations

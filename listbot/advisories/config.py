@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from listbot.advisories.format import PREFIX_RE
+from listbot.advisories.doc import PREFIX_RE
 from listbot.core.config import Config, raw_table, section
-from listbot.core.mail.safe import normalize_address
+from listbot.core.mail.address import normalize_address
 
 DEFAULT_STANDARD = (
     "Deployment of the patches and/or mitigations described above (or others\n"

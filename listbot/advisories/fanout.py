@@ -10,15 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from listbot.advisories.format import AdvisoryDoc
-from listbot.advisories.format import Audience as Rendering
+from listbot.advisories.doc import AdvisoryDoc
+from listbot.advisories.doc import Audience as Rendering
 from listbot.advisories.render import Renderer
 from listbot.core.mail.outbound import rewrite
 from listbot.core.mail.sealing import copy_tag, seal_for_members
 from listbot.core.model import Audience, Member, OutgoingMessage
 from listbot.core.outbox.alerts import raise_alert
 from listbot.core.store import Tx
-from listbot.core.store import advisories as ops
 
 
 def key_prefix(prefix: str, number: int) -> str:
@@ -123,7 +122,7 @@ async def enqueue(tx: Tx, r: Renderer, fan: Fanout, subject: str) -> int:
         count += len(await tx.enqueue(msg))
     for msg in fan.held:
         ids = await tx.enqueue(msg)
-        await ops.hold(tx.conn, ids)
+        await tx.hold(ids)
         if ids:
             await raise_alert(tx, r.cfg, "advisory-held",
                               f"{subject}: no usable key for {msg.recipients[0]}; "

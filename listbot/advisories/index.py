@@ -27,8 +27,8 @@ async def collect(store: Store, adv: AdvisoriesConfig, project: str) -> Index:
     entries: list[IndexEntry] = []
     sequences: dict[int, int] = {}
     async with store.unit() as tx:
-        for a in await ops.all_advisories(tx.conn):
-            versions = await ops.versions(tx.conn, a.number)
+        for a in await ops.all_advisories(tx):
+            versions = await ops.versions(tx, a.number)
             announced = a.state in (AdvisoryState.SCHEDULED,
                                     AdvisoryState.AWAITING_CONFIRMATION) or any(
                 v.predisclosed_at for v in versions)
@@ -42,7 +42,7 @@ async def collect(store: Store, adv: AdvisoriesConfig, project: str) -> Index:
                     a.number, a.embargo_at, title=doc.title, cves=doc.cves,
                     version=cur.version, url=adv.url_for(a.number)))
             elif announced:
-                # Only the number and the instant: DESIGN.md §5.
+                # Only the number and the instant (docs/design.md "The disclosure calendar").
                 entries.append(IndexEntry.embargoed(a.number, a.embargo_at))
     return Index(tuple(entries), sequences)
 

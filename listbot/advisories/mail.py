@@ -1,9 +1,9 @@
 """The advisory as an e-mail: deterministic Message-IDs and the MIME message.
 
-The text part is the clear-signed output of `advisory_format.render_text`,
+The text part is the clear-signed output of `advisories.format.render_text`,
 signed elsewhere; this module only wraps it with the attachments and the
-headers of ADVISORY-FORMAT.md, and proves by parsing its own output that no
-header grew a line and no signed byte changed.
+headers of the advisory layout (docs/design.md "Advisories"), and proves by parsing
+its own output that no header grew a line and no signed byte changed.
 """
 
 from __future__ import annotations
@@ -16,19 +16,15 @@ from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from listbot.advisories.format import (
+from listbot.advisories.doc import (
     DOMAIN_RE,
     PREFIX_RE,
     AdvisoryDoc,
     AdvisoryFormatError,
     Audience,
-    attachments,
-    banner,
-    iso_utc,
     line_problems,
-    sha256_lines,
-    subject,
 )
+from listbot.advisories.format import attachments, banner, iso_utc, sha256_lines, subject
 from listbot.core.clock import ensure_utc
 from listbot.core.mail.view import MessageView
 

@@ -1,9 +1,9 @@
 """The public index of advisories: JSON, iCalendar and HTML.
 
 During an embargo the public may learn only that an advisory exists, its
-number and its planned release date (DESIGN.md §5). An embargoed entry
-cannot hold more, and every renderer writes from an explicit list of
-fields per state, so nothing else can slip out even if an entry were forged.
+number and its planned release date (docs/design.md "The disclosure calendar").
+An embargoed entry cannot hold more, and every renderer writes from an explicit
+list of fields per state, so nothing else can slip out even if an entry were forged.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from listbot.advisories.format import (
+from listbot.advisories.doc import (
     CVE_RE,
     DOMAIN_RE,
     PREFIX_RE,
     AdvisoryDoc,
     AdvisoryFormatError,
-    iso_utc,
     line_problems,
 )
+from listbot.advisories.format import iso_utc
 from listbot.core.clock import ensure_utc
 
 _URL_RE = re.compile(r"https?://[!#-;=?-\[\]-~]+")  # printable ASCII without " < > \ space

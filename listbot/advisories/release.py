@@ -6,7 +6,8 @@ outbox row per (version, recipient) with a deterministic Message-ID and a
 dedupe key. Two daemons on one PostgreSQL: the second UPDATE matches nothing.
 A crash before commit leaves the advisory scheduled; after commit the rows
 are stored. Public rows carry not_before = the instant, which the delivery
-gate checks again just before the relay (DESIGN.md §4.3).
+gate checks again just before the relay
+(docs/design.md "Releases: never early, not lost, once").
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class Dispatcher:
         `committed` runs right after the claim commits (wake the delivery worker
         before the slower index write)."""
         async with self.store.unit() as tx:
-            claimed = await ops.claim_due(tx.conn, now)
+            claimed = await ops.claim_due(tx, now)
             if not claimed:
                 return []
             members = await tx.members()
@@ -61,7 +62,7 @@ class Dispatcher:
                        now: datetime) -> None:
         prefix = self.r.adv.prefix
         subject = f"advisory:{prefix}-{adv.number}"
-        v = await ops.get_version(tx.conn, adv.number, adv.current_version)
+        v = await ops.get_version(tx, adv.number, adv.current_version)
         if v.rendered_embargo_at != adv.embargo_at:
             # Cannot happen through the service (both change in one transaction);
             # rolling back keeps the advisory scheduled and the team hears of it.
@@ -72,9 +73,9 @@ class Dispatcher:
         # anything else are cancelled; members not staged (added since, or nothing was
         # staged) are built here, the slow way.
         key = fanout.public_key(prefix, adv.number, v.version, adv.embargo_at)
-        await ops.cancel_staged(tx.conn, fanout.key_prefix(prefix, adv.number), keep=key,
+        await ops.cancel_staged(tx, fanout.key_prefix(prefix, adv.number), keep=key,
                                 reason="cancelled: superseded by a new version or instant")
-        staged = await ops.release_staged(tx.conn, key, now)
+        staged = await ops.release_staged(tx, key, now)
         missing = [m for m in members if m.address not in staged]
         fan = await fanout.public_sealed(self.r, doc, v.public_raw, missing, adv.embargo_at,
                                          now=now)
@@ -93,7 +94,7 @@ class Dispatcher:
 
     async def next_due(self) -> datetime | None:
         async with self.store.unit() as tx:
-            return await ops.next_due(tx.conn)
+            return await ops.next_due(tx)
 
 
 def _duration(seconds: float) -> str:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from listbot.advisories.config import AdvisoriesConfig
-from listbot.advisories.format import AdvisoryDoc, Audience, Patch, render_text
+from listbot.advisories.doc import AdvisoryDoc, Audience, Patch
+from listbot.advisories.format import render_text
 from listbot.advisories.mail import build_message, message_id, thread_of
 from listbot.core.config import Config
 from listbot.core.errors import ConfigError

@@ -57,7 +57,7 @@ async def schedule(svc: Advisories, number: int, actor: str, *, dry_run: bool = 
              else AdvisoryState.SCHEDULED)
     async with svc.store.unit() as tx:
         await svc.locked(tx, adv)
-        await ops.set_fields(tx.conn, number, [AdvisoryState.DRAFT], state=state.value,
+        await ops.set_fields(tx, number, [AdvisoryState.DRAFT], state=state.value,
                              scheduled_by=actor, confirmed_by=None)
         await tx.audit(actor, "advisory.schedule", subject,
                        {"embargo_at": adv.embargo_at.isoformat(), "state": state.value})
@@ -80,7 +80,7 @@ async def confirm(svc: Advisories, number: int, actor: str) -> None:
         raise Refused("the release must be confirmed by a second, different team member")
     async with svc.store.unit() as tx:
         await svc.locked(tx, adv)
-        await ops.set_fields(tx.conn, number, [AdvisoryState.AWAITING_CONFIRMATION],
+        await ops.set_fields(tx, number, [AdvisoryState.AWAITING_CONFIRMATION],
                              state=AdvisoryState.SCHEDULED.value, confirmed_by=actor)
         await tx.audit(actor, "advisory.confirm", subject_of(svc.adv.prefix, number),
                        {"scheduled_by": adv.scheduled_by})
@@ -93,7 +93,7 @@ async def cancel(svc: Advisories, number: int, actor: str) -> None:
     if adv.state not in armed:
         raise Refused(f"advisory {number} is {adv.state.value}; nothing to cancel")
     async with svc.store.unit() as tx:
-        if not await ops.set_fields(tx.conn, number, armed, state=AdvisoryState.DRAFT.value,
+        if not await ops.set_fields(tx, number, armed, state=AdvisoryState.DRAFT.value,
                                     confirmed_by=None):
             raise Refused(f"advisory {number} was released meanwhile")
         await staging.invalidate(tx, svc, number, "release cancelled")
@@ -126,18 +126,18 @@ async def reschedule(svc: Advisories, number: int, when: datetime, actor: str) -
     subject = subject_of(svc.adv.prefix, number)
     async with svc.store.unit() as tx:
         await svc.locked(tx, adv)
-        await ops.set_fields(tx.conn, number, OPEN, embargo_at=at, state=state.value,
+        await ops.set_fields(tx, number, OPEN, embargo_at=at, state=state.value,
                              schedule_sequence=adv.schedule_sequence + 1)
         # Rows built for the old instant must never go: cancelled in this transaction.
         await staging.invalidate(tx, svc, number, f"instant moved to {at.isoformat()}")
         if fan is None:
-            await ops.replace_rendering(tx.conn, number, cur.version, predisclosure_raw=pre,
+            await ops.replace_rendering(tx, number, cur.version, predisclosure_raw=pre,
                                         public_raw=pub, embargo_at=at, doc=doc_to_json(doc))
         else:
-            await ops.add_version(tx.conn, VersionRow(number, doc.version, doc_to_json(doc), pre,
-                                                      pub, at, None, tx.now, actor))
+            await ops.add_version(tx, VersionRow(number, doc.version, doc_to_json(doc), pre,
+                                                 pub, at, None, tx.now, actor))
             await fanout.enqueue(tx, svc.r, fan, subject)
-            await ops.mark_predisclosed(tx.conn, number, doc.version, tx.now)
+            await ops.mark_predisclosed(tx, number, doc.version, tx.now)
         await tx.audit(actor, "advisory.reschedule", subject,
                        {"from": adv.embargo_at.isoformat(), "to": at.isoformat(),
                         "version": doc.version, "state": state.value})
@@ -161,10 +161,10 @@ async def release_now(svc: Advisories, number: int, reason: str, actor: str) -> 
     subject = subject_of(svc.adv.prefix, number)
     async with svc.store.unit() as tx:
         await svc.locked(tx, adv)
-        await ops.replace_rendering(tx.conn, number, cur.version,
+        await ops.replace_rendering(tx, number, cur.version,
                                     predisclosure_raw=cur.predisclosure_raw, public_raw=pub,
                                     embargo_at=at, doc=doc_to_json(doc))
-        await ops.set_fields(tx.conn, number, OPEN, embargo_at=at,
+        await ops.set_fields(tx, number, OPEN, embargo_at=at,
                              state=AdvisoryState.SCHEDULED.value,
                              schedule_sequence=adv.schedule_sequence + 1)
         await staging.invalidate(tx, svc, number, "released early with a new text")
@@ -184,7 +184,7 @@ async def show(svc: Advisories, number: int, *, version: int | None = None,
                public: bool = False) -> bytes:
     _, cur = await svc.load(number)
     async with svc.store.unit() as tx:
-        v = cur if version is None else await ops.get_version(tx.conn, number, version)
+        v = cur if version is None else await ops.get_version(tx, number, version)
     if public:
         return v.public_raw
     if v.predisclosure_raw is None:
@@ -195,8 +195,8 @@ async def show(svc: Advisories, number: int, *, version: int | None = None,
 async def status(svc: Advisories, number: int) -> list[dict[str, Any]]:
     """Per recipient and version: accepted, deferred (with the reply), failed, held..."""
     async with svc.store.unit() as tx:
-        await ops.get(tx.conn, number)
-        rows = await ops.deliveries(tx.conn, fanout.key_prefix(svc.adv.prefix, number))
+        await ops.get(tx, number)
+        rows = await ops.deliveries(tx, fanout.key_prefix(svc.adv.prefix, number))
     out = []
     for key, item in rows:
         _, _, version, kind = key.split(":")

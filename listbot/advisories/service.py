@@ -16,11 +16,11 @@ from listbot.advisories import fanout
 from listbot.advisories import stage as staging
 from listbot.advisories.case_link import case_audience, case_exists
 from listbot.advisories.config import AdvisoriesConfig, parse_advisories
-from listbot.advisories.format import DEPLOYMENT, REQUIRED_SECTIONS, AdvisoryDoc, Audience, Patch
-from listbot.advisories.format import parse_sections as parse_section_text
+from listbot.advisories.doc import DEPLOYMENT, REQUIRED_SECTIONS, AdvisoryDoc, Audience, Patch
 from listbot.advisories.index import IndexWriter
 from listbot.advisories.release import Dispatcher
 from listbot.advisories.render import Renderer, doc_from_json, doc_to_json, public_doc
+from listbot.advisories.sections import parse_sections as parse_section_text
 from listbot.core.clock import Clock, ensure_utc
 from listbot.core.config import Config
 from listbot.core.errors import NotFound, Refused, TemporaryError, UsageError
@@ -120,12 +120,12 @@ class Advisories:
 
     async def load(self, number: int) -> tuple[AdvisoryRow, VersionRow]:
         async with self.store.unit() as tx:
-            adv = await ops.get(tx.conn, number)
-            return adv, await ops.get_version(tx.conn, number, adv.current_version)
+            adv = await ops.get(tx, number)
+            return adv, await ops.get_version(tx, number, adv.current_version)
 
     async def locked(self, tx: Tx, seen: AdvisoryRow) -> AdvisoryRow:
         """The advisory as it is now; refuse if it moved since the caller rendered."""
-        adv = await ops.get(tx.conn, seen.number, lock=True)
+        adv = await ops.get(tx, seen.number, lock=True)
         if (adv.state, adv.current_version, adv.embargo_at) != (
                 seen.state, seen.current_version, seen.embargo_at):
             raise TemporaryError(f"advisory {seen.number} changed meanwhile; try again")
@@ -146,11 +146,11 @@ class Advisories:
         async with self.store.unit() as tx:
             if d.case_id is not None and not await self.case_check(tx, d.case_id):
                 raise NotFound(f"no case {d.case_id}")
-            await ops.insert_advisory(tx.conn, number=number, case_id=d.case_id,
+            await ops.insert_advisory(tx, number=number, case_id=d.case_id,
                                       embargo_at=embargo, restrictive=d.restrictive,
                                       actor=actor, now=tx.now)
-            await ops.add_version(tx.conn, VersionRow(number, 1, doc_to_json(doc), pre, pub,
-                                                      embargo, None, tx.now, actor))
+            await ops.add_version(tx, VersionRow(number, 1, doc_to_json(doc), pre, pub,
+                                                 embargo, None, tx.now, actor))
             await tx.audit(actor, "advisory.create", subject_of(self.adv.prefix, number),
                            {"case": d.case_id, "embargo_at": embargo.isoformat(),
                             "patches": [p.filename for p in d.patches]})
@@ -158,7 +158,7 @@ class Advisories:
 
     async def _next_number(self) -> int:
         async with self.store.unit() as tx:
-            rows = await ops.all_advisories(tx.conn)
+            rows = await ops.all_advisories(tx)
         return max((a.number for a in rows), default=0) + 1
 
     async def amend(self, number: int, change: Change, actor: str) -> int:
@@ -185,7 +185,7 @@ class Advisories:
         released = adv.state is AdvisoryState.RELEASED
         pre, pub = await self.render(doc, released=released, embargoed_copy=True, now=now)
         async with self.store.unit() as tx:
-            was_sent = any(v.predisclosed_at for v in await ops.versions(tx.conn, adv.number))
+            was_sent = any(v.predisclosed_at for v in await ops.versions(tx, adv.number))
         fan = None
         if released:
             fan = fanout.public(self.r, doc, pub, await self.store.members(), adv.embargo_at)
@@ -196,15 +196,15 @@ class Advisories:
         subject = subject_of(self.adv.prefix, adv.number)
         async with self.store.unit() as tx:
             await self.locked(tx, adv)
-            await ops.add_version(tx.conn, VersionRow(adv.number, doc.version, doc_to_json(doc),
-                                                      pre, pub, doc.embargo_at, None, tx.now,
-                                                      actor))
+            await ops.add_version(tx, VersionRow(adv.number, doc.version, doc_to_json(doc),
+                                                 pre, pub, doc.embargo_at, None, tx.now,
+                                                 actor))
             await staging.invalidate(tx, self, adv.number, f"version {doc.version} supersedes")
             sent = 0
             if fan is not None:
                 sent = await fanout.enqueue(tx, self.r, fan, subject)
                 if not released:
-                    await ops.mark_predisclosed(tx.conn, adv.number, doc.version, tx.now)
+                    await ops.mark_predisclosed(tx, adv.number, doc.version, tx.now)
             await tx.audit(actor, action, subject, {**detail, "version": doc.version,
                                                     "rows": sent, "public": released})
         await self.index.write(self.store)
@@ -217,7 +217,7 @@ class Advisories:
         if adv.state is AdvisoryState.RELEASED:
             raise Refused(f"advisory {number} is public; amend it instead")
         async with self.store.unit() as tx:
-            v = cur if version is None else await ops.get_version(tx.conn, number, version)
+            v = cur if version is None else await ops.get_version(tx, number, version)
         if v.predisclosure_raw is None or v.rendered_embargo_at != adv.embargo_at:
             raise Refused(f"version {v.version} does not carry the current embargo instant")
         doc = self.doc(adv, v)
@@ -234,7 +234,7 @@ class Advisories:
                                {"version": v.version})
                 return 1
             rows = await fanout.enqueue(tx, self.r, fan, subject)
-            await ops.mark_predisclosed(tx.conn, number, v.version, tx.now)
+            await ops.mark_predisclosed(tx, number, v.version, tx.now)
             await tx.audit(actor, "advisory.predisclose", subject,
                            {"version": v.version, "rows": rows, "held": len(fan.held)})
         await self.index.write(self.store)
@@ -247,7 +247,7 @@ class Advisories:
         reporter and current parties. Only who is still in it may be resolved."""
         adv, _ = await self.load(number)
         async with self.store.unit() as tx:
-            held = await ops.held_rows(tx.conn, fanout.key_prefix(self.adv.prefix, number))
+            held = await ops.held_rows(tx, fanout.key_prefix(self.adv.prefix, number))
         keys = {m.address: m.fingerprint for m in await self.embargo_audience(adv.case_id)}
         fprs = [keys.get(item.recipient) for _, item in held]
         problems = await encryption_problems(self.r.keyring, fprs, self.clock.now())
@@ -257,14 +257,14 @@ class Advisories:
                 continue
             version = int(key.rsplit(":v", 1)[1].split(":")[0])
             async with self.store.unit() as tx:
-                v = await ops.get_version(tx.conn, number, version)
+                v = await ops.get_version(tx, number, version)
             assert v.predisclosure_raw is not None
             doc = self.doc(adv, v)
             mid = self.r.message_id(doc, Audience.PREDISCLOSURE, copy_tag(item.recipient))
             cipher = await self.r.keyring.encrypt(inner_entity(v.predisclosure_raw), [fpr])
             raw = wrap_encrypted(v.predisclosure_raw, cipher, mid)
             async with self.store.unit() as tx:
-                if await ops.rebody_held(tx.conn, item.id, raw, tx.now):
+                if await ops.rebody_held(tx, item.id, raw, tx.now):
                     done += 1
                     await tx.audit(actor, "advisory.held_released",
                                    subject_of(self.adv.prefix, number),

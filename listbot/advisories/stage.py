@@ -20,7 +20,7 @@ import structlog
 
 from listbot.advisories import fanout
 from listbot.advisories.config import AdvisoriesConfig
-from listbot.advisories.format import AdvisoryDoc
+from listbot.advisories.doc import AdvisoryDoc
 from listbot.advisories.render import Renderer
 from listbot.core.clock import Clock
 from listbot.core.errors import TemporaryError
@@ -48,7 +48,7 @@ ARMED = (AdvisoryState.AWAITING_CONFIRMATION, AdvisoryState.SCHEDULED)
 
 async def invalidate(tx: Tx, svc: Advisories, number: int, why: str) -> int:
     """Cancel every staged row of this advisory (in the caller's transaction)."""
-    return await ops.cancel_staged(tx.conn, fanout.key_prefix(svc.adv.prefix, number),
+    return await ops.cancel_staged(tx, fanout.key_prefix(svc.adv.prefix, number),
                                    keep=None, reason=f"cancelled: {why}")
 
 
@@ -64,7 +64,7 @@ async def stage(svc: Advisories, number: int, actor: str) -> int:
     prefix = svc.adv.prefix
     key = fanout.public_key(prefix, number, cur.version, adv.embargo_at)
     async with svc.store.unit() as tx:
-        have = await ops.staged_recipients(tx.conn, key)
+        have = await ops.staged_recipients(tx, key)
     members = [m for m in await svc.store.members() if m.address not in have]
     doc = svc.doc(adv, cur)
     fan = await fanout.public_sealed(svc.r, doc, cur.public_raw, members, adv.embargo_at,
@@ -88,12 +88,12 @@ async def _store_rows(svc: Advisories, adv: AdvisoryRow, fan: fanout.Fanout, key
     prefix, number = svc.adv.prefix, adv.number
     async with svc.store.unit() as tx:
         await svc.locked(tx, adv)  # moved meanwhile: TemporaryError, nothing staged
-        await ops.cancel_staged(tx.conn, fanout.key_prefix(prefix, number), keep=key,
+        await ops.cancel_staged(tx, fanout.key_prefix(prefix, number), keep=key,
                                 reason="cancelled: superseded by a new version or instant")
         rows = 0
         for msg in fan.messages:
             ids = await tx.enqueue(msg)
-            await ops.stage(tx.conn, ids)
+            await ops.stage(tx, ids)
             rows += len(ids)
         await fanout.alert_refused(tx, svc.r, fan, f"advisory:{prefix}-{number}")
         await tx.audit(actor, "advisory.staged", f"advisory:{prefix}-{number}",

@@ -18,12 +18,12 @@ from flufl.bounce import all_failures
 
 from listbot.applications.config import MembersConfig
 from listbot.core.config import Config
-from listbot.core.mail.safe import normalize_address
+from listbot.core.mail.address import normalize_address
 from listbot.core.model import Inbound
 from listbot.core.outbox.alerts import raise_alert
 from listbot.core.store import Tx
 from listbot.core.store import roster as roster_ops
-from listbot.core.worker import Effects
+from listbot.core.worker import Effects, OneByOne
 
 log = structlog.get_logger("listbot.bounces")
 
@@ -65,7 +65,7 @@ async def note_failures(tx: Tx, cfg: Config, mc: MembersConfig, *, addresses: It
         if address not in members:
             continue
         if not await roster_ops.record_failure(
-                tx.conn, address=address, member_name=members[address], permanent=permanent,
+                tx, address=address, member_name=members[address], permanent=permanent,
                 source=source, source_id=source_id, now=tx.now):
             continue
         recorded.append(address)
@@ -77,11 +77,11 @@ async def note_failures(tx: Tx, cfg: Config, mc: MembersConfig, *, addresses: It
 async def _maybe_alert(tx: Tx, cfg: Config, mc: MembersConfig, address: str,
                        name: str) -> None:
     since = tx.now - mc.bounce_window
-    count = await roster_ops.permanent_failures_since(tx.conn, address, since)
-    last = await roster_ops.last_alert(tx.conn, address)
+    count = await roster_ops.permanent_failures_since(tx, address, since)
+    last = await roster_ops.last_alert(tx, address)
     if not should_alert(count, mc.bounce_threshold, last, tx.now, mc.bounce_window):
         return
-    await roster_ops.record_alert(tx.conn, address, count, tx.now)
+    await roster_ops.record_alert(tx, address, count, tx.now)
     await raise_alert(tx, cfg, "member_undeliverable",
                       f"{name}: {count} permanent delivery failures to its role address",
                       {"member": name, "address": address, "failures": count,
@@ -89,33 +89,35 @@ async def _maybe_alert(tx: Tx, cfg: Config, mc: MembersConfig, address: str,
                        "hint": "listbot members failures"})
 
 
-class BounceHandler:
+class BounceHandler(OneByOne):
     """Mail to <list>-bounces@: delivery reports about what we sent."""
 
     def __init__(self, cfg: Config, mc: MembersConfig) -> None:
         self.cfg, self.mc = cfg, mc
 
-    async def handle(self, msg: Inbound) -> Effects:
+    async def decide(self, msg: Inbound) -> Effects:
         temporary, permanent = parse_bounce(msg.view.tree)
         log.info("bounce.parsed", inbound_id=msg.id, permanent=len(permanent),
                  temporary=len(temporary))
+        return Effects.call(self.record, msg, temporary, permanent)
 
-        async def effects(tx: Tx) -> None:
-            source_id = str(msg.id)
-            perm = await note_failures(tx, self.cfg, self.mc, addresses=permanent,
-                                       permanent=True, source="bounce", source_id=source_id)
-            temp = await note_failures(tx, self.cfg, self.mc, addresses=temporary,
-                                       permanent=False, source="bounce", source_id=source_id)
-            await tx.audit("listbot", "bounce_recorded", f"inbound:{msg.id}",
-                           {"list": msg.list_name, "permanent": perm, "temporary": temp,
-                            "unknown": len(permanent | temporary) - len(perm) - len(temp)})
-        return effects
+    async def record(self, tx: Tx, msg: Inbound, temporary: set[str],
+                     permanent: set[str]) -> None:
+        """The reported failures, each counted once, and an alert past the threshold."""
+        source_id = str(msg.id)
+        perm = await note_failures(tx, self.cfg, self.mc, addresses=permanent,
+                                   permanent=True, source="bounce", source_id=source_id)
+        temp = await note_failures(tx, self.cfg, self.mc, addresses=temporary,
+                                   permanent=False, source="bounce", source_id=source_id)
+        await tx.audit("listbot", "bounce_recorded", f"inbound:{msg.id}",
+                       {"list": msg.list_name, "permanent": perm, "temporary": temp,
+                        "unknown": len(permanent | temporary) - len(perm) - len(temp)})
 
 
 async def scan_outbox_failures(tx: Tx, cfg: Config, mc: MembersConfig) -> int:
     """Permanent relay refusals (FAILED outbox rows) to member addresses, once each."""
     members = frozenset(m.address for m in await tx.members())
-    found = await roster_ops.unrecorded_outbox_failures(tx.conn, members)
+    found = await roster_ops.unrecorded_outbox_failures(tx, members)
     for outbox_id, address in found:
         await note_failures(tx, cfg, mc, addresses=[address], permanent=True, source="outbox",
                             source_id=str(outbox_id))

@@ -1,6 +1,7 @@
 """The [applications] and [members] sections.
 
-[applications] holds the completeness policy (DESIGN.md §7) and who receives the
+[applications] holds the completeness policy
+(docs/design.md "Applications to the pre-disclosure list") and who receives the
 public applications list. [members] holds where the daemon keeps the public roster
 and when repeated delivery failures to a member's role address alert the team.
 """
@@ -13,10 +14,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from listbot.applications.check import AppPolicy
+from listbot.applications.policy import AppPolicy
 from listbot.core.config import Config, section
 from listbot.core.errors import ConfigError
-from listbot.core.mail.safe import normalize_address
+from listbot.core.mail.address import normalize_address
 
 
 @dataclass(frozen=True)

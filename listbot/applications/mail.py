@@ -1,6 +1,6 @@
 """Mail the applications list writes: the checklist reply, the distribution to the
 list's subscribers, the team's decision requests, the posted decision. Every header
-value goes through outbound/mailsafe (DESIGN.md §4.6)."""
+value goes through core/mail/safe.py (docs/design.md "Safe headers and addresses")."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from listbot.applications.check import AppPolicy, Checklist, render_reply
+from listbot.applications.checklist import Checklist
+from listbot.applications.policy import AppPolicy
+from listbot.applications.reply import render_reply
 from listbot.core.config import ListConfig
+from listbot.core.mail.address import Mailbox
+from listbot.core.mail.headers import safe_header_value
 from listbot.core.mail.outbound import mailbox, plain_message, rewrite
-from listbot.core.mail.safe import Mailbox, safe_header_value
 from listbot.core.model import Audience, OutgoingMessage
 from listbot.moderation.notices import bounces, moderation_address
 
@@ -39,7 +42,7 @@ def list_headers(lc: ListConfig) -> list[tuple[str, str]]:
 
 def distribution(lc: ListConfig, raw: bytes, *, poster: Mailbox, facts: AppFacts,
                  recipients: Sequence[str]) -> OutgoingMessage:
-    """The application as sent, our headers prepended (DESIGN.md §4.5)."""
+    """The application as sent, our headers prepended (docs/design.md "Forward bytes")."""
     name = poster.display_name or poster.local
     state = "complete" if facts.checklist.complete else "incomplete"
     headers = [
@@ -102,7 +105,7 @@ def request_text(lc: ListConfig, facts: AppFacts, *, token: str, signed: bool,
         "    accept",
         "    reject <reason, posted to the list>",
         "",
-        "Accept is refused while any required item is missing (DESIGN.md 7).",
+        "Accept is refused while any required item is missing.",
         *(["Sign your reply with your PGP key; unsigned replies are ignored."] if signed
           else []),
         "The decision is posted to the list. From the shell:",

@@ -15,7 +15,8 @@ from listbot.applications.config import MembersConfig
 from listbot.applications.roster import public_roster, write_all
 from listbot.core.clock import Clock
 from listbot.core.config import Config
-from listbot.core.mail.pgp import KeyInfo, Keyring, normalise_fingerprint
+from listbot.core.mail.pgp import Keyring
+from listbot.core.mail.pgp_keys import KeyInfo, normalise_fingerprint
 from listbot.core.outbox.alerts import raise_alert
 from listbot.core.store import Store
 from listbot.core.store import cases as case_store
@@ -73,10 +74,10 @@ class MemberWatch:
         if self.mc.roster_dir is None:
             return False
         async with self.store.read() as tx:
-            version = await roster_ops.version(tx.conn)
+            version = await roster_ops.version(tx)
             if version == self.written:
                 return False
-            current, changes = await roster_ops.load_public(tx.conn)
+            current, changes = await roster_ops.load_public(tx)
         roster = public_roster(self.cfg.project_name, current, changes)
         await asyncio.to_thread(write_all, roster, self.mc.roster_dir)
         self.written = version
@@ -115,7 +116,7 @@ class MemberWatch:
 
     async def _warn(self, holder: KeyHolder, warning: KeyWarning) -> bool:
         async with self.store.unit() as tx:
-            if not await roster_ops.warn_once(tx.conn, fingerprint=warning.fingerprint,
+            if not await roster_ops.warn_once(tx, fingerprint=warning.fingerprint,
                                               expires_at=warning.expires_at,
                                               member_name=holder.name, now=tx.now):
                 return False

@@ -7,15 +7,9 @@ import hashlib
 import json
 from typing import Any
 
-from listbot.applications.check import (
-    ApplicationFields,
-    AppPolicy,
-    Checklist,
-    Evidence,
-    EvidenceKind,
-    ItemResult,
-    ItemStatus,
-)
+from listbot.applications.checklist import Checklist, ItemResult, ItemStatus
+from listbot.applications.fields import ApplicationFields, Evidence, EvidenceKind
+from listbot.applications.policy import AppPolicy
 from listbot.core.mail.view import MessageView
 
 

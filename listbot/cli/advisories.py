@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from listbot.advisories import schedule as sched
-from listbot.advisories.format import Patch
+from listbot.advisories.doc import Patch
 from listbot.advisories.index import collect, render
 from listbot.advisories.service import Advisories, Change, Draft, build_service
 from listbot.cli.common import (

@@ -31,7 +31,7 @@ from listbot.core.clock import SystemClock
 from listbot.core.config import Config, ListKind
 from listbot.core.errors import NotFound, PGPError, Refused, UsageError
 from listbot.core.mail.keyring import open_keyring, parse_pgp
-from listbot.core.mail.pgp import KeyInfo
+from listbot.core.mail.pgp_keys import KeyInfo
 from listbot.core.mail.sealing import key_problem
 from listbot.core.store import Store
 from listbot.core.store import applications as app_ops
@@ -40,7 +40,7 @@ from listbot.core.store import roster as roster_ops
 
 @root.group("applications")
 def applications_group() -> None:
-    """Applications to the pre-disclosure list (DESIGN.md §7)."""
+    """Applications to the pre-disclosure list."""
 
 
 def _service(cfg: Config, store: Store) -> Applications:
@@ -68,7 +68,7 @@ def _summary(row: app_ops.ApplicationRow) -> dict[str, Any]:
 def applications_list(ctx: Context, state: str, as_json: bool) -> None:
     async def listing(store: Store) -> list[app_ops.ApplicationRow]:
         async with store.unit() as tx:
-            return await app_ops.listing(tx.conn, None if state == "all" else [state])
+            return await app_ops.listing(tx, None if state == "all" else [state])
 
     rows = [_summary(r) for r in run(with_store(ctx.cfg, listing))]
     emit(rows, as_json, ["id", "state", "organisation", "sender", "complete", "missing",
@@ -83,10 +83,10 @@ def applications_show(ctx: Context, app_id: int, as_json: bool) -> None:
     """The application with its checklist and the messages it came in."""
     async def show(store: Store) -> tuple[app_ops.ApplicationRow, list[app_ops.MessageRow]]:
         async with store.unit() as tx:
-            row = await app_ops.get(tx.conn, app_id)
+            row = await app_ops.get(tx, app_id)
             if row is None:
                 raise NotFound(f"no application {app_id}")
-            return row, await app_ops.messages(tx.conn, app_id)
+            return row, await app_ops.messages(tx, app_id)
 
     row, msgs = run(with_store(ctx.cfg, show))
     checklist = checklist_from_json(row.checklist)
@@ -147,7 +147,7 @@ def members_export(ctx: Context, fmt: str, output: Path | None) -> None:
     """The public roster: organisation names and the change history, never addresses."""
     async def load(store: Store) -> str:
         async with store.unit() as tx:
-            current, changes = await roster_ops.load_public(tx.conn)
+            current, changes = await roster_ops.load_public(tx)
         return render(public_roster(ctx.cfg.project_name, current, changes), fmt)
 
     text = run(with_store(ctx.cfg, load))
@@ -199,7 +199,7 @@ def members_failures(ctx: Context, as_json: bool) -> None:
     """Delivery failures recorded per member role address (bounces, refused deliveries)."""
     async def load(store: Store) -> list[dict[str, object]]:
         async with store.unit() as tx:
-            return await roster_ops.failure_summary(tx.conn)
+            return await roster_ops.failure_summary(tx)
 
     emit(run(with_store(ctx.cfg, load)), as_json,
          ["address", "member_name", "permanent", "count", "last_at"])

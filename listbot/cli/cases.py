@@ -21,13 +21,15 @@ from listbot.cli.common import (
     run,
     with_store,
 )
-from listbot.core.calendar import apply_requested_date, explain, exploited_in_the_wild
+from listbot.core.calendar.derivation import explain
+from listbot.core.calendar.embargo import apply_requested_date, exploited_in_the_wild
 from listbot.core.case_model import Case, CaseState
 from listbot.core.clock import ensure_utc
 from listbot.core.errors import NotFound, PGPError, Refused, UsageError
+from listbot.core.mail.address import normalize_address
 from listbot.core.mail.keyring import open_keyring, parse_pgp
-from listbot.core.mail.pgp import KeyInfo, Keyring
-from listbot.core.mail.safe import normalize_address
+from listbot.core.mail.pgp import Keyring
+from listbot.core.mail.pgp_keys import KeyInfo
 from listbot.core.mail.sealing import key_problem
 from listbot.core.store import Store
 from listbot.core.store import cases as case_store

@@ -16,7 +16,7 @@ from listbot.core import config as config_mod
 from listbot.core.clock import Clock, SystemClock
 from listbot.core.config import Config
 from listbot.core.errors import NotFound, Refused
-from listbot.core.mail.pgp import KeyInfo
+from listbot.core.mail.pgp_keys import KeyInfo
 from listbot.core.store import Store
 from listbot.moderation.decisions import AlreadyDecided, Decided
 

@@ -32,7 +32,8 @@ from listbot.core.errors import (
     TemporaryError,
 )
 from listbot.core.intake.server import envelope_sender
-from listbot.core.mail.safe import check_line_endings, normalize_address
+from listbot.core.mail.address import normalize_address
+from listbot.core.mail.line_endings import check_line_endings
 from listbot.core.model import INJECT_NO_ENVELOPE, InboundState, OutboxState
 from listbot.core.routing import Router
 from listbot.core.store import Arrival, Store
@@ -147,7 +148,7 @@ def members_add(ctx: Context, name: str, address: str, fingerprint: str | None) 
     async def add(store: Store) -> None:
         async with store.unit() as tx:
             member = await tx.add_member(name, addr, fpr)
-            await roster_ops.record_change(tx.conn, member_name=member.name, action="added",
+            await roster_ops.record_change(tx, member_name=member.name, action="added",
                                            text=f"Added {member.name}", actor=cli_actor(None),
                                            now=tx.now)
             await tx.audit(cli_actor(None), "member.added", f"member:{member.name}",
@@ -166,7 +167,7 @@ def members_remove(ctx: Context, name_or_address: str, reason: str) -> None:
         async with store.unit() as tx:
             member = await tx.remove_member(name_or_address, reason)
             # The public history says who left and when; the reason stays in the audit.
-            await roster_ops.record_change(tx.conn, member_name=member.name, action="removed",
+            await roster_ops.record_change(tx, member_name=member.name, action="removed",
                                            text=f"Removed {member.name}", actor=cli_actor(None),
                                            now=tx.now)
             await tx.audit(cli_actor(None), "member.removed", f"member:{member.name}",

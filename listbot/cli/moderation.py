@@ -25,8 +25,9 @@ from listbot.core.mail.keyring import open_keyring, parse_pgp
 from listbot.core.store import Store
 from listbot.core.store import moderation as held_ops
 from listbot.discuss.held import Moderation, load_checked_rules
-from listbot.moderation.classify import facts_from_message, format_explain
+from listbot.moderation.classify import format_explain
 from listbot.moderation.config import parse_moderation, parse_rules_config
+from listbot.moderation.facts import facts_from_message
 from listbot.moderation.rulecheck import check_examples, format_report
 from listbot.moderation.rules import Role
 
@@ -79,7 +80,7 @@ def held_list(ctx: Context, show_all: bool, as_json: bool) -> None:
     """Held posts; expired ones stay listed (state "expired") until decided."""
     async def listing(store: Store) -> list[dict[str, Any]]:
         async with store.unit() as tx:
-            posts = await held_ops.listing(tx.conn, None if show_all else [held_ops.HELD])
+            posts = await held_ops.listing(tx, None if show_all else [held_ops.HELD])
             return [p.summary(tx.now) for p in posts]
 
     emit(run(with_store(ctx.cfg, listing)), as_json,
@@ -94,10 +95,10 @@ def held_list(ctx: Context, show_all: bool, as_json: bool) -> None:
 def held_show(ctx: Context, post_id: int, raw: bool, as_json: bool) -> None:
     async def show(store: Store) -> tuple[dict[str, Any], bytes]:
         async with store.unit() as tx:
-            post = await held_ops.get(tx.conn, post_id)
+            post = await held_ops.get(tx, post_id)
             if post is None:
                 raise NotFound(f"no held post {post_id}")
-            return post.summary(tx.now), await held_ops.get_raw(tx.conn, post_id) or b""
+            return post.summary(tx.now), await held_ops.get_raw(tx, post_id) or b""
 
     summary, data = run(with_store(ctx.cfg, show))
     if raw:
@@ -116,7 +117,7 @@ def _decide(ctx: Context, post_id: int, verb: str, reason: str, actor: str | Non
 
     async def decide(store: Store) -> str:
         async with store.unit() as tx:
-            post = await held_ops.get(tx.conn, post_id)
+            post = await held_ops.get(tx, post_id)
             if post is None:
                 raise NotFound(f"no held post {post_id}")
             moderation = Moderation(cfg=cfg, lc=cfg.lists[post.list_name], mc=mc, store=store,

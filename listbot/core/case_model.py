@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from listbot.core.calendar import Timeline
+from listbot.core.calendar.timeline import Timeline
 
 
 class CaseState(StrEnum):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from listbot.core.errors import ConfigError
-from listbot.core.mail.safe import normalize_address
+from listbot.core.mail.address import normalize_address
 
 DEFAULT_LOCATIONS = (Path("/etc/listbot/listbot.toml"),)
 ENV_VAR = "LISTBOT_CONFIG"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from listbot.core.config import ListConfig
-from listbot.core.mail.safe import normalize_address
+from listbot.core.mail.address import normalize_address
 from listbot.core.model import RecipientRole, Route
 
 # Suffixes of a list's local part and what they are for. Subscription-style

@@ -1,4 +1,5 @@
-"""APScheduler 3.x as a wake-up timer only (DESIGN.md §4.3).
+"""APScheduler 3.x as a wake-up timer only
+(docs/design.md "Releases: never early, not lost, once").
 
 Jobs live in memory and only wake a dispatcher; the database stays the truth, so a
 lost job costs nothing but a wake-up, which the start-up pass and polling provide.

@@ -1,49 +1,146 @@
-"""The inbound worker: claims stored messages, routes them to a list handler, and
-commits every effect of a message in ONE transaction together with its "done" mark.
+"""The inbound worker: claims stored messages, routes each to a list handler, lets the
+handler decide, and commits the decided effects in ONE transaction with the "done" mark.
 
-A handler does its slow work first (parsing, gpg) and returns the effects to apply;
-a handler failure quarantines the message with its error, never drops it.
+A handler does its slow work while deciding (parsing, gpg) and returns the effects as
+data; a handler failure quarantines the message with its error, never drops it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
+from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import groupby
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
 from listbot.core.errors import TemporaryError
 from listbot.core.metrics import Metrics
-from listbot.core.model import Inbound, RecipientRole
+from listbot.core.model import Inbound, OutgoingMessage, RecipientRole
 from listbot.core.store import Store, Tx
 from listbot.core.waker import Waker
 
 log = structlog.get_logger("listbot.worker")
 
-Effects = Callable[[Tx], Awaitable[None]]
+
+class Step(Protocol):
+    """One write of a message's effects, applied inside the message's transaction."""
+
+    async def apply(self, tx: Tx) -> None: ...
+
+
+@dataclass(frozen=True)
+class Audit:
+    action: str
+    subject: str
+    detail: Mapping[str, object]
+    actor: str = "listbot"
+
+    async def apply(self, tx: Tx) -> None:
+        await tx.audit(self.actor, self.action, self.subject, dict(self.detail))
+
+
+@dataclass(frozen=True)
+class Enqueue:
+    out: OutgoingMessage
+
+    async def apply(self, tx: Tx) -> None:
+        await tx.enqueue(self.out)
+
+
+@dataclass(frozen=True)
+class Call:
+    """A write the handler's service owns: `write(tx, *args)`, named and with its data,
+    so what a message will do can be read (and tested) before it is done."""
+
+    write: Callable[..., Awaitable[object]]
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    async def apply(self, tx: Tx) -> None:
+        await self.write(tx, *self.args, **self.kwargs)
+
+
+@dataclass(frozen=True)
+class Effects:
+    """What a handler decided for one message: steps applied in order, in one
+    transaction together with the message's "done" mark."""
+
+    steps: tuple[Step, ...] = field(default=())
+
+    @classmethod
+    def of(cls, *steps: Step) -> Effects:
+        return cls(steps)
+
+    @classmethod
+    def call(cls, write: Callable[..., Awaitable[object]], *args: Any,
+             **kwargs: Any) -> Effects:
+        """One write by the handler's service: `await write(tx, *args, **kwargs)`."""
+        return cls((Call(write, args, kwargs),))
+
+    @classmethod
+    def audit_only(cls, msg: Inbound, action: str,
+                   detail: Mapping[str, object] | None = None) -> Effects:
+        """A message that changes nothing but the audit log (loops, ignored mail)."""
+        return cls((Audit(action, f"inbound:{msg.id}", detail or {}),))
+
+    async def apply(self, tx: Tx) -> None:
+        for step in self.steps:
+            await step.apply(tx)
 
 
 class Handler(Protocol):
-    """Handles one list address. A handler whose messages are decided each on its own
-    (no message's handling reads another's effects) sets `batchable = True`, and the
-    worker commits consecutive such messages together. A handler with a `cycle()`
-    context manager has it entered around each such run (to share reads within it)."""
+    """Handles one list address.
 
-    async def handle(self, msg: Inbound) -> Effects: ...
+    `batchable`: the handler's messages are decided each on its own (no message's
+    decision reads another's effects), so the worker commits consecutive such messages
+    together. `cycle()` is entered around each such run (to share reads within it).
+    `decide(msg)` does the slow work and returns the effects; it writes nothing."""
+
+    batchable: bool
+
+    def cycle(self) -> AbstractContextManager[None]: ...
+
+    async def decide(self, msg: Inbound) -> Effects: ...
+
+
+class OneByOne:
+    """Defaults for a handler whose messages are committed one at a time."""
+
+    batchable: bool = False
+
+    def cycle(self) -> AbstractContextManager[None]:
+        return nullcontext()
 
 
 class LeaseLost(Exception):
     """Another worker took the message over; our effects are rolled back."""
 
 
+class Unrouted(OneByOne):
+    """Mail of a list and role that has no handler (a reload dropped it): quarantined."""
+
+    async def decide(self, msg: Inbound) -> Effects:
+        raise LookupError(f"no handler for {msg.list_name}/{msg.role.value}")
+
+
+@dataclass(frozen=True)
+class Wakeups:
+    """Who hears of a commit besides the outbox: `every` on any, `by_list[name]` when
+    mail of that list was committed (a wake-up costly enough to skip otherwise).
+    Each only wakes work that reads the database afresh; none is told what changed."""
+
+    every: tuple[Callable[[], None], ...] = ()
+    by_list: Mapping[str, Callable[[], None]] = field(default_factory=dict)
+
+
 class Worker:
     def __init__(self, *, store: Store, handlers: Mapping[tuple[str, RecipientRole], Handler],
                  owner: str, lease_seconds: int, batch: int, poll_interval: float,
-                 waker: Waker, on_committed: Callable[[frozenset[str]], None],
+                 waker: Waker, outbox: Waker, wakeups: Wakeups | None = None,
                  metrics: Metrics | None = None) -> None:
         self.metrics = metrics
         self.store = store
@@ -53,7 +150,8 @@ class Worker:
         self.batch = batch
         self.poll_interval = poll_interval
         self.waker = waker
-        self.on_committed = on_committed
+        self.outbox = outbox
+        self.wakeups = wakeups or Wakeups()
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -67,57 +165,49 @@ class Worker:
 
     async def run_once(self) -> int:
         claimed = await self.store.claim_inbound(self.owner, self.lease, self.batch)
-        for batchable, run in groupby(claimed, key=self._batchable):
-            if not batchable:
+        for batchable, run in groupby(claimed, key=lambda m: self._route(m).batchable):
+            if batchable:
+                # Independent messages share one commit and the handlers' cycle()
+                # around them: nothing else commits in between.
+                await self.process(list(run), shared=True)
+            else:
                 for msg in run:
-                    await self.process(msg)
-                continue
-            # Independent messages (each decided on its own) share one commit, and a
-            # handler's cycle() around them: nothing else commits in between.
-            with self._cycle():
-                batch = [(msg, effects) for msg in run
-                         if (effects := await self._prepare(msg, self._handler(msg)))
-                         is not None]
-                await self._commit_batch(batch)
+                    await self.process([msg])
         return len(claimed)
 
-    def _handler(self, msg: Inbound) -> Handler | None:
-        return self.handlers.get((msg.list_name, msg.role))
+    async def process(self, msgs: list[Inbound], *, shared: bool = False) -> None:
+        """The story of claimed messages, top to bottom: route each to its handler, let
+        it decide (no writes), commit every message's effects with its "done" mark,
+        then wake the outbox. `shared`: a run of batchable messages in one cycle."""
+        decided: list[tuple[Inbound, Effects]] = []
+        with self._cycle() if shared else nullcontext():
+            for msg in msgs:
+                try:
+                    decided.append((msg, await self._route(msg).decide(msg)))
+                except Exception as exc:  # quarantined with its error, never dropped
+                    await self._fail(msg, exc)
+            pending = decided
+            while pending:  # one transaction per prefix: see _commit_some
+                pending = pending[await self._commit_some(pending):]
+        # Only a commit wakes the outbox (and reminders): an empty pass would be wasted work.
+        if decided:
+            self._wake(frozenset(msg.list_name for msg, _ in decided))
 
-    def _batchable(self, msg: Inbound) -> bool:
-        return bool(getattr(self._handler(msg), "batchable", False))
+    def _route(self, msg: Inbound) -> Handler:
+        return self.handlers.get((msg.list_name, msg.role)) or Unrouted()
 
     def _cycle(self) -> ExitStack:
         stack = ExitStack()
         for handler in {id(h): h for h in self.handlers.values()}.values():
-            if (enter := getattr(handler, "cycle", None)) is not None:
-                stack.enter_context(enter())
+            stack.enter_context(handler.cycle())
         return stack
 
-    async def process(self, msg: Inbound) -> None:
-        effects = await self._prepare(msg, self._handler(msg))
-        if effects is not None:
-            await self._commit_batch([(msg, effects)])
-
-    async def _prepare(self, msg: Inbound, handler: Handler | None) -> Effects | None:
-        try:
-            if handler is None:
-                raise LookupError(f"no handler for {msg.list_name}/{msg.role.value}")
-            return await handler.handle(msg)
-        except Exception as exc:
-            await self._fail(msg, exc)
-            return None
-
-    async def _commit_batch(self, batch: list[tuple[Inbound, Effects]]) -> None:
-        """Shared transactions for the batch, a savepoint per message: one message's
-        failure rolls back only its own effects."""
-        if not batch:
-            return  # nothing committed: waking delivery and reminders would be wasted work
-        lists = frozenset(msg.list_name for msg, _ in batch)
-        while batch:
-            taken = await self._commit_some(batch)
-            batch = batch[taken:]
-        self.on_committed(lists)
+    def _wake(self, lists: frozenset[str]) -> None:
+        self.outbox.wake()
+        for wake in self.wakeups.every:
+            wake()
+        for name in lists & self.wakeups.by_list.keys():
+            self.wakeups.by_list[name]()
 
     async def _commit_some(self, batch: list[tuple[Inbound, Effects]]) -> int:
         """Commits a prefix of the batch and says how long it was: the transaction ends
@@ -129,8 +219,8 @@ class Worker:
                 for msg, effects in batch:
                     taken += 1
                     try:
-                        async with tx.conn.begin_nested():
-                            await effects(tx)
+                        async with tx.savepoint():
+                            await effects.apply(tx)
                             if not await tx.finish_inbound(msg.id, self.owner):
                                 raise LeaseLost(msg.id)
                     except Exception as exc:

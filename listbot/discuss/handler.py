@@ -11,20 +11,21 @@ import structlog
 
 from listbot.core.clock import Clock
 from listbot.core.config import Config, ListConfig
+from listbot.core.mail.address import Mailbox
 from listbot.core.mail.outbound import mailbox, new_message_id, plain_message
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.pgp_mime import verify_view
 from listbot.core.mail.received import no_reply_reason, original_message_id, original_subject
-from listbot.core.mail.safe import Mailbox
 from listbot.core.mail.view import MessageView
 from listbot.core.model import Audience, Inbound, Member, OutgoingMessage
 from listbot.core.outbox.reply_rate import within_reply_rate
 from listbot.core.store import Store, Tx
 from listbot.core.worker import Effects
-from listbot.discuss.distribution import distribution
+from listbot.discuss.distribution import Distribution, prepare_distribution
 from listbot.discuss.held import Moderation
-from listbot.discuss.sealing import PostSealer, enqueue_sealed
-from listbot.moderation.classify import Verdict, classify, facts_from_view
+from listbot.discuss.sealing import PostSealer
+from listbot.moderation.classify import Verdict, classify
+from listbot.moderation.facts import facts_from_view
 from listbot.moderation.notices import rejection_notice
 from listbot.moderation.rules import Action, Role, RuleSet
 
@@ -53,16 +54,17 @@ class DiscussHandler:
         self.team = {m.address: m.fingerprint for m in cfg.team_members}
         self._cycle_members: list[dict[str, Member]] | None = None  # [] inside cycle()
 
-    async def handle(self, msg: Inbound) -> Effects:
+    async def decide(self, msg: Inbound) -> Effects:
         headers = msg.view.header_message
         if msg.view.is_own_loop(self.lc.address):
-            return self._audit_only(msg, "discuss.loop_discarded", "carries our own X-Loop")
+            return Effects.audit_only(msg, "discuss.loop_discarded",
+                                      {"reason": "carries our own X-Loop"})
         sender = msg.view.sender
         members = await self._members()
         role = self._role(sender, members)
         if sender is None or role is Role.NONMEMBER:
             return self._nonmember(msg, headers, sender)
-        verdict = await self.decide(msg, sender, role, members)
+        verdict = await self.verdict(msg, sender, role, members)
         log.info("discuss.verdict", inbound_id=msg.id, action=verdict.action.value,
                  rule=verdict.rule, hits=list(verdict.hits))
         if verdict.action is Action.APPROVE:
@@ -71,8 +73,9 @@ class DiscussHandler:
             return await self.moderation.hold(msg, sender.normalized, verdict)
         if verdict.action is Action.REJECT:
             return self._rejected(msg, headers, verdict)
-        return self._audit_only(msg, f"discuss.{verdict.action.value}", verdict.reason,
-                                verdict)
+        return Effects.audit_only(msg, f"discuss.{verdict.action.value}",
+                                  {"reason": verdict.reason, "rule": verdict.rule,
+                                   "hits": list(verdict.hits)})
 
     @contextmanager
     def cycle(self) -> Iterator[None]:
@@ -102,7 +105,7 @@ class DiscussHandler:
             return Role.TEAM
         return Role.MEMBER if sender.normalized in members else Role.NONMEMBER
 
-    async def decide(self, msg: Inbound, sender: Mailbox, role: Role,
+    async def verdict(self, msg: Inbound, sender: Mailbox, role: Role,
                      members: Mapping[str, Member]) -> Verdict:
         """The list's rules on the message facts; no rules loaded means hold."""
         rules = self.rulebook.ruleset.get(self.lc.name)
@@ -129,26 +132,21 @@ class DiscussHandler:
 
     async def _distribute(self, msg: Inbound, poster: Mailbox, verdict: Verdict,
                           members: Mapping[str, Member]) -> Effects:
-        recipients = sorted(members)
-        out = distribution(self.cfg, self.lc, msg.raw, poster=poster, hits=verdict.hits,
-                           recipients=recipients)
-        sealed = None
-        if self.sealer is not None:  # gpg runs here, before the transaction
-            mid = original_message_id(msg.view.header_message) or new_message_id(self.lc.domain)
-            sealed = await self.sealer.seal(out, list(members.values()), self.lc, mid,
-                                            self.clock.now())
+        # gpg, when the list seals, runs here: before the transaction
+        prepared = await prepare_distribution(
+            self.cfg, self.lc, msg.view, poster=poster, hits=verdict.hits,
+            members=list(members.values()), sealer=self.sealer, now=self.clock.now())
+        return Effects.call(self._enqueue_approved, msg, poster, verdict, prepared)
 
-        async def effects(tx: Tx) -> None:
-            if sealed is None:
-                await tx.enqueue(out)
-            else:
-                await enqueue_sealed(tx, self.cfg, out, sealed, f"inbound:{msg.id}")
-            await tx.audit("listbot", "discuss.approve", f"inbound:{msg.id}",
-                           {"rule": verdict.rule, "hits": list(verdict.hits),
-                            "poster": poster.normalized, "recipients": len(recipients),
-                            "encrypted": sealed is not None,
-                            "held": len(sealed.held) if sealed else 0})
-        return effects
+    async def _enqueue_approved(self, tx: Tx, msg: Inbound, poster: Mailbox, verdict: Verdict,
+                                prepared: Distribution) -> None:
+        await prepared.enqueue(tx, self.cfg, f"inbound:{msg.id}")
+        sealed = prepared.sealed
+        await tx.audit("listbot", "discuss.approve", f"inbound:{msg.id}",
+                       {"rule": verdict.rule, "hits": list(verdict.hits),
+                        "poster": poster.normalized, "recipients": prepared.recipients,
+                        "encrypted": sealed is not None,
+                        "held": len(sealed.held) if sealed else 0})
 
     def _rejected(self, msg: Inbound, headers: EmailMessage, verdict: Verdict) -> Effects:
         """Rejected by a rule: the poster gets the rule's notice (rate-limited, RFC 3834)."""
@@ -161,44 +159,37 @@ class DiscussHandler:
                 subject=original_subject(headers), message_id=original_message_id(headers),
                 template=verdict.notice or "moderator", reason=verdict.reason,
                 now=self.clock.now())
+        return Effects.call(self._reject, msg, verdict, to=to, notice=notice,
+                            no_reply=no_reply)
 
-        async def effects(tx: Tx) -> None:
-            sent = notice is not None and await within_reply_rate(tx, self.cfg, to)
-            if sent and notice is not None:
-                await tx.enqueue(notice)
-            await tx.audit("listbot", "discuss.reject", f"inbound:{msg.id}",
-                           {"rule": verdict.rule, "reason": verdict.reason,
-                            "hits": list(verdict.hits), "notice": verdict.notice,
-                            "sent": sent, "no_reply_reason": no_reply})
-        return effects
+    async def _reject(self, tx: Tx, msg: Inbound, verdict: Verdict, *, to: str,
+                      notice: OutgoingMessage | None, no_reply: str | None) -> None:
+        sent = notice is not None and await within_reply_rate(tx, self.cfg, to)
+        if sent and notice is not None:
+            await tx.enqueue(notice)
+        await tx.audit("listbot", "discuss.reject", f"inbound:{msg.id}",
+                       {"rule": verdict.rule, "reason": verdict.reason,
+                        "hits": list(verdict.hits), "notice": verdict.notice,
+                        "sent": sent, "no_reply_reason": no_reply})
 
     def _bounces(self) -> str:
         return f"{self.lc.local_part}-bounces@{self.lc.domain}"
-
-    def _audit_only(self, msg: Inbound, action: str, reason: str,
-                    verdict: Verdict | None = None) -> Effects:
-        detail: dict[str, object] = {"reason": reason}
-        if verdict is not None:
-            detail.update(rule=verdict.rule, hits=list(verdict.hits))
-
-        async def effects(tx: Tx) -> None:
-            await tx.audit("listbot", action, f"inbound:{msg.id}", detail)
-        return effects
 
     def _nonmember(self, msg: Inbound, headers: EmailMessage, sender: Mailbox | None) -> Effects:
         who = sender.normalized if sender else "(unparsable From)"
         no_reply = no_reply_reason(self.lc, headers, msg.envelope_sender)
         notice = None if no_reply else self._rejection_notice(msg, headers)
+        return Effects.call(self._reject_nonmember, msg, who, notice, no_reply)
 
-        async def effects(tx: Tx) -> None:
-            sent = False
-            to = notice.recipients[0] if notice is not None else ""
-            if notice is not None and await within_reply_rate(tx, self.cfg, to):
-                await tx.enqueue(notice)
-                sent = True
-            await tx.audit("listbot", "discuss.reject_nonmember", f"inbound:{msg.id}",
-                           {"sender": who, "notice": sent, "no_reply_reason": no_reply})
-        return effects
+    async def _reject_nonmember(self, tx: Tx, msg: Inbound, who: str,
+                                notice: OutgoingMessage | None, no_reply: str | None) -> None:
+        sent = False
+        to = notice.recipients[0] if notice is not None else ""
+        if notice is not None and await within_reply_rate(tx, self.cfg, to):
+            await tx.enqueue(notice)
+            sent = True
+        await tx.audit("listbot", "discuss.reject_nonmember", f"inbound:{msg.id}",
+                       {"sender": who, "notice": sent, "no_reply_reason": no_reply})
 
     def _rejection_notice(self, msg: Inbound, headers: EmailMessage) -> OutgoingMessage | None:
         to = msg.envelope_from.strip().lower()

@@ -2,7 +2,7 @@
 
 A hold stores the post with its reasons and mails each moderator a request whose
 reply address carries a token issued by listbot.decisions for that moderator and
-that post. A decision - by signed reply (ModerationHandler), by the shell
+that post. A decision - by signed reply (moderation.replies.DecisionReplies), by the shell
 (listbot held ...) - goes through the same first-wins claim and `carry_out`.
 `dispatch(now)` sends reminders before expiry and notes expiries; an expired post
 stays held and listed.
@@ -10,8 +10,9 @@ stays held and listed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -19,7 +20,6 @@ import structlog
 from listbot.core.clock import Clock
 from listbot.core.config import Config, ListConfig
 from listbot.core.errors import ConfigError
-from listbot.core.mail.outbound import new_message_id
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.received import no_reply_reason, original_message_id, original_subject
 from listbot.core.mail.view import MessageView
@@ -31,12 +31,12 @@ from listbot.core.store import inbound as inbound_ops
 from listbot.core.store import moderation as held_ops
 from listbot.core.store.moderation import HeldPost
 from listbot.core.worker import Effects
-from listbot.discuss.distribution import distribution
-from listbot.discuss.sealing import PostSealer, enqueue_sealed
+from listbot.discuss.distribution import distribute
+from listbot.discuss.sealing import PostSealer
 from listbot.moderation import decisions
 from listbot.moderation.classify import Verdict
 from listbot.moderation.config import ModerationConfig, authority
-from listbot.moderation.decisions import AlreadyDecided, Decided, Ignore
+from listbot.moderation.decisions import AlreadyDecided, Decided, Reply
 from listbot.moderation.notices import (
     NOTICE_TEMPLATES,
     RequestFacts,
@@ -45,12 +45,15 @@ from listbot.moderation.notices import (
     moderation_request,
     rejection_notice,
 )
-from listbot.moderation.rules import RuleSet, load_rules
+from listbot.moderation.replies import ItemKind
+from listbot.moderation.rule_files import load_rules
+from listbot.moderation.rules import RuleSet
 
 log = structlog.get_logger("listbot.moderation")
 
 KIND = "held-post"
 VERBS = ("approve", "reject", "discard")
+HELD_POSTS = ItemKind(KIND, VERBS, noun="Held post", action="moderation", subject="held")
 STATES = {"approve": "approved", "reject": "rejected", "discard": "discarded"}
 
 
@@ -62,7 +65,9 @@ class Request:
 
 
 class Moderation:
-    """Held posts of one list."""
+    """Held posts of one list; decided by reply through moderation.replies."""
+
+    item_kind = HELD_POSTS
 
     def __init__(self, *, cfg: Config, lc: ListConfig, mc: ModerationConfig, store: Store,
                  clock: Clock, keyring: Keyring | None) -> None:
@@ -99,23 +104,29 @@ class Moderation:
         facts = RequestFacts(msg.id, sender, subject, verdict.rule, verdict.reason,
                              verdict.hits, expires)
         made, missing = await self.requests(facts, msg.raw)
+        return Effects.call(self._store_hold, msg, sender, verdict, expires=expires,
+                            made=made, missing=missing)
 
-        async def effects(tx: Tx) -> None:
-            await held_ops.insert_held(
-                tx.conn, post_id=msg.id, list_name=self.lc.name, sender=sender,
-                subject=subject, message_id=original_message_id(headers), raw=msg.raw,
-                rule=verdict.rule, reason=verdict.reason, hits=verdict.hits, now=tx.now,
-                expires_at=expires)
-            await self._send_requests(tx, msg.id, made, expires)
-            await tx.audit("listbot", "moderation.hold", f"held:{msg.id}",
-                           {"rule": verdict.rule, "reason": verdict.reason,
-                            "hits": list(verdict.hits), "sender": sender,
-                            "requests": [r.moderator for r in made]})
-            if missing:
-                await raise_alert(tx, self.cfg, "moderation_request_not_sent",
-                                  f"held post {msg.id}: some moderators were not asked",
-                                  {"list": self.lc.name, "problems": "; ".join(missing)})
-        return effects
+    async def _store_hold(self, tx: Tx, msg: Inbound, sender: str, verdict: Verdict, *,
+                          expires: datetime, made: list[Request], missing: list[str]) -> None:
+        """The held post, its requests to the moderators and an alert for who was not
+        asked, in the message's transaction."""
+        headers = msg.view.header_message
+        subject = original_subject(headers)
+        await held_ops.insert_held(
+            tx, post_id=msg.id, list_name=self.lc.name, sender=sender,
+            subject=subject, message_id=original_message_id(headers), raw=msg.raw,
+            rule=verdict.rule, reason=verdict.reason, hits=verdict.hits, now=tx.now,
+            expires_at=expires)
+        await self._send_requests(tx, msg.id, made, expires)
+        await tx.audit("listbot", "moderation.hold", f"held:{msg.id}",
+                       {"rule": verdict.rule, "reason": verdict.reason,
+                        "hits": list(verdict.hits), "sender": sender,
+                        "requests": [r.moderator for r in made]})
+        if missing:
+            await raise_alert(tx, self.cfg, "moderation_request_not_sent",
+                              f"held post {msg.id}: some moderators were not asked",
+                              {"list": self.lc.name, "problems": "; ".join(missing)})
 
     async def _send_requests(self, tx: Tx, post_id: int, made: list[Request],
                              expires: datetime) -> None:
@@ -135,30 +146,25 @@ class Moderation:
     async def carry_out(self, tx: Tx, post: HeldPost, decided: Decided, via: str) -> None:
         """What a won decision does to the post, in the deciding transaction."""
         state = STATES[decided.verb]
-        if not await held_ops.settle(tx.conn, post.id, state):
+        if not await held_ops.settle(tx, post.id, state):
             raise LookupError(f"held post {post.id} is no longer held")
-        raw = await held_ops.get_raw(tx.conn, post.id) or b""
+        raw = await held_ops.get_raw(tx, post.id) or b""
         detail: dict[str, object] = {"via": via, "token_id": decided.token_id,
                                      "reason": decided.reason, "rule": post.rule}
         if decided.verb == "approve":
-            members = await tx.members()
-            recipients = sorted(m.address for m in members)
-            poster = MessageView.parse(raw).sender
+            post_view = MessageView.parse(raw)
+            poster = post_view.sender
             if poster is None:
                 raise LookupError(f"held post {post.id} has no usable From")
-            out = distribution(self.cfg, self.lc, raw, poster=poster, hits=post.hits,
-                               recipients=recipients)
-            sealer = PostSealer.from_config(self.cfg, self.keyring)
-            if sealer is None:
-                await tx.enqueue(out)
-            else:
-                # Approvals are rare: sealing inside the deciding transaction keeps the
-                # decision and the (encrypted) distribution one atomic step.
-                mid = post.message_id or new_message_id(self.lc.domain)
-                sealed = await sealer.seal(out, members, self.lc, mid, tx.now)
-                await enqueue_sealed(tx, self.cfg, out, sealed, f"held:{post.id}")
+            # Approvals are rare: sealing inside the deciding transaction keeps the
+            # decision and the (encrypted) distribution one atomic step.
+            sent = await distribute(tx, self.cfg, self.lc, post_view, poster=poster,
+                                    hits=post.hits,
+                                    sealer=PostSealer.from_config(self.cfg, self.keyring),
+                                    subject=f"held:{post.id}")
+            if sent.sealed is not None:
                 detail["encrypted"] = True
-            detail["recipients"] = len(recipients)
+            detail["recipients"] = sent.recipients
         elif decided.verb == "reject":
             detail.update(await self._notify_rejected(tx, post, raw, decided.reason))
         await tx.audit(decided.decider, f"moderation.{decided.verb}", f"held:{post.id}", detail)
@@ -166,8 +172,9 @@ class Moderation:
     async def _notify_rejected(self, tx: Tx, post: HeldPost, raw: bytes,
                                why: str) -> dict[str, object]:
         """The poster's notice, under the same RFC 3834 rules and rate limit as every
-        other notice: a held auto-reply or bounce must not be answered (DESIGN.md §4.4)."""
-        envelope = await inbound_ops.envelope_sender(tx.conn, post.inbound_id)
+        other notice: a held auto-reply or bounce must not be answered
+        (docs/design.md "No loops, no backscatter")."""
+        envelope = await inbound_ops.envelope_sender(tx, post.inbound_id)
         no_reply = no_reply_reason(self.lc, MessageView.parse(raw).header_message, envelope)
         if no_reply is None and not await within_reply_rate(tx, self.cfg, post.sender):
             no_reply = "rate limit"
@@ -180,10 +187,21 @@ class Moderation:
             message_id=post.message_id, template=template, reason=reason, now=tx.now))
         return {"notice": template, "no_reply_reason": None}
 
+    def answer(self, *, to: str, item_id: str, text: str, now: datetime) -> OutgoingMessage:
+        return answer_to_decider(lc=self.lc, to=to, text=text, now=now, post_id=item_id)
+
+    async def refused(self, tx: Tx, reply: Reply) -> bool:
+        return False  # a held post can always be decided; the claim says who was first
+
+    async def carry_out_reply(self, tx: Tx, reply: Reply, decided: Decided, via: str) -> None:
+        post = await held_ops.get(tx, int(reply.item_id))
+        assert post is not None
+        await self.carry_out(tx, post, decided, via)
+
     async def decide_now(self, tx: Tx, post_id: int, *, decider: str, verb: str,
                          reason: str, via: str) -> Decided | AlreadyDecided:
         """A decision without a token (the shell): same claim, same effects."""
-        post = await held_ops.get(tx.conn, post_id)
+        post = await held_ops.get(tx, post_id)
         if post is None or post.list_name != self.lc.name:
             raise LookupError(f"no held post {post_id} on {self.lc.name}")
         result = await decisions.decide(tx, kind=KIND, item_id=str(post_id), decider=decider,
@@ -197,22 +215,22 @@ class Moderation:
         """Send due reminders, note expiries; returns when to be woken next."""
         name, before = self.lc.name, self.mc.reminder_before
         async with self.store.read() as tx:
-            due = await held_ops.due_reminders(tx.conn, name, now, before)
-            expired = await held_ops.due_expiries(tx.conn, name, now)
-            raws = {p.id: await held_ops.get_raw(tx.conn, p.id) or b"" for p in due}
+            due = await held_ops.due_reminders(tx, name, now, before)
+            expired = await held_ops.due_expiries(tx, name, now)
+            raws = {p.id: await held_ops.get_raw(tx, p.id) or b"" for p in due}
         for post in due:
             await self._remind(post, raws[post.id])
         for post in expired:
             await self._note_expiry(post)
         async with self.store.read() as tx:
-            return await held_ops.next_due(tx.conn, name, before)
+            return await held_ops.next_due(tx, name, before)
 
     async def _remind(self, post: HeldPost, raw: bytes) -> None:
         facts = RequestFacts(post.id, post.sender, post.subject, post.rule, post.reason,
                              post.hits, post.expires_at, reminder=True)
         made, _ = await self.requests(facts, raw)
         async with self.store.unit() as tx:
-            if not await held_ops.mark(tx.conn, post.id, "reminded_at", tx.now):
+            if not await held_ops.mark(tx, post.id, "reminded_at", tx.now):
                 return  # another daemon reminded first: its transaction sent the mail
             await self._send_requests(tx, post.id, made, post.expires_at)
             await tx.audit("listbot", "moderation.reminder", f"held:{post.id}",
@@ -220,7 +238,7 @@ class Moderation:
 
     async def _note_expiry(self, post: HeldPost) -> None:
         async with self.store.unit() as tx:
-            if not await held_ops.mark(tx.conn, post.id, "expired_noted_at", tx.now):
+            if not await held_ops.mark(tx, post.id, "expired_noted_at", tx.now):
                 return
             await raise_alert(tx, self.cfg, "held_post_expired",
                               f"held post {post.id} on {self.lc.name} expired undecided",
@@ -228,50 +246,15 @@ class Moderation:
                                "hint": f"listbot held approve|reject|discard {post.id}"})
 
 
-class ModerationHandler:
-    """Replies to <list>-moderation+TOKEN@domain."""
+async def dispatch_held(moderations: Iterable[Moderation], now: datetime,
+                        backstop: timedelta) -> timedelta:
+    """Reminders and expiries of every moderated list; how long until the next is due.
 
-    def __init__(self, moderation: Moderation) -> None:
-        self.m = moderation
-
-    async def handle(self, msg: Inbound) -> Effects:
-        token_id, reply = await decisions.reply_to_token(
-            self.m.store, msg.detail, msg.view, kind=KIND, list_name=self.m.lc.name,
-            authority=self.m.authority, keyring=self.m.keyring, now=self.m.clock.now(),
-            verbs=VERBS)
-        if isinstance(reply, Ignore):
-            return self._ignored(msg, reply, token_id)
-
-        async def effects(tx: Tx) -> None:
-            result = await decisions.apply(tx, reply)
-            subject = f"held:{reply.item_id}"
-            if isinstance(result, Ignore):
-                await tx.audit("listbot", "moderation.reply_ignored", subject,
-                               {"reason": result.reason, "sender": reply.decider,
-                                "token_id": reply.token_id, "inbound": msg.id})
-            elif isinstance(result, AlreadyDecided):
-                await tx.enqueue(answer_to_decider(lc=self.m.lc, to=reply.decider,
-                                                   text=f"Held post {reply.item_id} was "
-                                                   f"{result.text()}.\n", now=tx.now,
-                                                   post_id=reply.item_id))
-                await tx.audit(reply.decider, "moderation.already_decided", subject,
-                               {"token_id": reply.token_id, "by": result.by,
-                                "at": result.at.isoformat(), "verb": reply.verb})
-            else:
-                post = await held_ops.get(tx.conn, int(reply.item_id))
-                assert post is not None
-                await self.m.carry_out(tx, post, result, "signed reply" if reply.signed_by
-                                       else "reply")
-        return effects
-
-    def _ignored(self, msg: Inbound, why: Ignore, token_id: int | None) -> Effects:
-        log.info("moderation.reply_ignored", inbound_id=msg.id, reason=why.reason)
-
-        async def effects(tx: Tx) -> None:
-            await tx.audit("listbot", "moderation.reply_ignored", f"inbound:{msg.id}",
-                           {"reason": why.reason, "sender": why.sender,
-                            "token_id": token_id})
-        return effects
+    At most `backstop`, so holds made since this pass are seen without another
+    trigger; at least a second, so a faked clock never makes the caller spin."""
+    upcoming = [await m.dispatch(now) for m in moderations]
+    due = min((t for t in upcoming if t is not None), default=now + backstop)
+    return min(max(due - now, timedelta(seconds=1)), backstop)
 
 
 def load_checked_rules(directory: Path) -> RuleSet:

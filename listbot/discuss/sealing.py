@@ -1,8 +1,8 @@
 """Discuss posts to members as ciphertext when `[pgp] require_encryption` is on.
 
 What is encrypted is the whole distributed message (our list headers prepended
-to the poster's original bytes, DESIGN.md §4.5) as one `message/rfc822` part,
-not just the original body entity. Reasons:
+to the poster's original bytes; docs/design.md "Forward bytes") as one
+`message/rfc822` part, not just the original body entity. Reasons:
 - the Subject and every other header of the post travel inside the
   ciphertext; discuss subjects routinely name the embargoed issue, and an
   encrypted body under a cleartext "Re: XSA-465 exploit for the XSAVE bug"
@@ -26,15 +26,14 @@ from datetime import datetime
 
 from listbot.core.config import Config, ListConfig
 from listbot.core.errors import PGPError
+from listbot.core.mail.headers import encode_header
 from listbot.core.mail.keyring import PgpConfig, parse_pgp
 from listbot.core.mail.outbound import field_name, split_message
 from listbot.core.mail.pgp import Keyring
-from listbot.core.mail.safe import encode_header
 from listbot.core.mail.sealing import seal_for_members
 from listbot.core.model import Member, OutgoingMessage
 from listbot.core.outbox.alerts import raise_alert
 from listbot.core.store import Tx
-from listbot.core.store.advisories import hold
 
 # Headers of the distributed message that may also stand in the clear outside.
 OUTER = frozenset({"from", "reply-to", "to", "date", "in-reply-to", "references", "list-id",
@@ -95,7 +94,7 @@ async def enqueue_sealed(tx: Tx, cfg: Config, out: OutgoingMessage, post: Sealed
     if post.held:
         ids = await tx.enqueue(replace(out, recipients=post.held, raw=b"",
                                        reason="discuss.post.held"))
-        await hold(tx.conn, ids)
+        await tx.hold(ids)
         names = ", ".join(post.held)
         await raise_alert(tx, cfg, "discuss-held",
                           f"{subject}: no usable key for {len(post.held)} member(s); "

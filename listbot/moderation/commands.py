@@ -14,7 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from email.message import Message
 
-from listbot.core.mail.safe import auto_submitted_reason
+from listbot.core.mail.autoreply import auto_submitted_reason
 from listbot.core.mail.view import parse_header_block
 
 KNOWN_VERBS = frozenset({"approve", "reject", "discard", "accept"})

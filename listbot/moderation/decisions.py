@@ -1,7 +1,8 @@
 """The decision-token service: people decide on held items by replying to e-mail.
 
 Generic over the kind of item (a held discuss post, an application, ...); the
-caller owns the item and what a decision does to it. DESIGN.md §4.7.
+caller owns the item and what a decision does to it. The rules it keeps:
+docs/design.md "Moderator decisions: authenticated, single-use, first-wins".
 
 Interface
 ---------
@@ -146,9 +147,9 @@ class AlreadyDecided:
 async def issue(tx: Tx, *, kind: str, item_id: str, list_name: str, issued_to: str | None,
                 expires_at: datetime, token: str | None = None) -> IssuedToken:
     """`token` lets a caller build (and encrypt) the request mail before the transaction."""
-    await ops.open_item(tx.conn, kind, item_id, list_name, tx.now)
+    await ops.open_item(tx, kind, item_id, list_name, tx.now)
     token = (token or new_reply_token()).lower()
-    token_id = await ops.insert_token(tx.conn, digest=token_digest(token), kind=kind,
+    token_id = await ops.insert_token(tx, digest=token_digest(token), kind=kind,
                                       item_id=item_id, list_name=list_name,
                                       issued_to=issued_to, now=tx.now, expires_at=expires_at)
     return IssuedToken(token, token_id, expires_at)
@@ -158,14 +159,14 @@ async def lookup(tx: Tx, token: str | None, *, kind: str, list_name: str) -> Tok
     """The token's record, if it was issued for this kind of item on this list."""
     if not token or len(token) > 64:
         return None
-    record = await ops.find_token(tx.conn, token_digest(token.strip().lower()))
+    record = await ops.find_token(tx, token_digest(token.strip().lower()))
     if record is None or record.kind != kind or record.list_name != list_name:
         return None  # a token of another list or service is no token here
     return record
 
 
 async def item_state(tx: Tx, kind: str, item_id: str) -> ItemRecord | None:
-    return await ops.get_item(tx.conn, kind, item_id)
+    return await ops.get_item(tx, kind, item_id)
 
 
 def _sender(view: MessageView) -> str | None:
@@ -254,12 +255,12 @@ def _coverage_problem(view: MessageView, command: Command, covered: bytes) -> st
 
 
 async def apply(tx: Tx, reply: Reply) -> Decided | AlreadyDecided | Ignore:
-    item = await ops.get_item(tx.conn, reply.kind, reply.item_id)
+    item = await ops.get_item(tx, reply.kind, reply.item_id)
     if item is None:
         return Ignore("no such item")
     if item.state == ops.DECIDED:
         return _already(item)
-    if not await ops.use_token(tx.conn, reply.token_id, reply.decider, tx.now):
+    if not await ops.use_token(tx, reply.token_id, reply.decider, tx.now):
         return Ignore("token used or expired")
     return await decide(tx, kind=reply.kind, item_id=reply.item_id, decider=reply.decider,
                         verb=reply.verb, reason=reply.argument, token_id=reply.token_id)
@@ -267,11 +268,11 @@ async def apply(tx: Tx, reply: Reply) -> Decided | AlreadyDecided | Ignore:
 
 async def decide(tx: Tx, *, kind: str, item_id: str, decider: str, verb: str, reason: str,
                  token_id: int | None = None) -> Decided | AlreadyDecided:
-    won = await ops.claim_decision(tx.conn, kind=kind, item_id=item_id, decided_by=decider,
+    won = await ops.claim_decision(tx, kind=kind, item_id=item_id, decided_by=decider,
                                    verb=verb, reason=reason, token_id=token_id, now=tx.now)
     if won:
         return Decided(kind, item_id, decider, verb, reason, tx.now, token_id)
-    item = await ops.get_item(tx.conn, kind, item_id)
+    item = await ops.get_item(tx, kind, item_id)
     if item is None or item.state != ops.DECIDED:
         raise LookupError(f"{kind} {item_id} is not open for decision")
     return _already(item)

@@ -1,5 +1,6 @@
 """Mail that moderation writes: rejection notices, moderation requests, answers to
-moderators. Every header value goes through outbound/mailsafe (DESIGN.md §4.6)."""
+moderators. Every header value goes through core/mail/safe.py
+(docs/design.md "Safe headers and addresses")."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from datetime import datetime
 from email.utils import format_datetime
 
 from listbot.core.config import Config, ListConfig
+from listbot.core.mail.headers import safe_header_value
 from listbot.core.mail.outbound import headers_block, mailbox, new_message_id, plain_message
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.pgp_mime import build_encrypted_mime
-from listbot.core.mail.safe import safe_header_value
 from listbot.core.model import Audience, OutgoingMessage
 from listbot.moderation.config import ModerationConfig
 
@@ -58,7 +59,8 @@ def rejection_notice(*, cfg: Config, lc: ListConfig, mc: ModerationConfig, to: s
                         text=text, domain=lc.domain, date=now, extra=extra)
     # It quotes the subject of a member's post to an embargoed list (and a moderator's
     # reason about it), so it may reach only addresses the embargo admits: the envelope
-    # sender it goes to need not be the member's role address (DESIGN.md §4.2).
+    # sender it goes to need not be the member's role address
+    # (docs/design.md "The audience gate").
     return OutgoingMessage(audience=Audience.EMBARGOED, envelope_from="", recipients=(to,),
                            raw=raw, list_name=lc.name, reason=f"moderation.notice.{template}")
 

@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from listbot.moderation.classify import Verdict, classify, facts_from_message
-from listbot.moderation.rules import Action, ListRules, Role, load_rules
+from listbot.moderation.classify import Verdict, classify
+from listbot.moderation.facts import facts_from_message
+from listbot.moderation.rule_files import load_rules
+from listbot.moderation.rules import Action, ListRules, Role
 
 ROLE_HEADER = "x-listbot-example-role"
 SIGNED_HEADER = "x-listbot-example-signed"

@@ -15,7 +15,8 @@ from listbot.core.config import Config, Endpoint
 from listbot.core.errors import ConfigError, ListbotError
 from listbot.core.intake.imap import parse_imap
 from listbot.core.mail.keyring import parse_pgp
-from listbot.core.mail.pgp import Keyring, normalise_fingerprint
+from listbot.core.mail.pgp import Keyring
+from listbot.core.mail.pgp_keys import normalise_fingerprint
 from listbot.core.metrics import parse_metrics
 from listbot.core.store import Store
 from listbot.core.store import cases as case_store

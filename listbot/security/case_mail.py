@@ -1,7 +1,8 @@
 """Builders of case mail: team copies, the acknowledgement, relays to the reporter.
 
-Team copies keep the original bytes (DESIGN.md §4.5) behind our headers; encrypted
-copies carry those bytes, unchanged, as a message/rfc822 entity inside the ciphertext.
+Team copies keep the original bytes (docs/design.md "Forward bytes") behind our
+headers; encrypted copies carry those bytes, unchanged, as a message/rfc822 entity
+inside the ciphertext.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from datetime import datetime
 from email.message import Message
 from email.utils import format_datetime
 
-from listbot.core.calendar import Timeline
+from listbot.core.calendar.timeline import Timeline
 from listbot.core.config import Config
+from listbot.core.mail.headers import safe_header_value
 from listbot.core.mail.outbound import (
     REPLACED_ON_DISTRIBUTION,
     headers_block,
@@ -24,7 +26,6 @@ from listbot.core.mail.outbound import (
     split_message,
 )
 from listbot.core.mail.pgp_mime import split_entity, split_multipart
-from listbot.core.mail.safe import safe_header_value
 
 MESSAGE_ID = re.compile(r"<[^<>\s@]+@[^<>\s@]+>")
 # Threading headers stay as the sender wrote them; the subject gets the case id.

@@ -1,5 +1,5 @@
 """The security@ intake: every report becomes a case; the reporter and the team talk
-through it (DESIGN.md §2, issue #4).
+through it (docs/design.md "The path of a message", issue #4).
 
 - A message naming no known case (by +detail, subject, In-Reply-To/References) opens
   one; the reporter gets a signed acknowledgement with the default timeline, unless
@@ -19,7 +19,8 @@ from dataclasses import dataclass, replace
 
 import structlog
 
-from listbot.core.calendar import Timeline, default_timeline
+from listbot.core.calendar.embargo import default_timeline
+from listbot.core.calendar.timeline import Timeline
 from listbot.core.case_model import Case, MessageKind, Party
 from listbot.core.clock import Clock
 from listbot.core.config import Config, ListConfig
@@ -34,7 +35,7 @@ from listbot.core.outbox import alerts
 from listbot.core.outbox.reply_rate import within_reply_rate
 from listbot.core.store import Store, Tx
 from listbot.core.store import cases as case_store
-from listbot.core.worker import Effects
+from listbot.core.worker import Effects, OneByOne
 from listbot.security.case_mail import (
     ack_message,
     ack_text,
@@ -72,7 +73,7 @@ class Plan:
     relay: OutgoingMessage | None = None
 
 
-class SecurityHandler:
+class SecurityHandler(OneByOne):
     def __init__(self, *, cfg: Config, lc: ListConfig, store: Store, clock: Clock,
                  cases: CasesConfig, pgp: PgpConfig, keyring: Keyring | None) -> None:
         self.cfg = cfg
@@ -90,9 +91,9 @@ class SecurityHandler:
         return next((m.fingerprint for m in await self.store.members()
                      if m.address == address and m.fingerprint), None)
 
-    async def handle(self, msg: Inbound) -> Effects:
+    async def decide(self, msg: Inbound) -> Effects:
         if msg.view.is_own_loop(self.cfg.team_address):
-            return self._audit_only(msg, "case.loop_discarded")
+            return Effects.audit_only(msg, "case.loop_discarded")
         reading = await self.reader.read(msg, self.clock.now())
         async with self.store.unit() as tx:
             case = await self._locate(tx, reading)
@@ -298,47 +299,51 @@ class SecurityHandler:
         keep = self.cases.keep_clear is KeepClear.PLAINTEXT and reading.plaintext is not None
         plaintext = reading.plaintext.decode("utf-8", "replace") if keep and \
             reading.plaintext is not None else None
+        return Effects.call(self._record, msg, reading, plan, timeline=timeline,
+                            reporter_key=reporter_key, plaintext=plaintext)
 
-        async def effects(tx: Tx) -> None:
-            if plan.kind is MessageKind.REPORT:
-                assert timeline is not None
-                await case_store.open_case(tx, case_id=plan.case_id, reporter=reading.sender,
-                                           subject=reading.subject, timeline=timeline,
-                                           reporter_fingerprint=reporter_key)
-            elif reporter_key is not None:
-                await self._adopt_reporter_key(tx, msg, plan.case_id, reporter_key)
-            await case_store.record_message(
-                tx, plan.case_id, inbound_id=msg.id, message_id=reading.message_id,
-                kind=plan.kind, sender=reading.sender, subject=reading.subject,
-                encrypted=reading.encrypted, plaintext=plaintext)
-            await self._enqueue_copies(tx, plan)
-            if plan.copies.withheld:
-                await self._alert_withheld(tx, msg, plan)
-            if reading.key_problem is not None:
-                await alerts.raise_alert(tx, self.cfg, "case_key_ignored",
-                                         f"{plan.case_id}: a key sent by {reading.sender} "
-                                         "was not taken",
-                                         {"case": plan.case_id, "inbound": msg.id,
-                                          "sender": reading.sender,
-                                          "reason": reading.key_problem})
-            if reading.has_patch:
-                await case_store.mark_patch(tx, plan.case_id)
-            if reading.decryption_problem is not None:
-                await alerts.raise_alert(tx, self.cfg, "case_decryption_failed",
-                                         f"{plan.case_id}: message could not be decrypted",
-                                         {"case": plan.case_id, "inbound": msg.id,
-                                          "reason": reading.decryption_problem})
-            acked = (plan.ack is not None
-                     and await within_reply_rate(tx, self.cfg, reading.sender))
-            if acked and plan.ack is not None:
-                await tx.enqueue(plan.ack)
-            if plan.relay is not None:
-                await tx.enqueue(plan.relay)
-            await tx.audit("listbot", f"case.{plan.kind.value}", f"case:{plan.case_id}", {
-                "inbound": msg.id, "sender": reading.sender, "encrypted": reading.encrypted,
-                "acknowledged": acked, "no_reply_reason": reading.no_reply,
-                "relayed": plan.relay is not None})
-        return effects
+    async def _record(self, tx: Tx, msg: Inbound, reading: Reading, plan: Plan, *,
+                      timeline: Timeline | None, reporter_key: str | None,
+                      plaintext: str | None) -> None:
+        """The message's case, its copies and answers, in the message's transaction."""
+        if plan.kind is MessageKind.REPORT:
+            assert timeline is not None
+            await case_store.open_case(tx, case_id=plan.case_id, reporter=reading.sender,
+                                       subject=reading.subject, timeline=timeline,
+                                       reporter_fingerprint=reporter_key)
+        elif reporter_key is not None:
+            await self._adopt_reporter_key(tx, msg, plan.case_id, reporter_key)
+        await case_store.record_message(
+            tx, plan.case_id, inbound_id=msg.id, message_id=reading.message_id,
+            kind=plan.kind, sender=reading.sender, subject=reading.subject,
+            encrypted=reading.encrypted, plaintext=plaintext)
+        await self._enqueue_copies(tx, plan)
+        if plan.copies.withheld:
+            await self._alert_withheld(tx, msg, plan)
+        if reading.key_problem is not None:
+            await alerts.raise_alert(tx, self.cfg, "case_key_ignored",
+                                     f"{plan.case_id}: a key sent by {reading.sender} "
+                                     "was not taken",
+                                     {"case": plan.case_id, "inbound": msg.id,
+                                      "sender": reading.sender,
+                                      "reason": reading.key_problem})
+        if reading.has_patch:
+            await case_store.mark_patch(tx, plan.case_id)
+        if reading.decryption_problem is not None:
+            await alerts.raise_alert(tx, self.cfg, "case_decryption_failed",
+                                     f"{plan.case_id}: message could not be decrypted",
+                                     {"case": plan.case_id, "inbound": msg.id,
+                                      "reason": reading.decryption_problem})
+        acked = (plan.ack is not None
+                 and await within_reply_rate(tx, self.cfg, reading.sender))
+        if acked and plan.ack is not None:
+            await tx.enqueue(plan.ack)
+        if plan.relay is not None:
+            await tx.enqueue(plan.relay)
+        await tx.audit("listbot", f"case.{plan.kind.value}", f"case:{plan.case_id}", {
+            "inbound": msg.id, "sender": reading.sender, "encrypted": reading.encrypted,
+            "acknowledged": acked, "no_reply_reason": reading.no_reply,
+            "relayed": plan.relay is not None})
 
     async def _adopt_reporter_key(self, tx: Tx, msg: Inbound, case_id: str,
                                   fingerprint: str) -> None:
@@ -364,8 +369,3 @@ class SecurityHandler:
                 item = replace(copy, recipients=tuple(
                     p.address for p in parties if p.address not in plan.copies.keyed))
             await tx.enqueue(item)
-
-    def _audit_only(self, msg: Inbound, action: str) -> Effects:
-        async def effects(tx: Tx) -> None:
-            await tx.audit("listbot", action, f"inbound:{msg.id}", {})
-        return effects

@@ -9,7 +9,8 @@ from datetime import date, time
 from enum import StrEnum
 from typing import Any
 
-from listbot.core.calendar import CalendarPolicy, HolidayCalendar
+from listbot.core.calendar.embargo import CalendarPolicy
+from listbot.core.calendar.working_days import HolidayCalendar
 from listbot.core.config import Config, section
 
 PREFIX = re.compile(r"[A-Z][A-Z0-9]{0,15}")

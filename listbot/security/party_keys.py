@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from listbot.core.mail.pgp import KeyInfo
+from listbot.core.mail.pgp_keys import KeyInfo
 from listbot.security.reporter_keys import filter_safe, keys_for
 
 

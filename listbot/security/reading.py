@@ -1,8 +1,9 @@
 """What the security handler learns from a message before its transaction: who sent it,
 which case it names, whether it decrypts, and whether a team member signed it.
 
-All gpg work happens here, off the transaction (DESIGN.md §4.8: a failed or unprotected
-decryption yields no plaintext, and gpg's output is then not used at all).
+All gpg work happens here, off the transaction. A failed or unprotected decryption
+yields no plaintext, and gpg's output is then not used at all
+(docs/design.md "PGP is checked, not trusted").
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import structlog
 from listbot.core.case_model import case_id_pattern
 from listbot.core.config import Config, TeamMember
 from listbot.core.errors import PGPError
-from listbot.core.mail.pgp import KeyInfo, Keyring
+from listbot.core.mail.autoreply import should_not_autoreply
+from listbot.core.mail.headers import safe_header_value
+from listbot.core.mail.pgp import Keyring
+from listbot.core.mail.pgp_keys import KeyInfo
 from listbot.core.mail.pgp_mime import decrypt_view, verify_view
-from listbot.core.mail.safe import safe_header_value, should_not_autoreply
 from listbot.core.mail.view import MessageView
 from listbot.core.model import Inbound
 from listbot.security.case_mail import own_message_id, referenced_ids

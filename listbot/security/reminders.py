@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from listbot.core.calendar import CalendarPolicy, Reminder, reminders
+from listbot.core.calendar.embargo import CalendarPolicy, reminders
+from listbot.core.calendar.timeline import Reminder
 from listbot.core.case_model import FINISHED_STATES, Case, CaseState
 from listbot.core.clock import Clock
 from listbot.core.config import Config
@@ -88,6 +89,7 @@ class ReminderDispatcher:
         self.timer = timer
         self.on_sent = on_sent
         self._lock = asyncio.Lock()
+        self.rearming: asyncio.Task[None] | None = None  # the last rearm()'s dispatch
 
     async def dispatch(self, now: datetime) -> int:
         async with self._lock, self.store.unit() as tx:
@@ -105,6 +107,12 @@ class ReminderDispatcher:
         except Exception as exc:  # the database may be down: the backstop wake retries
             log.error("reminders.dispatch_failed", error=type(exc).__name__)
             self._arm(None)
+
+    def rearm(self) -> None:
+        """Security mail was committed: a new or changed case may bring a reminder
+        closer, so dispatch and re-arm from the database. Only then: a dispatch is a
+        write transaction over every open case."""
+        self.rearming = asyncio.get_running_loop().create_task(self.wake())
 
     def _arm(self, upcoming: datetime | None) -> None:
         if self.timer is None:

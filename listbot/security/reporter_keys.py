@@ -4,7 +4,8 @@ An address matches a key only through the parsed addr-spec of one of its user id
 compared exactly in normalised form: `eve-victim@example.org` or
 `victim@example.org.evil` never stand for `victim@example.org`. A key attached to a
 message is taken only for the sender of that message, and the first key known for an
-address wins: a different one is ignored and the team is told (DESIGN.md §4.8).
+address wins: a different one is ignored and the team is told
+(docs/design.md "PGP is checked, not trusted").
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from listbot.core.mail.pgp import KeyInfo
-from listbot.core.mail.safe import AddressError, normalize_address
+from listbot.core.mail.address import AddressError, normalize_address
+from listbot.core.mail.pgp_keys import KeyInfo
 from listbot.core.mail.sealing import key_problem
 
 _ANGLE = re.compile(r"[^<>]*<([^<>]*)>\s*")

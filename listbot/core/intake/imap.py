@@ -2,7 +2,7 @@
 
 Order per message: fetch; claim the UID, store the inbound row and record the
 outcome in one transaction; only after its commit flag or move it on the server.
-See listbot/store/imap.py for why neither a kill nor a second poller on the same
+See listbot/core/store/imap.py for why neither a kill nor a second poller on the same
 mailbox loses or duplicates a message. Every server call
 runs under a timeout (IDLE can hang on a BYE); a broken session reconnects with
 capped exponential backoff. IDLE is re-issued at least every 29 minutes
@@ -27,7 +27,7 @@ import structlog
 from listbot.core.clock import Clock
 from listbot.core.config import Config, section
 from listbot.core.errors import MessageRejected
-from listbot.core.mail.safe import check_line_endings
+from listbot.core.mail.line_endings import check_line_endings
 from listbot.core.mail.view import parse_header_block
 from listbot.core.metrics import Metrics
 from listbot.core.model import IMAP_SOURCE
@@ -271,7 +271,7 @@ class ImapPoller:
         """Store every pending message, then mark it; returns how many were new."""
         uids = await self.pending_uids(client)
         async with self.store.unit() as tx:
-            done = await imap_ops.recorded_uids(tx.conn, self.icfg.mailbox, uidvalidity, uids)
+            done = await imap_ops.recorded_uids(tx, self.icfg.mailbox, uidvalidity, uids)
         new = 0
         for uid in uids:
             if uid not in done:
@@ -299,9 +299,9 @@ class ImapPoller:
 
     async def _take(self, tx: Tx, claim: imap_ops.Seen, raw: bytes,
                     refusal: str | None) -> imap_ops.Seen | None:
-        if not await imap_ops.claim_uid(tx.conn, claim, tx.now):
+        if not await imap_ops.claim_uid(tx, claim, tx.now):
             return None  # recorded already: another poller or an earlier pass has it
-        earlier = await imap_ops.already_stored(tx.conn, claim.mailbox, claim.uidvalidity,
+        earlier = await imap_ops.already_stored(tx, claim.mailbox, claim.uidvalidity,
                                                 claim.content_hash, claim.message_id)
         if earlier is not None:
             seen = replace(claim, inbound_id=earlier, outcome="duplicate")
@@ -312,7 +312,7 @@ class ImapPoller:
                            outcome="stored" if refusal is None else "refused")
             if refusal is not None:
                 await self._quarantine(tx, seen, inbound_id, refusal)
-        await imap_ops.settle_uid(tx.conn, seen)
+        await imap_ops.settle_uid(tx, seen)
         return seen
 
     async def _quarantine(self, tx: Tx, seen: imap_ops.Seen, inbound_id: int,

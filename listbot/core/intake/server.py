@@ -1,6 +1,7 @@
 """LMTP and SMTP intake on the daemon's own event loop (aiosmtpd).
 
-250 is answered only after the message is committed (DESIGN.md §4.1); any
+250 is answered only after the message is committed
+(docs/design.md "Acknowledge only what is stored"); any
 failure answers 451 so the sender retries. LMTP answers once per recipient.
 """
 
@@ -15,7 +16,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from listbot.core.errors import MessageRejected
-from listbot.core.mail.safe import check_line_endings
+from listbot.core.mail.line_endings import check_line_endings
 from listbot.core.metrics import Metrics
 from listbot.core.routing import Router
 from listbot.core.store import Arrival, Store

@@ -1,6 +1,7 @@
 """Builders of every message listbot writes. Headers are written by hand through
-mailsafe.encode_header so no CR/LF from received data can reach them (DESIGN.md §4.6),
-and distributed mail keeps the original bytes with our headers prepended (§4.5)."""
+headers.encode_header so no CR/LF from received data can reach them
+(docs/design.md "Safe headers and addresses"), and distributed mail keeps the original
+bytes with our headers prepended (docs/design.md "Forward bytes")."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from email.utils import format_datetime
 
-from listbot.core.mail.safe import encode_header
+from listbot.core.mail.headers import encode_header
 
 # Received headers listbot replaces on distribution; everything else stays byte-identical.
 REPLACED_ON_DISTRIBUTION = frozenset({

@@ -1,6 +1,6 @@
 """PGP through gpg: the only module that imports python-gnupg.
 
-Invariant (DESIGN.md §4.8): PGP is checked, not trusted. A signature counts only
+Invariant (docs/design.md "PGP is checked, not trusted"). A signature counts only
 when exactly one signature is present, gpg reports it GOOD and VALID, its key is
 on the caller's allowlist and usable at the caller's `now`. A decryption counts
 only when gpg reports it complete and integrity protected; otherwise whatever gpg
@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import tempfile
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,11 +22,22 @@ import gnupg
 
 from listbot.core.clock import ensure_utc
 from listbot.core.errors import PGPError
+from listbot.core.mail.pgp_keys import KeyInfo, key_info_from_listing, normalise_fingerprint
+from listbot.core.mail.pgp_status import (
+    Decryption,
+    GpgOutcome,
+    SignatureFacts,
+    Verification,
+    clearsigned_shape_problem,
+    judge_decryption,
+    judge_signature,
+    parse_status,
+)
 
 _T = TypeVar("_T")
 
 # python-gnupg logs key data and message prefixes at DEBUG; nothing of that may
-# reach our logs (DESIGN.md §4.11), whatever level the root logger is set to.
+# reach our logs, whatever the root logger's level (docs/design.md "Nothing secret in logs").
 _GNUPG_LOG_LEVEL = logging.WARNING
 
 # Options on every gpg call. Human-readable diagnostics go nowhere so that the
@@ -45,107 +54,7 @@ _BASE_OPTIONS = (
     "--utf8-strings",
 )  # fmt: skip
 
-_FPR_RE = re.compile(r"[0-9A-F]{40}(?:[0-9A-F]{24})?")
-_STATUS_PREFIX = "[GNUPG:] "
 _CLEARSIGN_HEADER = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256"
-_SIGNATURE_PROBLEMS = {
-    "BADSIG": "bad signature",
-    "NO_PUBKEY": "signing key not in keyring",
-    "ERRSIG": "signature could not be checked",
-    "EXPSIG": "signature expired",
-    "EXPKEYSIG": "signing key expired",
-    "REVKEYSIG": "signing key revoked",
-}
-
-
-def normalise_fingerprint(value: str) -> str:
-    """Upper-case hex without spaces; raises PGPError if it is not a fingerprint."""
-    fpr = "".join(value.split()).upper()
-    if not _FPR_RE.fullmatch(fpr):
-        raise PGPError("not a key fingerprint")
-    return fpr
-
-
-@dataclass(frozen=True)
-class SubkeyInfo:
-    fingerprint: str
-    created: datetime
-    expires: datetime | None
-    can_encrypt: bool
-    can_sign: bool
-    revoked: bool
-
-    def usable_at(self, now: datetime) -> bool:
-        return not self.revoked and (self.expires is None or ensure_utc(now) < self.expires)
-
-
-@dataclass(frozen=True)
-class KeyInfo:
-    fingerprint: str
-    uids: tuple[str, ...]
-    created: datetime
-    expires: datetime | None
-    can_encrypt: bool  # gpg's view of the whole key (some usable subkey), at the real time
-    can_sign: bool
-    revoked: bool
-    has_secret: bool | None  # None: not asked (Keyring.key_info(check_secret=True) asks)
-    subkeys: tuple[SubkeyInfo, ...] = ()
-
-    def usable_at(self, now: datetime) -> bool:
-        """Not revoked and not expired at `now` (creation time is not checked)."""
-        return not self.revoked and (self.expires is None or ensure_utc(now) < self.expires)
-
-    def expires_within(self, now: datetime, window: timedelta) -> bool:
-        return self.expires is not None and self.expires <= ensure_utc(now) + window
-
-    def signing_key(self, fingerprint: str) -> SubkeyInfo | None:
-        """The primary key or a subkey of this key, by fingerprint, as a SubkeyInfo."""
-        if fingerprint == self.fingerprint:
-            return SubkeyInfo(
-                self.fingerprint, self.created, self.expires,
-                self.can_encrypt, self.can_sign, self.revoked,
-            )  # fmt: skip
-        return next((s for s in self.subkeys if s.fingerprint == fingerprint), None)
-
-
-@dataclass(frozen=True)
-class Verification:
-    valid: bool
-    fingerprint: str | None  # primary key fingerprint of the signer, when gpg named one
-    reason: str
-    signed_content: bytes | None  # exactly what the signature covers; None unless valid
-
-
-@dataclass(frozen=True)
-class Decryption:
-    ok: bool
-    plaintext: bytes | None  # None unless ok
-    reason: str
-    signature: Verification | None  # None when the plaintext carried no signature
-
-
-@dataclass(frozen=True)
-class GpgOutcome:
-    """What one gpg run produced: exit code, parsed status lines, stdout bytes."""
-
-    returncode: int
-    status: tuple[tuple[str, str], ...]
-    output: bytes
-
-    def names(self) -> list[str]:
-        return [name for name, _ in self.status]
-
-    def values(self, name: str) -> list[str]:
-        return [value for key, value in self.status if key == name]
-
-
-def parse_status(stderr: str) -> tuple[tuple[str, str], ...]:
-    lines = []
-    for line in stderr.splitlines():
-        if line.startswith(_STATUS_PREFIX):
-            name, _, value = line[len(_STATUS_PREFIX) :].partition(" ")
-            lines.append((name, value.strip()))
-    return tuple(lines)
 
 
 def _outcome(result: Any) -> GpgOutcome:
@@ -156,108 +65,6 @@ def _outcome(result: Any) -> GpgOutcome:
         status=parse_status(str(getattr(result, "stderr", "") or "")),
         output=data if isinstance(data, bytes) else b"",
     )
-
-
-def _when(epoch: str) -> datetime | None:
-    return datetime.fromtimestamp(int(epoch), UTC) if epoch.strip() else None
-
-
-def _key_info(raw: dict[str, Any], secret_fprs: Collection[str] | None) -> KeyInfo:
-    subkeys = []
-    for keyid, sub in raw.get("subkey_info", {}).items():
-        fpr = sub.get("fingerprint") or next(
-            (s[2] for s in raw.get("subkeys", []) if s[0] == keyid), ""
-        )
-        subkeys.append(
-            SubkeyInfo(
-                fingerprint=str(fpr),
-                created=_when(sub["date"]) or datetime.min.replace(tzinfo=UTC),
-                expires=_when(sub.get("expires", "")),
-                can_encrypt="e" in sub.get("cap", ""),
-                can_sign="s" in sub.get("cap", ""),
-                revoked=sub.get("trust") == "r",
-            )
-        )
-    cap = raw.get("cap", "")
-    return KeyInfo(
-        fingerprint=raw["fingerprint"],
-        uids=tuple(raw.get("uids", ())),
-        created=_when(raw["date"]) or datetime.min.replace(tzinfo=UTC),
-        expires=_when(raw.get("expires", "")),
-        can_encrypt="E" in cap,
-        can_sign="S" in cap,
-        revoked=raw.get("trust") == "r",
-        has_secret=None if secret_fprs is None else raw["fingerprint"] in secret_fprs,
-        subkeys=tuple(subkeys),
-    )
-
-
-@dataclass(frozen=True)
-class SignatureFacts:
-    signing_fpr: str  # the key that made the signature (may be a subkey)
-    primary_fpr: str
-    expires: datetime | None  # of the signature itself
-
-
-def judge_signature(outcome: GpgOutcome) -> SignatureFacts | tuple[str, str | None]:
-    """Exactly one GOOD+VALID signature, or (reason, fingerprint-if-known) why not."""
-    validsig = outcome.values("VALIDSIG")
-    parts = validsig[0].split() if len(validsig) == 1 else []
-    fpr = parts[9] if len(parts) > 9 else None
-    problem = _signature_problem(outcome, parts)
-    if problem is not None or fpr is None:
-        return (problem or "signature not confirmed good and valid", fpr)
-    expires = None if parts[3] == "0" else _when(parts[3])
-    return SignatureFacts(signing_fpr=parts[0], primary_fpr=fpr, expires=expires)
-
-
-def _signature_problem(outcome: GpgOutcome, validsig: list[str]) -> str | None:
-    names = outcome.names()
-    kinds = ("GOODSIG", "BADSIG", "ERRSIG", "EXPSIG", "EXPKEYSIG", "REVKEYSIG")
-    count = max(names.count("NEWSIG"), sum(names.count(k) for k in kinds))
-    if count != 1:
-        return "unsigned" if count == 0 else "more than one signature"
-    known = next((reason for name, reason in _SIGNATURE_PROBLEMS.items() if name in names), None)
-    goodsig = outcome.values("GOODSIG")
-    confirmed = len(goodsig) == 1 and len(validsig) >= 10
-    # GOODSIG names the long key id of the key that VALIDSIG names in full.
-    consistent = confirmed and validsig[0].endswith(goodsig[0].split()[0].upper())
-    checks = (
-        (known is not None, known),
-        ("ERROR" in names or "FAILURE" in names, "gpg reported an error"),
-        (not confirmed, "signature not confirmed good and valid"),
-        (not consistent, "inconsistent signature status"),
-    )
-    return next((reason for failed, reason in checks if failed), None)
-
-
-def judge_decryption(outcome: GpgOutcome) -> str | None:
-    """None when the decryption is complete and integrity protected, else the reason."""
-    names = outcome.names()
-    checks = (
-        ("BEGIN_DECRYPTION" not in names and "DECRYPTION_FAILED" not in names
-         and "NO_SECKEY" not in names, "not encrypted"),
-        ("NO_SECKEY" in names and "DECRYPTION_OKAY" not in names, "no secret key"),
-        ("DECRYPTION_FAILED" in names, "decryption failed"),
-        ("BADMDC" in names, "integrity check failed"),
-        ("ERROR" in names or "FAILURE" in names, "gpg reported an error"),
-        (names.count("DECRYPTION_OKAY") != 1 or "END_DECRYPTION" not in names,
-         "decryption incomplete"),
-        (not _integrity_protected(outcome), "not integrity protected"),
-    )  # fmt: skip
-    return next((reason for failed, reason in checks if failed), None)
-
-
-def _integrity_protected(outcome: GpgOutcome) -> bool:
-    infos = outcome.values("DECRYPTION_INFO")
-    if len(infos) != 1:
-        return False
-    fields = infos[0].split()
-    mdc = fields[0] if fields else "0"
-    aead = fields[2] if len(fields) > 2 else "0"
-    if aead != "0":
-        return True
-    return mdc != "0" and "GOODMDC" in outcome.names()
 
 
 class Keyring:
@@ -315,7 +122,7 @@ class Keyring:
             secret_fprs = set(public.fingerprints)
         elif check_secret:
             secret_fprs = set(gpg.list_keys(secret=True, keys=wanted).fingerprints)
-        return tuple(_key_info(raw, secret_fprs) for raw in public)
+        return tuple(key_info_from_listing(raw, secret_fprs) for raw in public)
 
     async def list_keys(self, secret: bool = False) -> tuple[KeyInfo, ...]:
         return await self._run(lambda gpg: self._list(gpg, secret))
@@ -332,7 +139,7 @@ class Keyring:
         def call(gpg: Any) -> tuple[KeyInfo, ...]:
             if _has_secret_material(gpg, armored):
                 raise PGPError("secret key material")
-            return tuple(_key_info(raw, ()) for raw in gpg.scan_keys_mem(armored)
+            return tuple(key_info_from_listing(raw, ()) for raw in gpg.scan_keys_mem(armored)
                          if raw.get("fingerprint"))
 
         return await self._run(call)
@@ -533,36 +340,3 @@ class Keyring:
 def _has_secret_material(gpg: Any, armored: bytes) -> bool:
     shown = gpg.scan_keys_mem(armored)
     return any(raw.get("type") == "sec" for raw in shown) or b"PRIVATE KEY BLOCK" in armored
-
-
-_CLEAR_BEGIN = b"-----BEGIN PGP SIGNED MESSAGE-----"
-_SIG_BEGIN = b"-----BEGIN PGP SIGNATURE-----"
-_SIG_END = b"-----END PGP SIGNATURE-----"
-_HASH_HEADER_RE = re.compile(rb"Hash: [A-Za-z0-9]+(?:, ?[A-Za-z0-9]+)*")
-
-
-def clearsigned_shape_problem(data: bytes) -> str | None:
-    """Why `data` is not exactly one clear-signed block (whitespace around allowed)."""
-    lines = [line.rstrip(b" \t\r") for line in data.replace(b"\r\n", b"\n").split(b"\n")]
-    while lines and not lines[0]:
-        lines.pop(0)
-    while lines and not lines[-1]:
-        lines.pop()
-    if not lines or lines[0] != _CLEAR_BEGIN:
-        return "unsigned text before the signed block" if _CLEAR_BEGIN in lines else "unsigned"
-    if lines.count(_CLEAR_BEGIN) > 1 or lines.count(_SIG_BEGIN) > 1:
-        return "more than one signature"
-    if lines[-1] != _SIG_END or lines.count(_SIG_BEGIN) != 1 or lines.count(_SIG_END) != 1:
-        return (
-            "unsigned text after the signed block"
-            if _SIG_END in lines
-            else ("malformed signed block")
-        )
-    body_start = lines.index(b"") if b"" in lines else len(lines)
-    headers = lines[1:body_start]
-    if not headers or not all(_HASH_HEADER_RE.fullmatch(h) for h in headers):
-        return "malformed signed block"
-    text = lines[body_start + 1 : lines.index(_SIG_BEGIN)]
-    if any(line.startswith(b"-") and not line.startswith(b"- ") for line in text):
-        return "malformed signed block"
-    return None

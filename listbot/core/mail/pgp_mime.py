@@ -2,9 +2,9 @@
 
 A multipart/signed signature covers the first part's bytes exactly as they were
 transmitted, so those bytes are cut out of the raw message by its boundary, never
-re-serialised through the email package (DESIGN.md §4.5). Only a signature that
-covers the whole message counts: a signed part beside unsigned content, or two
-signatures, makes the message unsigned (DESIGN.md §4.8).
+re-serialised through the email package (docs/design.md "Forward bytes"). Only a
+signature that covers the whole message counts: a signed part beside unsigned content, or two
+signatures, makes the message unsigned (docs/design.md "PGP is checked, not trusted").
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from datetime import datetime
 from email.message import Message
 
 from listbot.core.errors import PGPError
-from listbot.core.mail.pgp import Decryption, Keyring, Verification
+from listbot.core.mail.pgp import Keyring
+from listbot.core.mail.pgp_status import Decryption, Verification
 from listbot.core.mail.view import MessageView, parse_entity, parse_header_block, split_head
 
 _CLEAR_BEGIN = b"-----BEGIN PGP SIGNED MESSAGE-----"

@@ -7,7 +7,8 @@ import re
 from email.message import EmailMessage, Message
 
 from listbot.core.config import ListConfig
-from listbot.core.mail.safe import safe_header_value, should_not_autoreply
+from listbot.core.mail.autoreply import should_not_autoreply
+from listbot.core.mail.headers import safe_header_value
 
 MESSAGE_ID = re.compile(r"<[^<>\s@]+@[^<>\s@]+>")
 

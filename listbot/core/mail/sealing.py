@@ -1,4 +1,5 @@
-"""Embargoed mail to members as ciphertext, per `[pgp]` (DESIGN.md §8).
+"""Embargoed mail to members as ciphertext, per `[pgp]`
+(docs/design.md "Encryption to members").
 
 The plaintext message is built once; each member gets it wrapped in PGP/MIME,
 one ciphertext per member by default, or one per hidden-recipient group when
@@ -14,11 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from listbot.core.errors import PGPError
+from listbot.core.mail.headers import encode_header
 from listbot.core.mail.keyring import PgpConfig
 from listbot.core.mail.outbound import field_name, split_message
-from listbot.core.mail.pgp import KeyInfo, Keyring, normalise_fingerprint
+from listbot.core.mail.pgp import Keyring
+from listbot.core.mail.pgp_keys import KeyInfo, normalise_fingerprint
 from listbot.core.mail.pgp_mime import build_encrypted_mime
-from listbot.core.mail.safe import encode_header
 from listbot.core.model import Member
 
 # Headers that describe the body: they move inside the ciphertext.

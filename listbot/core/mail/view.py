@@ -26,7 +26,7 @@ from email.policy import default as default_policy
 from functools import cached_property
 from typing import Any, TypeVar, cast
 
-from listbot.core.mail.safe import Mailbox, sender_of
+from listbot.core.mail.address import Mailbox, sender_of
 
 T = TypeVar("T")
 

@@ -1,5 +1,5 @@
-"""The audience gate (DESIGN.md §4.2): a pure decision, checked by the delivery
-worker just before any message is handed to the relay."""
+"""The audience gate (docs/design.md "The audience gate"): a pure decision, checked by
+the delivery worker just before any message is handed to the relay."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from listbot.core.model import Audience, OutboxItem
+from listbot.core.store import Store
+from listbot.core.store.advisories import release_instants
+from listbot.core.store.cases import case_parties
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,28 @@ class GateFacts:
     # Advisory ("XSA-465") -> its embargo instant once released, None while not released.
     # None as a whole: not loaded (unit tests); the daemon always loads it.
     releases: Mapping[str, datetime | None] | None = None
+
+
+class GateFactsReader:
+    """The gate's facts as the store has them now, under the team and advisory prefix
+    of the running config (`use` swaps them in on a reload)."""
+
+    def __init__(self, store: Store, *, team: frozenset[str], advisory_prefix: str) -> None:
+        self.store = store
+        self.use(team=team, advisory_prefix=advisory_prefix)
+
+    def use(self, *, team: frozenset[str], advisory_prefix: str) -> None:
+        self.team, self.advisory_prefix = team, advisory_prefix
+
+    async def read(self) -> GateFacts:
+        # A read: every delivery batch loads these, and must not queue behind writers.
+        async with self.store.read() as tx:
+            members = frozenset(m.address for m in await tx.members())
+            parties = await case_parties(tx)
+            released = await release_instants(tx)
+        prefix = self.advisory_prefix
+        return GateFacts(members=members, team=self.team, case_parties=parties,
+                         releases={f"{prefix}-{n}": at for n, at in released.items()})
 
 
 def advisory_of(dedupe_key: str | None) -> str | None:

@@ -1,4 +1,4 @@
-"""The per-address limit on automatic replies (DESIGN.md §4.4).
+"""The per-address limit on automatic replies (docs/design.md "No loops, no backscatter").
 
 The outbox is the limit's memory: every notice queued to an address counts, whichever
 handler queued it, so the limit holds across handlers, restarts and daemons sharing

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from listbot.core.clock import Clock
 from listbot.core.errors import TemporaryError
@@ -38,64 +37,66 @@ from listbot.core.store.engine import (
 )
 from listbot.core.store.inbound import Arrival
 from listbot.core.store.notify import INBOUND, OUTBOX, Listener, notify
+from listbot.core.store.unit import Unit
 from listbot.core.store.writer import WriterQueue
 
 __all__ = ["Arrival", "Listener", "Store", "Tx"]
 
 
-@dataclass
-class Tx:
-    """One open transaction. Handlers write every effect through it; it commits as a whole."""
-
-    conn: AsyncConnection
-    now: datetime
+class Tx(Unit):
+    """One open transaction. Handlers write every effect through it; it commits as a whole.
+    Capabilities pass it to the store's functions; its connection is the store's alone."""
 
     async def enqueue(self, msg: OutgoingMessage) -> list[int]:
-        ids = await outbox_ops.enqueue(self.conn, msg, self.now)
+        ids = await outbox_ops.enqueue(self, msg, self.now)
         if ids:
-            await notify(self.conn, OUTBOX)
+            await notify(self, OUTBOX)
         return ids
+
+    async def hold(self, ids: Sequence[int]) -> None:
+        """Queued rows that must wait for a person (a member without a usable key)."""
+        await outbox_ops.hold(self, ids)
 
     async def audit(self, actor: str, action: str, subject: str,
                     detail: Mapping[str, Any] | None = None) -> None:
-        await audit_ops.append(self.conn, at=self.now, actor=actor, action=action,
+        await audit_ops.append(self, at=self.now, actor=actor, action=action,
                                subject=subject, detail=detail)
 
     async def members(self) -> list[Member]:
-        return await member_ops.current(self.conn)
+        return await member_ops.current(self)
 
     async def notices_since(self, recipients: Collection[str], since: datetime) -> int:
-        return await outbox_ops.notices_since(self.conn, recipients, since)
+        return await outbox_ops.notices_since(self, recipients, since)
 
     async def settle(self, ids: Sequence[int], owner: str, state: OutboxState,
                      reply: str | None, next_attempt_at: datetime | None = None) -> int:
-        return await outbox_ops.settle(self.conn, ids, owner, state, reply=reply,
+        return await outbox_ops.settle(self, ids, owner, state, reply=reply,
                                        now=self.now, next_attempt_at=next_attempt_at)
 
     async def insert_arrivals(self, arrivals: Sequence[Arrival]) -> list[int]:
         """Arrivals stored in this transaction (for intake whose own bookkeeping must
         commit with them; SMTP/LMTP go through Store.store_arrivals)."""
-        ids = await inbound_ops.insert_arrivals(self.conn, arrivals, self.now)
-        await notify(self.conn, INBOUND)
+        ids = await inbound_ops.insert_arrivals(self, arrivals, self.now)
+        await notify(self, INBOUND)
         return ids
 
     async def quarantine_inbound(self, msg_id: int, error: str) -> bool:
-        return await inbound_ops.quarantine(self.conn, msg_id, None, error, self.now)
+        return await inbound_ops.quarantine(self, msg_id, None, error, self.now)
 
     async def finish_inbound(self, msg_id: int, owner: str) -> bool:
-        return await inbound_ops.finish(self.conn, msg_id, owner, self.now)
+        return await inbound_ops.finish(self, msg_id, owner, self.now)
 
     async def add_member(self, name: str, address: str, fingerprint: str | None) -> Member:
-        return await member_ops.add(self.conn, name, address, fingerprint, self.now)
+        return await member_ops.add(self, name, address, fingerprint, self.now)
 
     async def remove_member(self, name_or_address: str, reason: str) -> Member:
-        return await member_ops.remove(self.conn, name_or_address, reason, self.now)
+        return await member_ops.remove(self, name_or_address, reason, self.now)
 
     async def set_member_key(self, name: str, fingerprint: str | None) -> Member:
-        return await member_ops.set_fingerprint(self.conn, name, fingerprint)
+        return await member_ops.set_fingerprint(self, name, fingerprint)
 
     async def member_history(self) -> list[dict[str, Any]]:
-        return await member_ops.history(self.conn)
+        return await member_ops.history(self)
 
 
 class Store:
@@ -188,11 +189,11 @@ class Store:
 
     async def claim_inbound(self, owner: str, lease: timedelta, limit: int) -> list[Inbound]:
         async with self.unit() as tx:
-            return await inbound_ops.claim(tx.conn, owner, tx.now, lease, limit)
+            return await inbound_ops.claim(tx, owner, tx.now, lease, limit)
 
     async def quarantine(self, msg_id: int, owner: str | None, error: str) -> bool:
         async with self.unit() as tx:
-            done = await inbound_ops.quarantine(tx.conn, msg_id, owner, error, tx.now)
+            done = await inbound_ops.quarantine(tx, msg_id, owner, error, tx.now)
             if done:
                 await tx.audit("listbot", "inbound.quarantined", f"inbound:{msg_id}",
                                {"error": error[:500]})
@@ -200,54 +201,54 @@ class Store:
 
     async def retry_inbound(self, msg_id: int, actor: str) -> bool:
         async with self.unit() as tx:
-            done = await inbound_ops.retry(tx.conn, msg_id)
+            done = await inbound_ops.retry(tx, msg_id)
             if done:
                 await tx.audit(actor, "inbound.retry", f"inbound:{msg_id}")
             return done
 
     async def inbound_listing(self, states: Sequence[InboundState]) -> list[dict[str, Any]]:
         async with self.read() as tx:
-            return await inbound_ops.listing(tx.conn, states)
+            return await inbound_ops.listing(tx, states)
 
     async def inbound_raw(self, msg_id: int) -> bytes | None:
         async with self.read() as tx:
-            return await inbound_ops.get_raw(tx.conn, msg_id)
+            return await inbound_ops.get_raw(tx, msg_id)
 
     # --- outbox -----------------------------------------------------------------------
     async def claim_outbox(self, owner: str, lease: timedelta,
                            limit: int) -> tuple[list[OutboxItem], dict[int, bytes]]:
         async with self.unit() as tx:
-            return await outbox_ops.claim(tx.conn, owner, tx.now, lease, limit)
+            return await outbox_ops.claim(tx, owner, tx.now, lease, limit)
 
     async def settle(self, ids: Sequence[int], owner: str, state: OutboxState,
                      reply: str | None, next_attempt_at: datetime | None = None) -> int:
         async with self.unit() as tx:
-            return await outbox_ops.settle(tx.conn, ids, owner, state, reply=reply,
+            return await outbox_ops.settle(tx, ids, owner, state, reply=reply,
                                            now=tx.now, next_attempt_at=next_attempt_at)
 
     async def outbox_listing(self, states: Sequence[OutboxState]) -> list[OutboxItem]:
         async with self.read() as tx:
-            return await outbox_ops.listing(tx.conn, states)
+            return await outbox_ops.listing(tx, states)
 
     async def next_outbox_due(self) -> datetime | None:
         async with self.read() as tx:
-            return await outbox_ops.next_due(tx.conn)
+            return await outbox_ops.next_due(tx)
 
     async def queue_counts(self) -> dict[str, dict[str, int]]:
         async with self.read() as tx:
-            return {"inbound": await inbound_ops.counts(tx.conn),
-                    "outbox": await outbox_ops.counts(tx.conn)}
+            return {"inbound": await inbound_ops.counts(tx),
+                    "outbox": await outbox_ops.counts(tx)}
 
     # --- members and audit --------------------------------------------------------------
     async def members(self) -> list[Member]:
         async with self.read() as tx:
-            return await member_ops.current(tx.conn)
+            return await member_ops.current(tx)
 
     async def audit_listing(self, *, subject: str | None = None,
                             action_prefix: str | None = None,
                             limit: int = 200) -> list[AuditEntry]:
         async with self.read() as tx:
-            return await audit_ops.listing(tx.conn, subject=subject,
+            return await audit_ops.listing(tx, subject=subject,
                                            action_prefix=action_prefix, limit=limit)
 
 

@@ -1,4 +1,5 @@
-"""Advisory rows. The release claim is one conditional UPDATE (DESIGN.md §4.3)."""
+"""Advisory rows. The release claim is one conditional UPDATE
+(docs/design.md "Releases: never early, not lost, once")."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Row, String, cast, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from listbot.core.errors import NotFound, Refused
+from listbot.core.errors import NotFound, Refused, TemporaryError
 from listbot.core.model import OutboxItem, OutboxState
 from listbot.core.store.outbox import to_item
 from listbot.core.store.schema import bodies, outbox
 from listbot.core.store.schema_advisories import advisories, advisory_versions
+from listbot.core.store.unit import Unit
+from listbot.core.store.upsert import insert_new
 
 
 class AdvisoryState(StrEnum):
@@ -65,36 +67,36 @@ def _version(r: Row[Any]) -> VersionRow:
                       r.created_at, r.created_by)
 
 
-async def insert_advisory(conn: AsyncConnection, *, number: int, case_id: str | None,
+async def insert_advisory(tx: Unit, *, number: int, case_id: str | None,
                           embargo_at: datetime, restrictive: bool, actor: str,
                           now: datetime) -> None:
-    if await conn.scalar(select(advisories.c.number).where(advisories.c.number == number)):
-        raise Refused(f"advisory {number} already exists")
-    await conn.execute(insert(advisories).values(
-        number=number, case_id=case_id, state=AdvisoryState.DRAFT.value, embargo_at=embargo_at,
-        current_version=0, schedule_sequence=0, restrictive=int(restrictive),
-        created_at=now, created_by=actor))
+    """Refused when advisory `number` exists (a concurrent create included)."""
+    await insert_new(tx, advisories, {
+        "number": number, "case_id": case_id, "state": AdvisoryState.DRAFT.value,
+        "embargo_at": embargo_at, "current_version": 0, "schedule_sequence": 0,
+        "restrictive": int(restrictive), "created_at": now, "created_by": actor},
+        keys=("number",), taken=Refused(f"advisory {number} already exists"))
 
 
-async def get(conn: AsyncConnection, number: int, *, lock: bool = False) -> AdvisoryRow:
+async def get(tx: Unit, number: int, *, lock: bool = False) -> AdvisoryRow:
     query = select(advisories).where(advisories.c.number == number)
     if lock:  # serialises concurrent CLI changes to one advisory on PostgreSQL
         query = query.with_for_update()
-    row = (await conn.execute(query)).first()
+    row = (await tx.conn.execute(query)).first()
     if row is None:
         raise NotFound(f"no advisory {number}")
     return _advisory(row)
 
 
-async def all_advisories(conn: AsyncConnection) -> list[AdvisoryRow]:
-    rows = await conn.execute(select(advisories).order_by(advisories.c.number))
+async def all_advisories(tx: Unit) -> list[AdvisoryRow]:
+    rows = await tx.conn.execute(select(advisories).order_by(advisories.c.number))
     return [_advisory(r) for r in rows]
 
 
-async def set_fields(conn: AsyncConnection, number: int, expect: Sequence[AdvisoryState],
+async def set_fields(tx: Unit, number: int, expect: Sequence[AdvisoryState],
                      **values: Any) -> bool:
     """Change an advisory only if it is still in one of the states the caller saw."""
-    result = await conn.execute(
+    result = await tx.conn.execute(
         update(advisories)
         .where(advisories.c.number == number,
                advisories.c.state.in_([s.value for s in expect]))
@@ -102,9 +104,9 @@ async def set_fields(conn: AsyncConnection, number: int, expect: Sequence[Adviso
     return bool(result.rowcount)
 
 
-async def claim_due(conn: AsyncConnection, now: datetime) -> list[AdvisoryRow]:
+async def claim_due(tx: Unit, now: datetime) -> list[AdvisoryRow]:
     """The release claim: whoever's UPDATE matches a row releases it; everyone else sees 0."""
-    result = await conn.execute(
+    result = await tx.conn.execute(
         update(advisories)
         .where(advisories.c.state == AdvisoryState.SCHEDULED.value,
                advisories.c.embargo_at <= now)
@@ -113,45 +115,49 @@ async def claim_due(conn: AsyncConnection, now: datetime) -> list[AdvisoryRow]:
     return sorted((_advisory(r) for r in result), key=lambda a: a.number)
 
 
-async def next_due(conn: AsyncConnection) -> datetime | None:
+async def next_due(tx: Unit) -> datetime | None:
     from sqlalchemy import func
-    value: datetime | None = await conn.scalar(
+    value: datetime | None = await tx.conn.scalar(
         select(func.min(advisories.c.embargo_at))
         .where(advisories.c.state == AdvisoryState.SCHEDULED.value))
     return value
 
 
-async def add_version(conn: AsyncConnection, row: VersionRow) -> None:
-    await conn.execute(insert(advisory_versions).values(
-        number=row.number, version=row.version, doc=row.doc,
-        predisclosure_raw=row.predisclosure_raw, public_raw=row.public_raw,
-        rendered_embargo_at=row.rendered_embargo_at, predisclosed_at=row.predisclosed_at,
-        created_at=row.created_at, created_by=row.created_by))
-    await conn.execute(update(advisories).where(advisories.c.number == row.number)
-                       .values(current_version=row.version))
+async def add_version(tx: Unit, row: VersionRow) -> None:
+    """The next version, made current. Callers hold the advisory's row lock; a version
+    that exists anyway means a concurrent change: TemporaryError, try again."""
+    await insert_new(tx, advisory_versions, {
+        "number": row.number, "version": row.version, "doc": row.doc,
+        "predisclosure_raw": row.predisclosure_raw, "public_raw": row.public_raw,
+        "rendered_embargo_at": row.rendered_embargo_at,
+        "predisclosed_at": row.predisclosed_at, "created_at": row.created_at,
+        "created_by": row.created_by}, keys=("number", "version"),
+        taken=TemporaryError(f"advisory {row.number} v{row.version} exists already"))
+    await tx.conn.execute(update(advisories).where(advisories.c.number == row.number)
+                          .values(current_version=row.version))
 
 
-async def replace_rendering(conn: AsyncConnection, number: int, version: int, *,
+async def replace_rendering(tx: Unit, number: int, version: int, *,
                             predisclosure_raw: bytes | None, public_raw: bytes,
                             embargo_at: datetime, doc: str) -> None:
-    await conn.execute(
+    await tx.conn.execute(
         update(advisory_versions)
         .where(advisory_versions.c.number == number, advisory_versions.c.version == version)
         .values(predisclosure_raw=predisclosure_raw, public_raw=public_raw,
                 rendered_embargo_at=embargo_at, doc=doc))
 
 
-async def mark_predisclosed(conn: AsyncConnection, number: int, version: int,
+async def mark_predisclosed(tx: Unit, number: int, version: int,
                             now: datetime) -> None:
-    await conn.execute(
+    await tx.conn.execute(
         update(advisory_versions)
         .where(advisory_versions.c.number == number, advisory_versions.c.version == version,
                advisory_versions.c.predisclosed_at.is_(None))
         .values(predisclosed_at=now))
 
 
-async def get_version(conn: AsyncConnection, number: int, version: int) -> VersionRow:
-    row = (await conn.execute(
+async def get_version(tx: Unit, number: int, version: int) -> VersionRow:
+    row = (await tx.conn.execute(
         select(advisory_versions).where(advisory_versions.c.number == number,
                                         advisory_versions.c.version == version))).first()
     if row is None:
@@ -159,65 +165,58 @@ async def get_version(conn: AsyncConnection, number: int, version: int) -> Versi
     return _version(row)
 
 
-async def versions(conn: AsyncConnection, number: int) -> list[VersionRow]:
-    rows = await conn.execute(select(advisory_versions)
-                              .where(advisory_versions.c.number == number)
-                              .order_by(advisory_versions.c.version))
+async def versions(tx: Unit, number: int) -> list[VersionRow]:
+    rows = await tx.conn.execute(select(advisory_versions)
+                                 .where(advisory_versions.c.number == number)
+                                 .order_by(advisory_versions.c.version))
     return [_version(r) for r in rows]
 
 
-async def deliveries(conn: AsyncConnection, key_prefix: str) -> list[tuple[str, OutboxItem]]:
+async def deliveries(tx: Unit, key_prefix: str) -> list[tuple[str, OutboxItem]]:
     """(dedupe_key, row) of every outbox row this advisory made."""
-    rows = await conn.execute(select(outbox).where(outbox.c.dedupe_key.startswith(key_prefix))
-                              .order_by(outbox.c.id))
+    rows = await tx.conn.execute(select(outbox).where(outbox.c.dedupe_key.startswith(key_prefix))
+                                 .order_by(outbox.c.id))
     return [(r.dedupe_key, to_item(r)) for r in rows]
 
 
-async def held_rows(conn: AsyncConnection, key_prefix: str) -> list[tuple[str, OutboxItem]]:
-    rows = await conn.execute(select(outbox).where(
+async def held_rows(tx: Unit, key_prefix: str) -> list[tuple[str, OutboxItem]]:
+    rows = await tx.conn.execute(select(outbox).where(
         outbox.c.dedupe_key.startswith(key_prefix), outbox.c.state == OutboxState.HELD.value))
     return [(r.dedupe_key, to_item(r)) for r in rows]
 
 
-async def rebody_held(conn: AsyncConnection, outbox_id: int, raw: bytes, now: datetime) -> bool:
+async def rebody_held(tx: Unit, outbox_id: int, raw: bytes, now: datetime) -> bool:
     """Give a held row its (now encrypted) bytes and let it go; only if still held."""
-    body_id = await conn.scalar(
+    body_id = await tx.conn.scalar(
         insert(bodies).values(raw=raw, created_at=now).returning(bodies.c.id))
-    result = await conn.execute(
+    result = await tx.conn.execute(
         update(outbox).where(outbox.c.id == outbox_id, outbox.c.state == OutboxState.HELD.value)
         .values(body_id=body_id, state=OutboxState.PENDING.value, next_attempt_at=now))
     return bool(result.rowcount)
 
 
-async def hold(conn: AsyncConnection, ids: Sequence[int]) -> None:
-    """Rows that must wait for a person (a member without a usable key)."""
-    if ids:
-        await conn.execute(update(outbox).where(outbox.c.id.in_(ids))
-                           .values(state=OutboxState.HELD.value))
-
-
-async def release_instants(conn: AsyncConnection) -> dict[int, datetime | None]:
+async def release_instants(tx: Unit) -> dict[int, datetime | None]:
     """Advisory number -> its embargo instant if released, else None (for the gate)."""
-    rows = await conn.execute(select(advisories.c.number, advisories.c.state,
-                                     advisories.c.embargo_at))
+    rows = await tx.conn.execute(select(advisories.c.number, advisories.c.state,
+                                        advisories.c.embargo_at))
     return {r.number: r.embargo_at if r.state == AdvisoryState.RELEASED.value else None
             for r in rows}
 
 
-async def stage(conn: AsyncConnection, ids: Sequence[int]) -> None:
+async def stage(tx: Unit, ids: Sequence[int]) -> None:
     """Rows built ahead of the instant: invisible to delivery until the release claim."""
     if ids:
-        await conn.execute(update(outbox).where(outbox.c.id.in_(ids))
-                           .values(state=OutboxState.STAGED.value))
+        await tx.conn.execute(update(outbox).where(outbox.c.id.in_(ids))
+                              .values(state=OutboxState.STAGED.value))
 
 
-async def staged_recipients(conn: AsyncConnection, dedupe_key: str) -> set[str]:
-    rows = await conn.execute(select(outbox.c.recipient).where(
+async def staged_recipients(tx: Unit, dedupe_key: str) -> set[str]:
+    rows = await tx.conn.execute(select(outbox.c.recipient).where(
         outbox.c.dedupe_key == dedupe_key, outbox.c.state == OutboxState.STAGED.value))
     return {r.recipient for r in rows}
 
 
-async def cancel_staged(conn: AsyncConnection, key_prefix: str, *, keep: str | None,
+async def cancel_staged(tx: Unit, key_prefix: str, *, keep: str | None,
                         reason: str) -> int:
     """Staged rows of this advisory built for another (version, instant): never to be sent."""
     query = update(outbox).where(outbox.c.dedupe_key.startswith(key_prefix),
@@ -227,18 +226,18 @@ async def cancel_staged(conn: AsyncConnection, key_prefix: str, *, keep: str | N
     # The key is renamed so the (key, recipient) slot is free again: a release
     # cancelled and re-armed at the same instant must get fresh rows, not a no-op.
     renamed = outbox.c.dedupe_key.concat("~c").concat(cast(outbox.c.id, String))
-    result = await conn.execute(query.values(state=OutboxState.CANCELLED.value,
-                                             dedupe_key=renamed,
-                                             last_reply=reason).returning(outbox.c.id))
+    result = await tx.conn.execute(query.values(state=OutboxState.CANCELLED.value,
+                                                dedupe_key=renamed,
+                                                last_reply=reason).returning(outbox.c.id))
     return len(result.all())
 
 
-async def release_staged(conn: AsyncConnection, dedupe_key: str, now: datetime) -> set[str]:
+async def release_staged(tx: Unit, dedupe_key: str, now: datetime) -> set[str]:
     """At the claim: the staged rows for exactly this (version, instant) become sendable.
 
     created_at restarts too: the retry period counts from the release, not from the
     arming days earlier (else a 451 at the instant would fail the row at once)."""
-    result = await conn.execute(
+    result = await tx.conn.execute(
         update(outbox).where(outbox.c.dedupe_key == dedupe_key,
                              outbox.c.state == OutboxState.STAGED.value)
         .values(state=OutboxState.PENDING.value, next_attempt_at=now, created_at=now)

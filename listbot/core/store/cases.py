@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Row, and_, func, insert, select, update
 
-from listbot.core.calendar import Timeline
+from listbot.core.calendar.timeline import Timeline
 from listbot.core.case_model import (
     FINISHED_STATES,
     Case,
@@ -25,11 +25,11 @@ from listbot.core.case_model import (
     Party,
     format_case_id,
 )
-from listbot.core.errors import NotFound, Refused
+from listbot.core.errors import NotFound, Refused, TemporaryError
 from listbot.core.store import Tx
 from listbot.core.store.schema_cases import case_messages, case_reminders, cases
 from listbot.core.store.schema_cases import case_parties as parties_table
-from listbot.core.store.upsert import insert_if_absent
+from listbot.core.store.upsert import insert_if_absent, insert_new
 
 MAX_REFERENCES = 100
 
@@ -53,16 +53,19 @@ async def next_case_id(tx: Tx, prefix: str, year: int) -> str:
 
 async def open_case(tx: Tx, *, case_id: str, reporter: str, subject: str,
                     timeline: Timeline, reporter_fingerprint: str | None) -> Case:
-    """Open the case `case_id` (from `next_case_id`). Two daemons racing for a number
-    hit the unique constraint; the loser's transaction fails and is retried."""
+    """Open the case `case_id` (from `next_case_id`). Of two daemons racing for a
+    number the loser gets TemporaryError: its message is handled again, with the next
+    number."""
     prefix, year_text, seq_text = case_id.rsplit("-", 2)
     year, seq = int(year_text), int(seq_text)
-    await tx.conn.execute(insert(cases).values(
-        id=case_id, prefix=prefix, year=year, seq=seq, state=CaseState.NEW.value,
-        reporter=reporter, reporter_fingerprint=reporter_fingerprint, subject=subject[:500],
-        opened_at=timeline.arrival, timeline=json.dumps(timeline.to_dict()),
-        embargo_at=timeline.public_at, cve_ids="[]", advisory=None, credits="", notes="",
-        patch_attached=False))
+    await insert_new(tx, cases, {
+        "id": case_id, "prefix": prefix, "year": year, "seq": seq,
+        "state": CaseState.NEW.value, "reporter": reporter,
+        "reporter_fingerprint": reporter_fingerprint, "subject": subject[:500],
+        "opened_at": timeline.arrival, "timeline": json.dumps(timeline.to_dict()),
+        "embargo_at": timeline.public_at, "cve_ids": "[]", "advisory": None, "credits": "",
+        "notes": "", "patch_attached": False},
+        keys=None, taken=TemporaryError(f"case number {case_id} was taken meanwhile"))
     case = await get_case(tx, case_id)
     await tx.audit("listbot", "case.opened", f"case:{case_id}",
                    {"reporter": reporter, "public_at": timeline.public_at.isoformat()})
@@ -171,13 +174,13 @@ def _plain(value: Any) -> Any:
 
 async def add_party(tx: Tx, case_id: str, address: str, name: str, actor: str, *,
                     fingerprint: str | None = None) -> Party:
+    """Refused when `address` is a current party already (a concurrent add included)."""
     case = await get_case(tx, case_id)
-    current = [p.address for p in await parties(tx, case.id)]
-    if address in current:
-        raise Refused(f"{address} is already a party of {case.id}")
-    await tx.conn.execute(insert(parties_table).values(
-        case_id=case.id, address=address, name=name, added_at=tx.now, added_by=actor,
-        fingerprint=fingerprint))
+    await insert_new(tx, parties_table, {
+        "case_id": case.id, "address": address, "name": name, "added_at": tx.now,
+        "added_by": actor, "fingerprint": fingerprint}, keys=("case_id", "address"),
+        where=parties_table.c.removed_at.is_(None),
+        taken=Refused(f"{address} is already a party of {case.id}"))
     await tx.audit(actor, "case.party_added", f"case:{case.id}", {
         "address": address, "name": name, "fingerprint": fingerprint})
     return Party(case.id, address, name, tx.now, actor, fingerprint)
@@ -245,7 +248,7 @@ async def case_parties(tx: Tx) -> dict[str, frozenset[str]]:
 
 async def claim_reminder(tx: Tx, case_id: str, key: str) -> bool:
     """Record a reminder as sent; False when it already was (by us or another daemon)."""
-    return await insert_if_absent(tx.conn, case_reminders, {
+    return await insert_if_absent(tx, case_reminders, {
         "case_id": case_id, "key": key, "sent_at": tx.now}, keys=("case_id", "key"))
 
 

@@ -1,15 +1,16 @@
-"""Store operations of the decision-token service (see listbot.decisions)."""
+"""Store operations of the decision-token service (see listbot.moderation.decisions)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import and_, select, update
 
+from listbot.core.errors import TemporaryError
 from listbot.core.store.schema_moderation import decision_items, decision_tokens
-from listbot.core.store.upsert import insert_if_absent
+from listbot.core.store.unit import Unit
+from listbot.core.store.upsert import insert_if_absent, insert_new
 
 OPEN = "open"
 DECIDED = "decided"
@@ -41,25 +42,27 @@ class ItemRecord:
     token_id: int | None
 
 
-async def open_item(conn: AsyncConnection, kind: str, item_id: str, list_name: str,
+async def open_item(tx: Unit, kind: str, item_id: str, list_name: str,
                     now: datetime) -> None:
     """Make (kind, item_id) decidable; a second call for the same item changes nothing."""
-    await insert_if_absent(conn, decision_items, {
+    await insert_if_absent(tx, decision_items, {
         "kind": kind, "item_id": item_id, "list_name": list_name, "state": OPEN,
         "opened_at": now}, keys=("kind", "item_id"))
 
 
-async def insert_token(conn: AsyncConnection, *, digest: str, kind: str, item_id: str,
+async def insert_token(tx: Unit, *, digest: str, kind: str, item_id: str,
                        list_name: str, issued_to: str | None, now: datetime,
                        expires_at: datetime) -> int:
-    result = await conn.execute(insert(decision_tokens).values(
-        digest=digest, kind=kind, item_id=item_id, list_name=list_name, issued_to=issued_to,
-        created_at=now, expires_at=expires_at).returning(decision_tokens.c.id))
-    return int(result.scalar_one())
+    """A token drawn twice (a caller's token reused) is TemporaryError: drawn anew."""
+    row = await insert_new(tx, decision_tokens, {
+        "digest": digest, "kind": kind, "item_id": item_id, "list_name": list_name,
+        "issued_to": issued_to, "created_at": now, "expires_at": expires_at},
+        keys=("digest",), taken=TemporaryError("reply token issued already"))
+    return int(row.id)
 
 
-async def find_token(conn: AsyncConnection, digest: str) -> TokenRecord | None:
-    row = (await conn.execute(select(decision_tokens).where(
+async def find_token(tx: Unit, digest: str) -> TokenRecord | None:
+    row = (await tx.conn.execute(select(decision_tokens).where(
         decision_tokens.c.digest == digest))).first()
     if row is None:
         return None
@@ -68,8 +71,8 @@ async def find_token(conn: AsyncConnection, digest: str) -> TokenRecord | None:
                        expires_at=row.expires_at, used_at=row.used_at, used_by=row.used_by)
 
 
-async def get_item(conn: AsyncConnection, kind: str, item_id: str) -> ItemRecord | None:
-    row = (await conn.execute(select(decision_items).where(
+async def get_item(tx: Unit, kind: str, item_id: str) -> ItemRecord | None:
+    row = (await tx.conn.execute(select(decision_items).where(
         decision_items.c.kind == kind, decision_items.c.item_id == item_id))).first()
     if row is None:
         return None
@@ -78,18 +81,18 @@ async def get_item(conn: AsyncConnection, kind: str, item_id: str) -> ItemRecord
                       verb=row.verb, reason=row.reason, token_id=row.token_id)
 
 
-async def use_token(conn: AsyncConnection, token_id: int, used_by: str, now: datetime) -> bool:
+async def use_token(tx: Unit, token_id: int, used_by: str, now: datetime) -> bool:
     """Spend a token: only one caller ever sees True, and never after it expired."""
-    result = await conn.execute(update(decision_tokens).where(and_(
+    result = await tx.conn.execute(update(decision_tokens).where(and_(
         decision_tokens.c.id == token_id, decision_tokens.c.used_at.is_(None),
         decision_tokens.c.expires_at > now)).values(used_at=now, used_by=used_by))
     return result.rowcount == 1
 
 
-async def claim_decision(conn: AsyncConnection, *, kind: str, item_id: str, decided_by: str,
+async def claim_decision(tx: Unit, *, kind: str, item_id: str, decided_by: str,
                          verb: str, reason: str, token_id: int | None, now: datetime) -> bool:
     """First decision wins: the conditional UPDATE succeeds for exactly one caller."""
-    result = await conn.execute(update(decision_items).where(and_(
+    result = await tx.conn.execute(update(decision_items).where(and_(
         decision_items.c.kind == kind, decision_items.c.item_id == item_id,
         decision_items.c.state == OPEN)).values(
             state=DECIDED, decided_by=decided_by, decided_at=now, verb=verb, reason=reason,

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, and_, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from listbot.core.model import Inbound, InboundState, RecipientRole, Route, envelope_sender_of
 from listbot.core.store.schema import inbound
+from listbot.core.store.unit import Unit
 
 
 @dataclass(frozen=True)
@@ -44,18 +44,18 @@ def arrival_row(a: Arrival, now: datetime) -> dict[str, Any]:
 
 
 async def insert_arrivals(
-    conn: AsyncConnection, arrivals: Sequence[Arrival], now: datetime
+    tx: Unit, arrivals: Sequence[Arrival], now: datetime
 ) -> list[int]:
     rows = [arrival_row(a, now) for a in arrivals]
-    if conn.dialect.name != "sqlite":
-        result = await conn.execute(
+    if not tx.sqlite:
+        result = await tx.conn.execute(
             insert(inbound).returning(inbound.c.id, sort_by_parameter_order=True), rows
         )
         return [r.id for r in result]
     # SQLAlchemy cannot prove RETURNING order on SQLite and would send one INSERT per
     # row. Under SQLite's single writer, one multi-row INSERT takes rowids in the order
     # of its VALUES, each above every existing one: the sorted ids are in row order.
-    result = await conn.execute(insert(inbound).returning(inbound.c.id), rows)
+    result = await tx.conn.execute(insert(inbound).returning(inbound.c.id), rows)
     return sorted(r.id for r in result)
 
 
@@ -75,7 +75,7 @@ def to_inbound(r: Row[Any]) -> Inbound:
 
 
 async def claim(
-    conn: AsyncConnection, owner: str, now: datetime, lease: timedelta, limit: int
+    tx: Unit, owner: str, now: datetime, lease: timedelta, limit: int
 ) -> list[Inbound]:
     claimable = or_(
         inbound.c.state == InboundState.NEW.value,
@@ -88,7 +88,7 @@ async def claim(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    result = await conn.execute(
+    result = await tx.conn.execute(
         update(inbound)
         .where(inbound.c.id.in_(ids.scalar_subquery()), claimable)
         .values(
@@ -102,9 +102,9 @@ async def claim(
     return sorted((to_inbound(r) for r in result), key=lambda m: m.id)
 
 
-async def finish(conn: AsyncConnection, msg_id: int, owner: str, now: datetime) -> bool:
+async def finish(tx: Unit, msg_id: int, owner: str, now: datetime) -> bool:
     """Mark done only while we still hold the claim; False means another worker took it."""
-    result = await conn.execute(
+    result = await tx.conn.execute(
         update(inbound)
         .where(
             inbound.c.id == msg_id,
@@ -117,12 +117,12 @@ async def finish(conn: AsyncConnection, msg_id: int, owner: str, now: datetime) 
 
 
 async def quarantine(
-    conn: AsyncConnection, msg_id: int, owner: str | None, error: str, now: datetime
+    tx: Unit, msg_id: int, owner: str | None, error: str, now: datetime
 ) -> bool:
     cond = [inbound.c.id == msg_id]
     if owner is not None:
         cond.append(inbound.c.claimed_by == owner)
-    result = await conn.execute(
+    result = await tx.conn.execute(
         update(inbound)
         .where(*cond)
         .values(state=InboundState.QUARANTINED.value, error=error[:2000], done_at=now,
@@ -131,8 +131,8 @@ async def quarantine(
     return result.rowcount == 1
 
 
-async def retry(conn: AsyncConnection, msg_id: int) -> bool:
-    result = await conn.execute(
+async def retry(tx: Unit, msg_id: int) -> bool:
+    result = await tx.conn.execute(
         update(inbound)
         .where(inbound.c.id == msg_id, inbound.c.state == InboundState.QUARANTINED.value)
         .values(state=InboundState.NEW.value, error=None, claimed_by=None, done_at=None)
@@ -140,26 +140,26 @@ async def retry(conn: AsyncConnection, msg_id: int) -> bool:
     return result.rowcount == 1
 
 
-async def listing(conn: AsyncConnection, states: Sequence[InboundState]) -> list[dict[str, Any]]:
+async def listing(tx: Unit, states: Sequence[InboundState]) -> list[dict[str, Any]]:
     cols = [c for c in inbound.c if c.name != "raw"]
-    result = await conn.execute(
+    result = await tx.conn.execute(
         select(*cols).where(inbound.c.state.in_([s.value for s in states])).order_by(inbound.c.id)
     )
     return [dict(r._mapping) for r in result]
 
 
-async def get_raw(conn: AsyncConnection, msg_id: int) -> bytes | None:
-    value = await conn.scalar(select(inbound.c.raw).where(inbound.c.id == msg_id))
+async def get_raw(tx: Unit, msg_id: int) -> bytes | None:
+    value = await tx.conn.scalar(select(inbound.c.raw).where(inbound.c.id == msg_id))
     return bytes(value) if value is not None else None
 
 
-async def envelope_sender(conn: AsyncConnection, msg_id: int) -> str | None:
+async def envelope_sender(tx: Unit, msg_id: int) -> str | None:
     """As Inbound.envelope_sender for a stored message; None too if the row is gone."""
-    row = (await conn.execute(select(inbound.c.source, inbound.c.envelope_from)
-                              .where(inbound.c.id == msg_id))).first()
+    row = (await tx.conn.execute(select(inbound.c.source, inbound.c.envelope_from)
+                                 .where(inbound.c.id == msg_id))).first()
     return None if row is None else envelope_sender_of(row.source, row.envelope_from)
 
 
-async def counts(conn: AsyncConnection) -> dict[str, int]:
-    result = await conn.execute(select(inbound.c.state, func.count()).group_by(inbound.c.state))
+async def counts(tx: Unit) -> dict[str, int]:
+    result = await tx.conn.execute(select(inbound.c.state, func.count()).group_by(inbound.c.state))
     return {row[0]: row[1] for row in result}

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Row, func, select, update
 
 from listbot.core.errors import NotFound, Refused
 from listbot.core.model import Member
 from listbot.core.store.schema import members
+from listbot.core.store.unit import Unit
+from listbot.core.store.upsert import insert_new
 
 
 def to_member(r: Row[Any]) -> Member:
@@ -19,40 +19,33 @@ def to_member(r: Row[Any]) -> Member:
                   added_at=r.added_at)
 
 
-async def add(conn: AsyncConnection, name: str, address: str, fingerprint: str | None,
+async def add(tx: Unit, name: str, address: str, fingerprint: str | None,
               now: datetime) -> Member:
-    existing = await conn.execute(
-        select(members).where(members.c.removed_at.is_(None),
-                              (members.c.name == name) | (members.c.address == address))
-    )
-    if existing.first() is not None:
-        raise Refused(f"a current member already has the name {name!r} or address {address}")
-    try:
-        row = (await conn.execute(
-            insert(members).values(name=name, address=address, fingerprint=fingerprint,
-                                   added_at=now).returning(*members.c)
-        )).one()
-    except IntegrityError as exc:  # a concurrent add won the race
-        raise Refused(f"member {name!r} or {address} already exists") from exc
+    """Refused when a current member has this name or this address (two unique keys:
+    either decides, a concurrent add included)."""
+    row = await insert_new(
+        tx, members, {"name": name, "address": address, "fingerprint": fingerprint,
+                      "added_at": now}, keys=None, returning=list(members.c),
+        taken=Refused(f"a current member already has the name {name!r} or address {address}"))
     return to_member(row)
 
 
-async def remove(conn: AsyncConnection, name_or_address: str, reason: str,
+async def remove(tx: Unit, name_or_address: str, reason: str,
                  now: datetime) -> Member:
     current = members.c.removed_at.is_(None)
-    row = (await conn.execute(
+    row = (await tx.conn.execute(
         select(members).where(current, (members.c.name == name_or_address)
                               | (members.c.address == name_or_address.lower()))
     )).first()
     if row is None:
         raise NotFound(f"no current member {name_or_address!r}")
-    await conn.execute(update(members).where(members.c.id == row.id)
-                       .values(removed_at=now, removal_reason=reason))
+    await tx.conn.execute(update(members).where(members.c.id == row.id)
+                          .values(removed_at=now, removal_reason=reason))
     return to_member(row)
 
 
-async def set_fingerprint(conn: AsyncConnection, name: str, fingerprint: str | None) -> Member:
-    result = await conn.execute(
+async def set_fingerprint(tx: Unit, name: str, fingerprint: str | None) -> Member:
+    result = await tx.conn.execute(
         update(members).where(members.c.removed_at.is_(None), members.c.name == name)
         .values(fingerprint=fingerprint).returning(*members.c)
     )
@@ -62,13 +55,13 @@ async def set_fingerprint(conn: AsyncConnection, name: str, fingerprint: str | N
     return to_member(row)
 
 
-async def current(conn: AsyncConnection) -> list[Member]:
-    result = await conn.execute(
+async def current(tx: Unit) -> list[Member]:
+    result = await tx.conn.execute(
         select(members).where(members.c.removed_at.is_(None)).order_by(func.lower(members.c.name))
     )
     return [to_member(r) for r in result]
 
 
-async def history(conn: AsyncConnection) -> list[dict[str, Any]]:
-    result = await conn.execute(select(members).order_by(members.c.added_at, members.c.id))
+async def history(tx: Unit) -> list[dict[str, Any]]:
+    result = await tx.conn.execute(select(members).order_by(members.c.added_at, members.c.id))
     return [dict(r._mapping) for r in result]

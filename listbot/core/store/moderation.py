@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import and_, select, update
 
+from listbot.core.errors import TemporaryError
 from listbot.core.store.schema_moderation import held_posts
+from listbot.core.store.unit import Unit
+from listbot.core.store.upsert import insert_new
 
 HELD = "held"
 
@@ -52,71 +54,75 @@ def _post(row: Any) -> HeldPost:
 _COLUMNS = [c for c in held_posts.c if c.name != "raw"]
 
 
-async def insert_held(conn: AsyncConnection, *, post_id: int, list_name: str, sender: str,
+async def insert_held(tx: Unit, *, post_id: int, list_name: str, sender: str,
                       subject: str, message_id: str | None, raw: bytes, rule: str,
                       reason: str, hits: Sequence[str], now: datetime,
                       expires_at: datetime) -> int:
-    result = await conn.execute(insert(held_posts).values(
-        id=post_id, list_name=list_name, inbound_id=post_id, sender=sender, subject=subject,
-        message_id=message_id, raw=raw, rule=rule, reason=reason, hits=json.dumps(list(hits)),
-        state=HELD, held_at=now, expires_at=expires_at, requests_sent=0,
-    ).returning(held_posts.c.id))
-    return int(result.scalar_one())
+    """Hold the inbound message `post_id`. One another handler held first (its lease
+    ran out meanwhile) is TemporaryError, and is that handler's to finish."""
+    row = await insert_new(tx, held_posts, {
+        "id": post_id, "list_name": list_name, "inbound_id": post_id, "sender": sender,
+        "subject": subject, "message_id": message_id, "raw": raw, "rule": rule,
+        "reason": reason, "hits": json.dumps(list(hits)), "state": HELD, "held_at": now,
+        "expires_at": expires_at, "requests_sent": 0},
+        keys=None, taken=TemporaryError(f"post {post_id} is held already"))
+    return int(row.id)
 
 
-async def get(conn: AsyncConnection, post_id: int) -> HeldPost | None:
-    row = (await conn.execute(select(*_COLUMNS).where(held_posts.c.id == post_id))).first()
+async def get(tx: Unit, post_id: int) -> HeldPost | None:
+    row = (await tx.conn.execute(select(*_COLUMNS).where(held_posts.c.id == post_id))).first()
     return None if row is None else _post(row)
 
 
-async def get_raw(conn: AsyncConnection, post_id: int) -> bytes | None:
-    row = (await conn.execute(select(held_posts.c.raw).where(held_posts.c.id == post_id))).first()
+async def get_raw(tx: Unit, post_id: int) -> bytes | None:
+    row = (await tx.conn.execute(select(held_posts.c.raw)
+                                 .where(held_posts.c.id == post_id))).first()
     return None if row is None else bytes(row.raw)
 
 
-async def listing(conn: AsyncConnection, states: Sequence[str] | None) -> list[HeldPost]:
+async def listing(tx: Unit, states: Sequence[str] | None) -> list[HeldPost]:
     query = select(*_COLUMNS).order_by(held_posts.c.id)
     if states:
         query = query.where(held_posts.c.state.in_(list(states)))
-    return [_post(r) for r in await conn.execute(query)]
+    return [_post(r) for r in await tx.conn.execute(query)]
 
 
-async def settle(conn: AsyncConnection, post_id: int, state: str) -> bool:
-    result = await conn.execute(update(held_posts).where(and_(
+async def settle(tx: Unit, post_id: int, state: str) -> bool:
+    result = await tx.conn.execute(update(held_posts).where(and_(
         held_posts.c.id == post_id, held_posts.c.state == HELD)).values(state=state))
     return result.rowcount == 1
 
 
-async def due_reminders(conn: AsyncConnection, list_name: str, now: datetime,
+async def due_reminders(tx: Unit, list_name: str, now: datetime,
                         before: Any) -> list[HeldPost]:
     query = select(*_COLUMNS).where(and_(
         held_posts.c.list_name == list_name, held_posts.c.state == HELD,
         held_posts.c.reminded_at.is_(None),
         held_posts.c.expires_at > now, held_posts.c.expires_at <= now + before))
-    return [_post(r) for r in await conn.execute(query)]
+    return [_post(r) for r in await tx.conn.execute(query)]
 
 
-async def due_expiries(conn: AsyncConnection, list_name: str,
+async def due_expiries(tx: Unit, list_name: str,
                        now: datetime) -> list[HeldPost]:
     query = select(*_COLUMNS).where(and_(
         held_posts.c.list_name == list_name, held_posts.c.state == HELD,
         held_posts.c.expired_noted_at.is_(None),
         held_posts.c.expires_at <= now))
-    return [_post(r) for r in await conn.execute(query)]
+    return [_post(r) for r in await tx.conn.execute(query)]
 
 
-async def mark(conn: AsyncConnection, post_id: int, column: str, now: datetime) -> bool:
+async def mark(tx: Unit, post_id: int, column: str, now: datetime) -> bool:
     """Set reminded_at or expired_noted_at once (conditional: a second daemon gets False)."""
     col = held_posts.c[column]
-    result = await conn.execute(update(held_posts).where(and_(
+    result = await tx.conn.execute(update(held_posts).where(and_(
         held_posts.c.id == post_id, col.is_(None))).values({column: now}))
     return result.rowcount == 1
 
 
-async def next_due(conn: AsyncConnection, list_name: str, before: Any) -> datetime | None:
+async def next_due(tx: Unit, list_name: str, before: Any) -> datetime | None:
     """The next instant a reminder or an expiry note is due, for the wake-up timer."""
-    rows = await conn.execute(select(held_posts.c.expires_at, held_posts.c.reminded_at,
-                                     held_posts.c.expired_noted_at).where(
+    rows = await tx.conn.execute(select(held_posts.c.expires_at, held_posts.c.reminded_at,
+                                        held_posts.c.expired_noted_at).where(
         held_posts.c.list_name == list_name, held_posts.c.state == HELD,
         held_posts.c.expired_noted_at.is_(None)))
     times: list[datetime] = []

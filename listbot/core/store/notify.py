@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+from listbot.core.store.unit import Unit
 
 log = structlog.get_logger("listbot.notify")
 
@@ -21,9 +22,9 @@ INBOUND = "listbot_inbound"
 OUTBOX = "listbot_outbox"
 
 
-async def notify(conn: AsyncConnection, channel: str) -> None:
-    if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_notify(:c, '')"), {"c": channel})
+async def notify(tx: Unit, channel: str) -> None:
+    if not tx.sqlite:
+        await tx.conn.execute(text("SELECT pg_notify(:c, '')"), {"c": channel})
 
 
 def libpq_url(sqlalchemy_url: str) -> str:

@@ -7,17 +7,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, and_, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from listbot.core.model import Audience, OutboxItem, OutboxState, OutgoingMessage
 from listbot.core.store.schema import bodies, outbox
+from listbot.core.store.unit import Unit
 from listbot.core.store.upsert import insert_ignoring
 
 
-async def enqueue(conn: AsyncConnection, msg: OutgoingMessage, now: datetime) -> list[int]:
+async def enqueue(tx: Unit, msg: OutgoingMessage, now: datetime) -> list[int]:
     if not msg.recipients:
         return []
-    body_id = await conn.scalar(
+    body_id = await tx.conn.scalar(
         insert(bodies).values(raw=msg.raw, created_at=now).returning(bodies.c.id)
     )
     rows = [
@@ -39,9 +39,9 @@ async def enqueue(conn: AsyncConnection, msg: OutgoingMessage, now: datetime) ->
         }
         for rcpt in dict.fromkeys(msg.recipients)
     ]
-    stmt = (insert_ignoring(conn, outbox, ("dedupe_key", "recipient")) if msg.dedupe_key
+    stmt = (insert_ignoring(tx, outbox, ("dedupe_key", "recipient")) if msg.dedupe_key
             else insert(outbox))
-    result = await conn.execute(stmt.returning(outbox.c.id), rows)
+    result = await tx.conn.execute(stmt.returning(outbox.c.id), rows)
     return [r.id for r in result]
 
 
@@ -66,7 +66,7 @@ def to_item(r: Row[Any]) -> OutboxItem:
 
 
 async def claim(
-    conn: AsyncConnection, owner: str, now: datetime, lease: timedelta, limit: int
+    tx: Unit, owner: str, now: datetime, lease: timedelta, limit: int
 ) -> tuple[list[OutboxItem], dict[int, bytes]]:
     claimable = or_(
         and_(outbox.c.state == OutboxState.PENDING.value, outbox.c.next_attempt_at <= now),
@@ -79,7 +79,7 @@ async def claim(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    result = await conn.execute(
+    result = await tx.conn.execute(
         update(outbox)
         .where(outbox.c.id.in_(ids.scalar_subquery()), claimable)
         .values(state=OutboxState.SENDING.value, claimed_by=owner, lease_until=now + lease,
@@ -90,15 +90,15 @@ async def claim(
     body_ids = {i.body_id for i in items}
     raws: dict[int, bytes] = {}
     if body_ids:
-        for row in await conn.execute(
+        for row in await tx.conn.execute(
             select(bodies.c.id, bodies.c.raw).where(bodies.c.id.in_(body_ids))
         ):
             raws[row.id] = bytes(row.raw)
     return items, raws
 
 
-async def next_due(conn: AsyncConnection) -> datetime | None:
-    value: datetime | None = await conn.scalar(
+async def next_due(tx: Unit) -> datetime | None:
+    value: datetime | None = await tx.conn.scalar(
         select(func.min(outbox.c.next_attempt_at)).where(
             outbox.c.state == OutboxState.PENDING.value
         )
@@ -107,7 +107,7 @@ async def next_due(conn: AsyncConnection) -> datetime | None:
 
 
 async def settle(
-    conn: AsyncConnection,
+    tx: Unit,
     ids: Sequence[int],
     owner: str,
     state: OutboxState,
@@ -124,7 +124,7 @@ async def settle(
         values["sent_at"] = now
     if next_attempt_at is not None:
         values["next_attempt_at"] = next_attempt_at
-    result = await conn.execute(
+    result = await tx.conn.execute(
         update(outbox)
         .where(outbox.c.id.in_(ids), outbox.c.claimed_by == owner,
                outbox.c.state == OutboxState.SENDING.value)
@@ -133,8 +133,15 @@ async def settle(
     return int(result.rowcount)
 
 
-async def release_held(conn: AsyncConnection, ids: Sequence[int], now: datetime) -> int:
-    result = await conn.execute(
+async def hold(tx: Unit, ids: Sequence[int]) -> None:
+    """Rows that must wait for a person (a member without a usable key)."""
+    if ids:
+        await tx.conn.execute(update(outbox).where(outbox.c.id.in_(ids))
+                              .values(state=OutboxState.HELD.value))
+
+
+async def release_held(tx: Unit, ids: Sequence[int], now: datetime) -> int:
+    result = await tx.conn.execute(
         update(outbox)
         .where(outbox.c.id.in_(ids), outbox.c.state == OutboxState.HELD.value)
         .values(state=OutboxState.PENDING.value, next_attempt_at=now)
@@ -142,19 +149,19 @@ async def release_held(conn: AsyncConnection, ids: Sequence[int], now: datetime)
     return int(result.rowcount)
 
 
-async def listing(conn: AsyncConnection, states: Sequence[OutboxState]) -> list[OutboxItem]:
-    result = await conn.execute(
+async def listing(tx: Unit, states: Sequence[OutboxState]) -> list[OutboxItem]:
+    result = await tx.conn.execute(
         select(outbox).where(outbox.c.state.in_([s.value for s in states])).order_by(outbox.c.id)
     )
     return [to_item(r) for r in result]
 
 
-async def notices_since(conn: AsyncConnection, recipients: Collection[str],
+async def notices_since(tx: Unit, recipients: Collection[str],
                         since: datetime) -> int:
     """How many replies listbot already queued to these spellings of one address: the
     rate limit's memory. Every automatic reply, whatever its audience class, goes with
     the null sender."""
-    value = await conn.scalar(
+    value = await tx.conn.scalar(
         select(func.count()).select_from(outbox).where(
             outbox.c.recipient.in_(sorted(recipients)),
             outbox.c.envelope_from == "",
@@ -164,6 +171,6 @@ async def notices_since(conn: AsyncConnection, recipients: Collection[str],
     return int(value or 0)
 
 
-async def counts(conn: AsyncConnection) -> dict[str, int]:
-    result = await conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state))
+async def counts(tx: Unit) -> dict[str, int]:
+    result = await tx.conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state))
     return {row[0]: row[1] for row in result}

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import String, cast, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from listbot.core.model import OutboxState
 from listbot.core.store import members as member_ops
@@ -18,6 +17,7 @@ from listbot.core.store.schema_applications import (
     key_warnings,
     roster_changes,
 )
+from listbot.core.store.unit import Unit
 from listbot.core.store.upsert import insert_if_absent
 
 
@@ -30,66 +30,66 @@ class RosterChange:
     text: str
 
 
-async def record_change(conn: AsyncConnection, *, member_name: str, action: str, text: str,
+async def record_change(tx: Unit, *, member_name: str, action: str, text: str,
                         actor: str, now: datetime) -> None:
-    await conn.execute(insert(roster_changes).values(
+    await tx.conn.execute(insert(roster_changes).values(
         at=now, member_name=member_name, action=action, text=text, actor=actor))
 
 
-async def changes(conn: AsyncConnection) -> list[RosterChange]:
-    rows = await conn.execute(select(roster_changes).order_by(roster_changes.c.at,
-                                                              roster_changes.c.id))
+async def changes(tx: Unit) -> list[RosterChange]:
+    rows = await tx.conn.execute(select(roster_changes).order_by(roster_changes.c.at,
+                                                                 roster_changes.c.id))
     return [RosterChange(r.id, r.at, r.member_name, r.action, r.text) for r in rows]
 
 
-async def version(conn: AsyncConnection) -> tuple[int, int, int]:
+async def version(tx: Unit) -> tuple[int, int, int]:
     """Changes whenever what the public roster shows may have: cheap to poll."""
-    last_change = await conn.scalar(select(func.max(roster_changes.c.id)))
-    row = (await conn.execute(select(func.count(), func.max(members.c.id)).where(
+    last_change = await tx.conn.scalar(select(func.max(roster_changes.c.id)))
+    row = (await tx.conn.execute(select(func.count(), func.max(members.c.id)).where(
         members.c.removed_at.is_(None)))).one()
     return int(last_change or 0), int(row[0] or 0), int(row[1] or 0)
 
 
-async def warn_once(conn: AsyncConnection, *, fingerprint: str, expires_at: datetime,
+async def warn_once(tx: Unit, *, fingerprint: str, expires_at: datetime,
                     member_name: str, now: datetime) -> bool:
     """Claim the one warning for this key and expiry; False when it was already sent."""
-    return await insert_if_absent(conn, key_warnings, {
+    return await insert_if_absent(tx, key_warnings, {
         "fingerprint": fingerprint, "expires_at": expires_at, "member_name": member_name,
         "sent_at": now}, keys=("fingerprint", "expires_at"))
 
 
-async def record_failure(conn: AsyncConnection, *, address: str, member_name: str | None,
+async def record_failure(tx: Unit, *, address: str, member_name: str | None,
                          permanent: bool, source: str, source_id: str,
                          now: datetime) -> bool:
     """Record one failure; False when this (source, id, address) was recorded before."""
-    return await insert_if_absent(conn, delivery_failures, {
+    return await insert_if_absent(tx, delivery_failures, {
         "address": address, "member_name": member_name, "permanent": permanent,
         "source": source, "source_id": source_id, "at": now},
         keys=("source", "source_id", "address"))
 
 
-async def permanent_failures_since(conn: AsyncConnection, address: str,
+async def permanent_failures_since(tx: Unit, address: str,
                                    since: datetime) -> int:
-    value = await conn.scalar(select(func.count()).select_from(delivery_failures).where(
+    value = await tx.conn.scalar(select(func.count()).select_from(delivery_failures).where(
         delivery_failures.c.address == address, delivery_failures.c.permanent.is_(True),
         delivery_failures.c.at >= since))
     return int(value or 0)
 
 
-async def last_alert(conn: AsyncConnection, address: str) -> datetime | None:
-    value = await conn.scalar(select(func.max(delivery_alerts.c.at)).where(
+async def last_alert(tx: Unit, address: str) -> datetime | None:
+    value = await tx.conn.scalar(select(func.max(delivery_alerts.c.at)).where(
         delivery_alerts.c.address == address))
     return value if isinstance(value, datetime) else None
 
 
-async def record_alert(conn: AsyncConnection, address: str, failures: int,
+async def record_alert(tx: Unit, address: str, failures: int,
                        now: datetime) -> None:
-    await conn.execute(insert(delivery_alerts).values(address=address, at=now,
-                                                      failures=failures))
+    await tx.conn.execute(insert(delivery_alerts).values(address=address, at=now,
+                                                         failures=failures))
 
 
-async def failure_summary(conn: AsyncConnection) -> list[dict[str, object]]:
-    rows = await conn.execute(
+async def failure_summary(tx: Unit) -> list[dict[str, object]]:
+    rows = await tx.conn.execute(
         select(delivery_failures.c.address, delivery_failures.c.member_name,
                delivery_failures.c.permanent, func.count().label("count"),
                func.max(delivery_failures.c.at).label("last_at"))
@@ -99,7 +99,7 @@ async def failure_summary(conn: AsyncConnection) -> list[dict[str, object]]:
     return [dict(r._mapping) for r in rows]
 
 
-async def unrecorded_outbox_failures(conn: AsyncConnection,
+async def unrecorded_outbox_failures(tx: Unit,
                                      recipients: frozenset[str]) -> list[tuple[int, str]]:
     """FAILED outbox rows (permanent refusals by the relay) to these addresses that are
     not in the delivery record yet. Rows fail in any order, so no high-water mark."""
@@ -110,14 +110,14 @@ async def unrecorded_outbox_failures(conn: AsyncConnection,
         delivery_failures.c.source == "outbox",
         delivery_failures.c.source_id == cast(outbox.c.id, String),
         delivery_failures.c.address == outbox.c.recipient)
-    rows = await conn.execute(select(outbox.c.id, outbox.c.recipient).where(
+    rows = await tx.conn.execute(select(outbox.c.id, outbox.c.recipient).where(
         outbox.c.state == OutboxState.FAILED.value,
         outbox.c.recipient.in_(sorted(recipients)), ~recorded.exists()).order_by(outbox.c.id))
     return [(int(r.id), str(r.recipient)) for r in rows]
 
 
-async def load_public(conn: AsyncConnection) -> tuple[list[tuple[str, datetime]],
+async def load_public(tx: Unit) -> tuple[list[tuple[str, datetime]],
                                                       list[tuple[datetime, str]]]:
     """Names with their dates, and the change history: what the public roster shows."""
-    current = [(m.name, m.added_at) for m in await member_ops.current(conn)]
-    return current, [(c.at, c.text) for c in await changes(conn)]
+    current = [(m.name, m.added_at) for m in await member_ops.current(tx)]
+    return current, [(c.at, c.text) for c in await changes(tx)]

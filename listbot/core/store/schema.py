@@ -1,4 +1,4 @@
-"""Table definitions (SQLAlchemy Core). Migrations in listbot/migrations mirror them."""
+"""Table definitions (SQLAlchemy Core). Migrations in core/store/migrations mirror them."""
 
 from __future__ import annotations
 

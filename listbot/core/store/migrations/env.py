@@ -1,4 +1,4 @@
-"""Alembic environment: always driven with a connection handed in by listbot.store."""
+"""Alembic environment: always driven with a connection handed in by listbot.core.store."""
 
 from __future__ import annotations
 
