@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import email.parser
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from email.policy import default as default_policy
 from io import StringIO
@@ -19,12 +19,14 @@ import pytest
 from listbot.app import App
 from listbot.applications.handler import Applications, ApplicationsHandler
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config
+from listbot.core.config import Config, ListConfig
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.pgp_mime import verify_view
 from listbot.core.mail.pgp_status import Verification
 from listbot.core.mail.view import MessageView
-from listbot.core.model import Inbound, RecipientRole
+from listbot.core.model import Inbound, Member, OutgoingMessage, RecipientRole
+from listbot.discuss.distribution import prepare_distribution
+from listbot.discuss.sealing import PostSealer, SealedPost
 from tests.daemon import lmtp_send, post, running, settle
 from tests.sink import Sink
 
@@ -308,6 +310,37 @@ async def test_a_discuss_post_is_parsed_once(app: App, sink: Sink, parses: list[
     assert [e.action for e in await app.store.audit_listing(action_prefix="discuss.")] == [
         "discuss.approve"]
     assert len(_of_message(parses, data)) == 1
+
+
+class _NotingSealer:
+    """Stands in for gpg: notes the Message-ID each post is sealed under."""
+
+    def __init__(self) -> None:
+        self.message_ids: list[str] = []
+
+    async def seal(self, out: OutgoingMessage, members: Sequence[Member], lc: ListConfig,
+                   message_id: str, now: datetime) -> SealedPost:
+        self.message_ids.append(message_id)
+        return SealedPost((), ())
+
+
+async def test_a_sealed_distribution_takes_the_message_id_from_the_view(
+        make_config: Callable[..., Config], parses: list[str]) -> None:
+    cfg = make_config()
+    lc = cfg.lists["discuss"]
+    raw = post(f"Vendor A <{MEMBER}>")
+    view = MessageView.parse(raw)
+    assert view.sender is not None
+    parses.clear()
+    sealer = _NotingSealer()
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    member = Member(1, "Vendor A", MEMBER, None, now)
+    prepared = await prepare_distribution(cfg, lc, view, poster=view.sender, hits=(),
+                                          members=[member], sealer=cast(PostSealer, sealer),
+                                          now=now)
+    assert sealer.message_ids == [view.get_all("Message-ID")[0]]
+    assert prepared.out.raw.endswith(raw.split(b"\r\n\r\n", 1)[1])
+    assert _of_message(parses, raw) == []
 
 
 async def test_a_post_naming_our_list_in_a_second_x_loop_is_discarded(
