@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from email import policy as email_policy
 from email.message import EmailMessage
-from email.parser import BytesParser
 from email.utils import format_datetime
 
 from listbot.advisories.doc import (
@@ -27,6 +26,7 @@ from listbot.advisories.doc import (
 )
 from listbot.advisories.format import attachments, banner, iso_utc, sha256_lines, subject
 from listbot.core.clock import ensure_utc
+from listbot.core.mail.view import MessageView
 
 _COPY_RE = re.compile(r"[a-z0-9-]{1,64}")
 _MSGID_RE = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>")
@@ -184,7 +184,7 @@ def _check_round_trip(
     raw: bytes, signed: str, doc: AdvisoryDoc, headers: Sequence[tuple[str, str]]
 ) -> None:
     """Parse what we wrote: no header may have grown or multiplied, no byte changed."""
-    parsed = BytesParser(policy=email_policy.default).parsebytes(raw)
+    parsed = MessageView.parse(raw).email
     expected = [*(name.lower() for name, _ in headers), "content-type", "mime-version"]
     problems: list[str] = []
     if sorted(k.lower() for k in parsed) != sorted(expected):

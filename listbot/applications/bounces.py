@@ -9,7 +9,6 @@ Bounces to <list>-bounces@ are parsed with flufl.bounce; permanent relay refusal
 
 from __future__ import annotations
 
-import email
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from email.message import Message
@@ -46,9 +45,9 @@ def _addresses(found: Iterable[bytes | str]) -> set[str]:
     return out
 
 
-def parse_bounce(raw: bytes) -> tuple[set[str], set[str]]:
-    """(temporary, permanent) failed recipients; a message no detector reads gives none."""
-    msg: Message = email.message_from_bytes(raw)
+def parse_bounce(msg: Message) -> tuple[set[str], set[str]]:
+    """(temporary, permanent) failed recipients of a parsed report (`Inbound.view.tree`);
+    a message no detector reads gives none."""
     try:
         temporary, permanent = all_failures(msg)
     except Exception:  # a hostile or broken report must not stop the worker
@@ -97,7 +96,7 @@ class BounceHandler(OneByOne):
         self.cfg, self.mc = cfg, mc
 
     async def decide(self, msg: Inbound) -> Effects:
-        temporary, permanent = parse_bounce(msg.raw)
+        temporary, permanent = parse_bounce(msg.view.tree)
         log.info("bounce.parsed", inbound_id=msg.id, permanent=len(permanent),
                  temporary=len(temporary))
         return Effects.call(self.record, msg, temporary, permanent)

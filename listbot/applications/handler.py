@@ -39,20 +39,14 @@ from listbot.applications.state import (
     fields_from_json,
     fields_to_json,
     org_key,
-    plain_text,
 )
 from listbot.applications.subscription import is_subscription_request
 from listbot.core.clock import Clock
 from listbot.core.config import Config, ListConfig
 from listbot.core.errors import Refused
-from listbot.core.mail.address import Mailbox, sender_of
+from listbot.core.mail.address import Mailbox
 from listbot.core.mail.pgp import Keyring
-from listbot.core.mail.received import (
-    no_reply_reason,
-    original_message_id,
-    original_subject,
-    parse_headers,
-)
+from listbot.core.mail.received import no_reply_reason, original_message_id, original_subject
 from listbot.core.model import Inbound, OutgoingMessage, RecipientRole
 from listbot.core.outbox.reply_rate import within_reply_rate
 from listbot.core.store import Store, Tx
@@ -273,16 +267,13 @@ class ApplicationsHandler(OneByOne):
 
     async def decide(self, msg: Inbound) -> Effects:
         lc = self.s.lc
-        headers = parse_headers(msg.raw)
-        if str(headers.get("X-Loop", "")).strip().lower() == lc.address:
+        headers = msg.view.header_message
+        if msg.view.is_own_loop(lc.address):
             return _ignored(msg, "application.loop_discarded", "carries our own X-Loop")
-        try:
-            poster = sender_of(headers)
-        except Exception:
-            poster = None
+        poster = msg.view.sender
         if poster is None:
             return _ignored(msg, "application.no_sender", "no single valid From address")
-        text = plain_text(msg.raw)
+        text = msg.view.plain_text
         subject = original_subject(headers)
         local = msg.recipient.split("@", 1)[0]
         if is_subscription_request(subject, text, local):

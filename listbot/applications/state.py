@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from email.message import EmailMessage
-from email.parser import BytesParser
-from email.policy import default as default_policy
 from typing import Any
 
 from listbot.applications.checklist import Checklist, ItemResult, ItemStatus
 from listbot.applications.fields import ApplicationFields, Evidence, EvidenceKind
 from listbot.applications.policy import AppPolicy
+from listbot.core.mail.view import MessageView
 
 
 def fields_to_json(f: ApplicationFields) -> str:
@@ -62,20 +60,10 @@ def org_key(sender: str, policy: AppPolicy) -> str:
     return sender.lower() if freemail else domain
 
 
-def parse_message(raw: bytes) -> EmailMessage:
-    msg = BytesParser(policy=default_policy).parsebytes(raw)
-    assert isinstance(msg, EmailMessage)
-    return msg
-
-
 def plain_text(raw: bytes) -> str:
-    """The first text/plain body part; HTML-only or broken mail reads as empty text."""
-    try:
-        part = parse_message(raw).get_body(preferencelist=("plain",))
-        content = part.get_content() if part is not None else ""
-    except Exception:  # a malformed part must give an empty checklist, not a crash
-        return ""
-    return content if isinstance(content, str) else ""
+    """The first text/plain body part of a message that has no view yet (a received
+    one has: `Inbound.view.plain_text`)."""
+    return MessageView.parse(raw).plain_text
 
 
 def body_hash(text: str) -> str:

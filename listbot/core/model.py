@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
+
+from listbot.core.mail.view import MessageView
 
 
 class Audience(StrEnum):
@@ -81,6 +84,11 @@ class Inbound:
         """The SMTP envelope sender ("" is the null sender), or None when the source has
         no envelope: an IMAP message must not pass for a bounce, nor a bounce for mail."""
         return envelope_sender_of(self.source, self.envelope_from)
+
+    @cached_property
+    def view(self) -> MessageView:
+        """The message parsed once; every step of its handling reads this."""
+        return MessageView.parse(self.raw, self.envelope_sender)
 
 
 def envelope_sender_of(source: str, envelope_from: str) -> str | None:

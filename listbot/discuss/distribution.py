@@ -10,7 +10,8 @@ from datetime import datetime
 from listbot.core.config import Config, ListConfig
 from listbot.core.mail.address import Mailbox
 from listbot.core.mail.outbound import mailbox, new_message_id, rewrite
-from listbot.core.mail.received import original_message_id, parse_headers
+from listbot.core.mail.received import original_message_id
+from listbot.core.mail.view import MessageView
 from listbot.core.model import Audience, Member, OutgoingMessage
 from listbot.core.store import Tx
 from listbot.discuss.sealing import PostSealer, SealedPost, enqueue_sealed
@@ -63,24 +64,25 @@ class Distribution:
             await enqueue_sealed(tx, cfg, self.out, self.sealed, subject)
 
 
-async def prepare_distribution(cfg: Config, lc: ListConfig, raw: bytes, *, poster: Mailbox,
-                               hits: Sequence[str], members: Sequence[Member],
+async def prepare_distribution(cfg: Config, lc: ListConfig, post: MessageView, *,
+                               poster: Mailbox, hits: Sequence[str], members: Sequence[Member],
                                sealer: PostSealer | None, now: datetime) -> Distribution:
-    """The post as every member gets it. Slow when sealed (gpg per member): the rule path
-    runs it before its transaction, the moderator path inside the deciding one."""
-    out = distribution(cfg, lc, raw, poster=poster, hits=hits,
+    """The post (as parsed once: `Inbound.view`) as every member gets it. Slow when
+    sealed (gpg per member): the rule path runs it before its transaction, the moderator
+    path inside the deciding one."""
+    out = distribution(cfg, lc, post.raw, poster=poster, hits=hits,
                        recipients=sorted(m.address for m in members))
     if sealer is None:
         return Distribution(out, None)
-    mid = original_message_id(parse_headers(raw)) or new_message_id(lc.domain)
+    mid = original_message_id(post.header_message) or new_message_id(lc.domain)
     return Distribution(out, await sealer.seal(out, members, lc, mid, now))
 
 
-async def distribute(tx: Tx, cfg: Config, lc: ListConfig, raw: bytes, *, poster: Mailbox,
-                     hits: Sequence[str], sealer: PostSealer | None,
+async def distribute(tx: Tx, cfg: Config, lc: ListConfig, post: MessageView, *,
+                     poster: Mailbox, hits: Sequence[str], sealer: PostSealer | None,
                      subject: str) -> Distribution:
     """Build, seal when required and enqueue, to the members of `tx`'s roster."""
-    prepared = await prepare_distribution(cfg, lc, raw, poster=poster, hits=hits,
+    prepared = await prepare_distribution(cfg, lc, post, poster=poster, hits=hits,
                                           members=await tx.members(), sealer=sealer,
                                           now=tx.now)
     await prepared.enqueue(tx, cfg, subject)

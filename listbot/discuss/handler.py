@@ -11,17 +11,13 @@ import structlog
 
 from listbot.core.clock import Clock
 from listbot.core.config import Config, ListConfig
-from listbot.core.mail.address import Mailbox, sender_of
+from listbot.core.mail.address import Mailbox
 from listbot.core.mail.keyring import PgpConfig
 from listbot.core.mail.outbound import mailbox, new_message_id, plain_message
 from listbot.core.mail.pgp import Keyring
-from listbot.core.mail.pgp_mime import verify_message
-from listbot.core.mail.received import (
-    no_reply_reason,
-    original_message_id,
-    original_subject,
-    parse_headers,
-)
+from listbot.core.mail.pgp_mime import verify_view
+from listbot.core.mail.received import no_reply_reason, original_message_id, original_subject
+from listbot.core.mail.view import MessageView
 from listbot.core.model import Audience, Inbound, Member, OutgoingMessage
 from listbot.core.outbox.reply_rate import within_reply_rate
 from listbot.core.store import Store, Tx
@@ -30,7 +26,7 @@ from listbot.discuss.distribution import Distribution, prepare_distribution
 from listbot.discuss.held import Moderation
 from listbot.discuss.sealing import PostSealer
 from listbot.moderation.classify import Verdict, classify
-from listbot.moderation.facts import facts_from_message
+from listbot.moderation.facts import facts_from_view
 from listbot.moderation.notices import rejection_notice
 from listbot.moderation.rules import Action, Role, RuleSet
 
@@ -61,11 +57,11 @@ class DiscussHandler:
         self._cycle_members: list[dict[str, Member]] | None = None  # [] inside cycle()
 
     async def decide(self, msg: Inbound) -> Effects:
-        headers = parse_headers(msg.raw)
-        if self._is_own_loop(headers):
+        headers = msg.view.header_message
+        if msg.view.is_own_loop(self.lc.address):
             return Effects.audit_only(msg, "discuss.loop_discarded",
                                       {"reason": "carries our own X-Loop"})
-        sender = sender_of(headers)
+        sender = msg.view.sender
         members = await self._members()
         role = self._role(sender, members)
         if sender is None or role is Role.NONMEMBER:
@@ -119,23 +115,17 @@ class DiscussHandler:
             return Verdict(Action.HOLD, "no-rules", "no rules loaded for this list", None, ())
         member = members.get(sender.normalized)
         fpr = self.team.get(sender.normalized) or (member.fingerprint if member else None)
-        signed = await self._signed_by(msg.raw, fpr)
-        facts = facts_from_message(msg.raw, sender_role=role, signed_by_sender=signed)
+        signed = await self._signed_by(msg.view, fpr)
+        facts = facts_from_view(msg.view, sender_role=role, signed_by_sender=signed)
         return classify(facts, rules)
 
-    async def _signed_by(self, raw: bytes, fingerprint: str | None) -> bool:
+    async def _signed_by(self, view: MessageView, fingerprint: str | None) -> bool:
         # gpg only runs for mail that looks signed: most posts are not.
-        if fingerprint is None or self.keyring is None or b"-----BEGIN PGP SIGNATURE" not in raw:
+        if (fingerprint is None or self.keyring is None
+                or b"-----BEGIN PGP SIGNATURE" not in view.raw):
             return False
-        verification = await verify_message(raw, self.keyring, [fingerprint], self.clock.now())
+        verification = await verify_view(view, self.keyring, [fingerprint], self.clock.now())
         return verification.valid
-
-    def _is_own_loop(self, headers: EmailMessage) -> bool:
-        try:
-            loops = [str(v).strip().lower() for v in headers.get_all("X-Loop", [])]
-        except Exception:
-            return False
-        return self.lc.address in loops
 
     @cached_property
     def sealer(self) -> PostSealer | None:
@@ -146,7 +136,7 @@ class DiscussHandler:
                           members: Mapping[str, Member]) -> Effects:
         # gpg, when the list seals, runs here: before the transaction
         prepared = await prepare_distribution(
-            self.cfg, self.lc, msg.raw, poster=poster, hits=verdict.hits,
+            self.cfg, self.lc, msg.view, poster=poster, hits=verdict.hits,
             members=list(members.values()), sealer=self.sealer, now=self.clock.now())
         return Effects.call(self._enqueue_approved, msg, poster, verdict, prepared)
 

@@ -20,15 +20,10 @@ import structlog
 from listbot.core.clock import Clock
 from listbot.core.config import Config, ListConfig
 from listbot.core.errors import ConfigError
-from listbot.core.mail.address import sender_of
 from listbot.core.mail.keyring import PgpConfig
 from listbot.core.mail.pgp import Keyring
-from listbot.core.mail.received import (
-    no_reply_reason,
-    original_message_id,
-    original_subject,
-    parse_headers,
-)
+from listbot.core.mail.received import no_reply_reason, original_message_id, original_subject
+from listbot.core.mail.view import MessageView
 from listbot.core.model import Audience, Inbound, OutgoingMessage
 from listbot.core.outbox.alerts import raise_alert
 from listbot.core.outbox.reply_rate import within_reply_rate
@@ -104,7 +99,7 @@ class Moderation:
         return made, missing
 
     async def hold(self, msg: Inbound, sender: str, verdict: Verdict) -> Effects:
-        headers = parse_headers(msg.raw)
+        headers = msg.view.header_message
         subject = original_subject(headers)
         expires = self.clock.now() + self.mc.hold_expiry
         facts = RequestFacts(msg.id, sender, subject, verdict.rule, verdict.reason,
@@ -117,7 +112,7 @@ class Moderation:
                           expires: datetime, made: list[Request], missing: list[str]) -> None:
         """The held post, its requests to the moderators and an alert for who was not
         asked, in the message's transaction."""
-        headers = parse_headers(msg.raw)
+        headers = msg.view.header_message
         subject = original_subject(headers)
         await held_ops.insert_held(
             tx, post_id=msg.id, list_name=self.lc.name, sender=sender,
@@ -158,12 +153,14 @@ class Moderation:
         detail: dict[str, object] = {"via": via, "token_id": decided.token_id,
                                      "reason": decided.reason, "rule": post.rule}
         if decided.verb == "approve":
-            poster = sender_of(parse_headers(raw))
+            post_view = MessageView.parse(raw)
+            poster = post_view.sender
             if poster is None:
                 raise LookupError(f"held post {post.id} has no usable From")
             # Approvals are rare: sealing inside the deciding transaction keeps the
             # decision and the (encrypted) distribution one atomic step.
-            sent = await distribute(tx, self.cfg, self.lc, raw, poster=poster, hits=post.hits,
+            sent = await distribute(tx, self.cfg, self.lc, post_view, poster=poster,
+                                    hits=post.hits,
                                     sealer=PostSealer.from_config(self.pgp, self.keyring),
                                     subject=f"held:{post.id}")
             if sent.sealed is not None:
@@ -179,7 +176,7 @@ class Moderation:
         other notice: a held auto-reply or bounce must not be answered
         (docs/design.md "No loops, no backscatter")."""
         envelope = await inbound_ops.envelope_sender(tx, post.inbound_id)
-        no_reply = no_reply_reason(self.lc, parse_headers(raw), envelope)
+        no_reply = no_reply_reason(self.lc, MessageView.parse(raw).header_message, envelope)
         if no_reply is None and not await within_reply_rate(tx, self.cfg, post.sender):
             no_reply = "rate limit"
         if no_reply is not None:

@@ -12,11 +12,10 @@ import binascii
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from email import policy
 from email.message import Message
-from email.parser import BytesParser
 
 from listbot.core.mail.autoreply import auto_submitted_reason
+from listbot.core.mail.view import parse_header_block
 
 KNOWN_VERBS = frozenset({"approve", "reject", "discard", "accept"})
 # Only a rejection carries text (its reason); any other verb must stand alone,
@@ -74,7 +73,7 @@ def _split_entity(data: bytes) -> tuple[bytes, bytes]:
 
 
 def _headers(block: bytes) -> Message:
-    return BytesParser(policy=policy.compat32).parsebytes(block + b"\r\n", headersonly=True)
+    return parse_header_block(block + b"\r\n")
 
 
 def _subparts(body: bytes, boundary: str) -> list[bytes]:
@@ -113,11 +112,12 @@ def _decode_body(headers: Message, body: bytes) -> str:
         return body.decode("utf-8", errors="replace")
 
 
-def _find(data: bytes, depth: int, signed: tuple[bytes, bytes] | None) -> CommandSource | None:
+def _find(data: bytes, depth: int, signed: tuple[bytes, bytes] | None,
+          parsed: Message | None = None) -> CommandSource | None:
     if depth > MAX_DEPTH:
         return None
     block, body = _split_entity(data)
-    headers = _headers(block)
+    headers = parsed if parsed is not None else _headers(block)
     if headers.get_content_type() == "text/plain":
         disposition = str(headers.get("content-disposition", "")).split(";")[0].strip().lower()
         if disposition == "attachment":
@@ -153,10 +153,11 @@ def _find_in_multipart(
     return None
 
 
-def command_source(raw: bytes) -> CommandSource | None:
-    """The first text/plain part of a reply; None when there is none."""
+def command_source(raw: bytes, parsed: Message | None = None) -> CommandSource | None:
+    """The first text/plain part of a reply; None when there is none. `parsed` is the
+    reply already parsed (its view's tree), so its own headers are not read twice."""
     try:
-        return _find(bytes(raw), 0, None)
+        return _find(bytes(raw), 0, None, parsed)
     except Exception:  # odd MIME must not break the worker; no part = ignored
         return None
 
@@ -212,13 +213,16 @@ def _read_command(line: str, allowed: Collection[str]) -> Command | Ignored:
     return Command(verb=verb, argument=argument, source_line=line.strip())
 
 
-def parse_reply(raw: bytes, allowed_verbs: Collection[str]) -> Command | Ignored:
-    """The command of a moderator reply, or why there is none."""
+def parse_reply(raw: bytes, allowed_verbs: Collection[str],
+                parsed: Message | None = None) -> Command | Ignored:
+    """The command of a moderator reply, or why there is none (`parsed` as in
+    `command_source`)."""
     try:
         block, _ = _split_entity(bytes(raw))
-        if auto_submitted_reason(_headers(block)) is not None:
+        headers = parsed if parsed is not None else _headers(block)
+        if auto_submitted_reason(headers) is not None:
             return Ignored("automatic reply")
-        source = command_source(raw)
+        source = command_source(raw, parsed)
         if source is None:
             return Ignored("no text/plain part")
         lines = _NEWLINE_RE.split(source.text.lstrip("\ufeff"))

@@ -14,7 +14,7 @@ Interface
     and forget it.
 ``lookup(tx, token, kind=, list_name=) -> TokenRecord | None``
     The stored record of a token, by digest (None when unknown or malformed).
-``read_reply(raw, record, authority=, keyring=, now=, verbs=) -> Reply | Ignore``
+``read_reply(raw or view, record, authority=, keyring=, now=, verbs=) -> Reply | Ignore``
     The slow part, outside any transaction: is the token live and unused, is the
     sender (strict From) an authorized decider for the token's list and the one it
     was issued to, and - when ``authority.require_signature`` - is the message
@@ -44,9 +44,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from listbot.core.config import Config, ListConfig
-from listbot.core.mail.address import sender_of
 from listbot.core.mail.pgp import Keyring
-from listbot.core.mail.pgp_mime import canonical, split_entity, verify_message
+from listbot.core.mail.pgp_mime import canonical, verify_view
+from listbot.core.mail.view import MessageView
 from listbot.core.store import Store, Tx
 from listbot.core.store import decisions as ops
 from listbot.core.store.decisions import ItemRecord, TokenRecord
@@ -176,12 +176,9 @@ async def item_state(tx: Tx, kind: str, item_id: str) -> ItemRecord | None:
     return await ops.get_item(tx, kind, item_id)
 
 
-def _sender(raw: bytes) -> str | None:
-    headers, _ = split_entity(raw)
-    try:
-        box = sender_of(headers)
-    except Exception:  # a hostile From must make the reply ignored, not crash the worker
-        return None
+def _sender(view: MessageView) -> str | None:
+    # A hostile From reads as no sender (the reply is ignored), never as an error.
+    box = view.sender
     return box.normalized if box is not None else None
 
 
@@ -201,10 +198,10 @@ def _precheck(record: TokenRecord | None, sender: str | None, authority: Authori
     return None
 
 
-async def reply_to_token(store: Store, token: str | None, raw: bytes, *, kind: str,
-                         list_name: str, authority: Authority, keyring: Keyring | None,
-                         now: datetime, verbs: Collection[str]) -> tuple[int | None,
-                                                                     Reply | Ignore]:
+async def reply_to_token(store: Store, token: str | None, raw: bytes | MessageView, *,
+                         kind: str, list_name: str, authority: Authority,
+                         keyring: Keyring | None, now: datetime,
+                         verbs: Collection[str]) -> tuple[int | None, Reply | Ignore]:
     """A reply to a decision request, read against its token: (token id, what it says)."""
     async with store.read() as tx:
         record = await lookup(tx, token, kind=kind, list_name=list_name)
@@ -213,19 +210,21 @@ async def reply_to_token(store: Store, token: str | None, raw: bytes, *, kind: s
     return (record.id if record else None), reply
 
 
-async def read_reply(raw: bytes, record: TokenRecord | None, *, authority: Authority,
-                     keyring: Keyring | None, now: datetime,
+async def read_reply(raw: bytes | MessageView, record: TokenRecord | None, *,
+                     authority: Authority, keyring: Keyring | None, now: datetime,
                      verbs: Collection[str]) -> Reply | Ignore:
-    sender = _sender(raw)
+    """`raw` is best the reply's view (`Inbound.view`): then it is not parsed again."""
+    view = raw if isinstance(raw, MessageView) else MessageView.parse(raw)
+    sender = _sender(view)
     problem = _precheck(record, sender, authority, now)
     if problem is not None or record is None or sender is None:
         return Ignore(problem or "unknown token", sender)
-    command = parse_reply(raw, verbs)
+    command = parse_reply(view.raw, verbs, view.tree)
     if isinstance(command, Ignored):
         return Ignore(command.reason, sender)
     signed_by = None
     if authority.require_signature:
-        problem = await _signature_problem(raw, command, authority.deciders[sender],
+        problem = await _signature_problem(view, command, authority.deciders[sender],
                                            keyring, now)
         if problem is not None:
             return Ignore(problem, sender)
@@ -234,20 +233,20 @@ async def read_reply(raw: bytes, record: TokenRecord | None, *, authority: Autho
                  command.verb, command.argument, signed_by)
 
 
-async def _signature_problem(raw: bytes, command: Command, fingerprint: str | None,
+async def _signature_problem(view: MessageView, command: Command, fingerprint: str | None,
                              keyring: Keyring | None, now: datetime) -> str | None:
     """Why the command is not covered by a good signature of this decider, or None."""
     if fingerprint is None or keyring is None:
         return "decider has no registered key" if fingerprint is None else "no keyring"
-    verification = await verify_message(raw, keyring, [fingerprint], now)
+    verification = await verify_view(view, keyring, [fingerprint], now)
     if not verification.valid or verification.signed_content is None:
         return f"not signed by the decider's key: {verification.reason}"
-    return _coverage_problem(raw, command, verification.signed_content)
+    return _coverage_problem(view, command, verification.signed_content)
 
 
-def _coverage_problem(raw: bytes, command: Command, covered: bytes) -> str | None:
+def _coverage_problem(view: MessageView, command: Command, covered: bytes) -> str | None:
     """The command must be read again from the signed bytes, and be the same."""
-    source = command_source(raw)
+    source = command_source(view.raw, view.tree)
     if source is None:
         return "no text/plain part"
     if source.signed_entity is not None:

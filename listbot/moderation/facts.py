@@ -1,7 +1,8 @@
-"""Message facts for moderation: message bytes -> MessageFacts, never raising.
+"""Message facts for moderation: a parsed message (`Inbound.view`) -> MessageFacts,
+never raising.
 
-`facts_from_message` never raises: malformed MIME, undecodable headers and
-unknown charsets fall back to replacement decoding. Body text handed to rules
+`facts_from_view` and `facts_from_message` never raise: malformed MIME, undecodable
+headers and unknown charsets fall back to replacement decoding. Body text handed to rules
 is capped at rules.TEXT_LIMIT characters (the first 256 KiB of text) and each
 header value at rules.HEADER_LIMIT, so no rule costs more than linear time in
 a bounded input.
@@ -13,11 +14,11 @@ import email.header
 import email.policy
 from dataclasses import dataclass
 from email.message import Message
-from email.parser import BytesParser
 from html.parser import HTMLParser
 
 import re2
 
+from listbot.core.mail.view import MessageView
 from listbot.moderation.rules import HEADER_LIMIT, TEXT_LIMIT, Role
 
 MAX_PARTS = 500
@@ -231,8 +232,8 @@ def _fallback_message(raw: bytes) -> tuple[list[tuple[str, str]], _Parts]:
     return headers, _Parts([_decode(body, "utf-8")], [], [])
 
 
-def _parse(raw: bytes) -> tuple[list[tuple[str, str]], _Parts, tuple[str, ...]]:
-    msg = BytesParser(policy=email.policy.default).parsebytes(raw)
+def _parse(view: MessageView) -> tuple[list[tuple[str, str]], _Parts, tuple[str, ...]]:
+    msg = view.email
     headers = [(str(n).lower(), _header_value(str(n), v)) for n, v in msg.raw_items()]
     acc = _Parts([], [], [])
     defects = [type(d).__name__ for d in msg.defects]
@@ -243,8 +244,18 @@ def _parse(raw: bytes) -> tuple[list[tuple[str, str]], _Parts, tuple[str, ...]]:
 
 
 def facts_from_message(raw: bytes, *, sender_role: Role, signed_by_sender: bool) -> MessageFacts:
+    return facts_from_view(MessageView.parse(raw), sender_role=sender_role,
+                           signed_by_sender=signed_by_sender)
+
+
+def facts_from_view(view: MessageView, *, sender_role: Role,
+                    signed_by_sender: bool) -> MessageFacts:
+    """The facts of a message already parsed (`Inbound.view`)."""
+    raw = view.raw
     try:
-        headers, parts, defects = _parse(raw)
+        if view.parser_failed:  # read with the fallback, as if it had failed right here
+            raise ValueError("the parser failed on this message")
+        headers, parts, defects = _parse(view)
     except Exception:  # the stdlib parser has crashed on hostile MIME
         headers, parts = _fallback_message(raw)
         defects = ("ParserCrashed",)

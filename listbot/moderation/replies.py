@@ -68,7 +68,7 @@ class DecisionReplies(OneByOne):
     async def decide(self, msg: Inbound) -> Effects:
         items, kind = self.items, self.items.item_kind
         token_id, reply = await decisions.reply_to_token(
-            items.store, msg.detail, msg.raw, kind=kind.name, list_name=items.lc.name,
+            items.store, msg.detail, msg.view, kind=kind.name, list_name=items.lc.name,
             authority=items.authority, keyring=items.keyring, now=items.clock.now(),
             verbs=kind.verbs)
         if isinstance(reply, Ignore):

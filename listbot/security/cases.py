@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from email.message import Message
 
 import structlog
 
@@ -30,7 +29,6 @@ from listbot.core.mail.keyring import PgpConfig
 from listbot.core.mail.outbound import headers_block, split_message
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.pgp_mime import build_encrypted_mime, build_signed_mime, canonical
-from listbot.core.mail.received import parse_headers
 from listbot.core.mail.sealing import encryption_problems
 from listbot.core.model import Audience, Inbound, OutgoingMessage
 from listbot.core.outbox import alerts
@@ -94,10 +92,9 @@ class SecurityHandler(OneByOne):
                      if m.address == address and m.fingerprint), None)
 
     async def decide(self, msg: Inbound) -> Effects:
-        headers = parse_headers(msg.raw)
-        if self._own_loop(headers):
+        if msg.view.is_own_loop(self.cfg.team_address):
             return Effects.audit_only(msg, "case.loop_discarded")
-        reading = await self.reader.read(msg, headers, self.clock.now())
+        reading = await self.reader.read(msg, self.clock.now())
         async with self.store.unit() as tx:
             case = await self._locate(tx, reading)
             next_id = None if case is not None else await case_store.next_case_id(
@@ -125,13 +122,6 @@ class SecurityHandler(OneByOne):
         if case.reporter_fingerprint is None and reading.sender == case.reporter:
             return reading.attached_fingerprint
         return None
-
-    def _own_loop(self, headers: Message) -> bool:
-        try:
-            loops = [str(v).strip().lower() for v in headers.get_all("X-Loop", [])]
-        except Exception:
-            return False
-        return self.cfg.team_address in loops
 
     async def _locate(self, tx: Tx, reading: Reading) -> Case | None:
         for case_id in reading.named_ids:

@@ -13,20 +13,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import Message
-from email.parser import BytesParser
-from email.policy import compat32
 
 import structlog
 
 from listbot.core.case_model import case_id_pattern
 from listbot.core.config import Config, TeamMember
 from listbot.core.errors import PGPError
-from listbot.core.mail.address import sender_of
 from listbot.core.mail.autoreply import should_not_autoreply
 from listbot.core.mail.headers import safe_header_value
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.pgp_keys import KeyInfo
-from listbot.core.mail.pgp_mime import decrypt_message, verify_message
+from listbot.core.mail.pgp_mime import decrypt_view, verify_view
+from listbot.core.mail.view import MessageView
 from listbot.core.model import Inbound
 from listbot.security.case_mail import own_message_id, referenced_ids
 from listbot.security.reporter_keys import choose_attached, keys_for, known_for
@@ -76,15 +74,16 @@ def team_member(cfg: Config, address: str) -> TeamMember | None:
     return next((m for m in cfg.team_members if m.address == address), None)
 
 
-def key_parts(data: bytes) -> list[bytes]:
-    """Armored public keys attached to (or pasted into) a message or its plaintext."""
+def key_parts(data: bytes, parsed: Message | None = None) -> list[bytes]:
+    """Armored public keys attached to (or pasted into) a message or its plaintext;
+    `parsed` is `data` already parsed, when it is."""
     found: list[bytes] = []
     for block in re.findall(rb"-----BEGIN PGP PUBLIC KEY BLOCK-----.*?"
                             rb"-----END PGP PUBLIC KEY BLOCK-----", data, re.DOTALL):
         found.append(block)
     if found:
         return found
-    message = BytesParser(policy=compat32).parsebytes(data)
+    message = parsed if parsed is not None else MessageView.parse(data).tree
     for part in message.walk():
         if part.get_content_type() == "application/pgp-keys":
             payload = part.get_payload(decode=True)
@@ -110,8 +109,10 @@ class Reader:
         self.passphrase = passphrase
         self.registered = registered  # a member's own fingerprint for an address
 
-    async def read(self, msg: Inbound, headers: Message, now: datetime) -> Reading:
-        mbox = sender_of(headers)
+    async def read(self, msg: Inbound, now: datetime) -> Reading:
+        view = msg.view
+        headers = view.header_message
+        mbox = view.sender
         sender = mbox.normalized if mbox else msg.envelope_from.strip().lower()
         try:
             subject = safe_header_value(str(headers.get("Subject", "")))[:200]
@@ -121,16 +122,17 @@ class Reader:
         encrypted = looks_encrypted(headers, msg.raw)
         plaintext, problem, signature_ok, inline = None, None, False, False
         if encrypted:
-            plaintext, problem, signature_ok = await self._decrypt(msg.raw, member, now)
+            plaintext, problem, signature_ok = await self._decrypt(view, member, now)
             inline = headers.get_content_type() != "multipart/encrypted"
         elif member is not None and member.fingerprint and self.keyring is not None:
-            verdict = await verify_message(msg.raw, self.keyring, [member.fingerprint], now)
+            verdict = await verify_view(view, self.keyring, [member.fingerprint], now)
             signature_ok = verdict.valid and verdict.fingerprint == member.fingerprint
         readable = plaintext if plaintext is not None else (None if encrypted else msg.raw)
         attached, key_problem = None, None
         # Only a parsed From names whom an attached key may speak for.
         if readable is not None and member is None and mbox is not None:
-            attached, key_problem = await self._attached_key(readable, sender, now)
+            parsed = view.tree if plaintext is None else None
+            attached, key_problem = await self._attached_key(readable, parsed, sender, now)
         return Reading(
             sender=sender, subject=subject, message_id=own_message_id(headers),
             references=tuple(referenced_ids(headers)),
@@ -143,12 +145,12 @@ class Reader:
             attached_fingerprint=attached, key_problem=key_problem,
             has_patch=bool(readable is not None and _PATCH.search(readable)))
 
-    async def _decrypt(self, raw: bytes, member: TeamMember | None,
+    async def _decrypt(self, view: MessageView, member: TeamMember | None,
                        now: datetime) -> tuple[bytes | None, str | None, bool]:
         if self.keyring is None:
             return None, "no team key configured to decrypt with", False
         allow = [member.fingerprint] if member is not None and member.fingerprint else []
-        result = await decrypt_message(raw, self.keyring, allow, now)
+        result = await decrypt_view(view, self.keyring, allow, now)
         if not result.ok or result.plaintext is None:
             log.warning("case.decryption_failed", reason=result.reason)
             return None, result.reason, False
@@ -157,14 +159,14 @@ class Reader:
                       and sig.fingerprint == member.fingerprint)
         return result.plaintext, None, signed
 
-    async def _attached_key(self, data: bytes, sender: str,
+    async def _attached_key(self, data: bytes, parsed: Message | None, sender: str,
                             now: datetime) -> tuple[str | None, str | None]:
         """Import an attached key for the sender, unless another key already speaks for
         them; (fingerprint taken, why a key was not taken)."""
         if self.keyring is None:
             return None, None
         problem = None
-        for block in key_parts(data):
+        for block in key_parts(data, parsed):
             try:
                 scanned = await self.keyring.scan_keys(block)
             except PGPError as exc:

@@ -18,8 +18,6 @@ import re
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +28,7 @@ from listbot.core.clock import Clock
 from listbot.core.config import Config, Document, section
 from listbot.core.errors import MessageRejected
 from listbot.core.mail.line_endings import check_line_endings
+from listbot.core.mail.view import parse_header_block
 from listbot.core.metrics import Metrics
 from listbot.core.model import IMAP_SOURCE
 from listbot.core.outbox.alerts import raise_alert
@@ -159,7 +158,7 @@ class Fetched:
 
 
 def fetched(uid: int, raw: bytes) -> Fetched:
-    headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    headers = parse_header_block(raw)
     message_id = str(headers.get("Message-ID", "") or "").strip()[:998]
     return Fetched(uid, raw, message_id, hashlib.sha256(raw).hexdigest())
 

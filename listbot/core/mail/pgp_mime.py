@@ -14,18 +14,16 @@ import re
 from collections.abc import Collection
 from datetime import datetime
 from email.message import Message
-from email.parser import BytesParser
-from email.policy import compat32
 
 from listbot.core.errors import PGPError
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.pgp_status import Decryption, Verification
+from listbot.core.mail.view import MessageView, parse_entity, parse_header_block, split_head
 
 _CLEAR_BEGIN = b"-----BEGIN PGP SIGNED MESSAGE-----"
 _MESSAGE_BEGIN = b"-----BEGIN PGP MESSAGE-----"
 _MESSAGE_END = b"-----END PGP MESSAGE-----"
 _BARE_LF = re.compile(rb"(?<!\r)\n")
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
 def _unsigned(reason: str, fingerprint: str | None = None) -> Verification:
@@ -38,11 +36,8 @@ def _failed(reason: str) -> Decryption:
 
 def split_entity(raw: bytes) -> tuple[Message, bytes]:
     """Parsed headers of a MIME entity, and its body bytes untouched."""
-    match = _HEADER_END.search(raw)
-    head, body = (raw[: match.start()], raw[match.end() :]) if match else (raw, b"")
-    if raw.startswith((b"\r\n", b"\n")):  # no headers at all: everything is body
-        head, body = b"", raw[2 if raw.startswith(b"\r\n") else 1 :]
-    return BytesParser(policy=compat32).parsebytes(head + b"\r\n\r\n", headersonly=True), body
+    head, body = split_head(raw)
+    return parse_header_block(head + b"\r\n\r\n"), body
 
 
 def _content_type(headers: Message) -> str | None:
@@ -115,16 +110,29 @@ async def verify_message(
     raw: bytes, keyring: Keyring, allowlist: Collection[str], now: datetime
 ) -> Verification:
     """Check that one allowlisted signature covers the whole message body."""
-    headers, body = split_entity(raw)
-    ctype = _content_type(headers)
+    return await verify_view(MessageView.parse(raw), keyring, allowlist, now)
+
+
+async def verify_view(
+    view: MessageView, keyring: Keyring, allowlist: Collection[str], now: datetime
+) -> Verification:
+    """`verify_message` on a parsed message; gpg runs at most once per view and
+    allowlist, later askers get the same result."""
+    key = ("verify", id(keyring), tuple(sorted(allowlist)))
+    return await view.once(key, lambda: _verify(view, keyring, allowlist, now))
+
+
+async def _verify(
+    view: MessageView, keyring: Keyring, allowlist: Collection[str], now: datetime
+) -> Verification:
+    ctype = _content_type(view.tree)
     if ctype is None:
         return _unsigned("ambiguous Content-Type")
     if ctype == "multipart/signed":
-        return await _verify_pgp_mime(headers, body, keyring, allowlist, now)
+        return await _verify_pgp_mime(view.tree, view.body, keyring, allowlist, now)
     if ctype == "text/plain":
-        full = BytesParser(policy=compat32).parsebytes(raw)
-        return await keyring.verify_clearsigned(_decoded_payload(full), allowlist, now)
-    return _nested_verdict(BytesParser(policy=compat32).parsebytes(raw))
+        return await keyring.verify_clearsigned(_decoded_payload(view.tree), allowlist, now)
+    return _nested_verdict(view.tree)
 
 
 def _nested_verdict(message: Message) -> Verification:
@@ -152,9 +160,9 @@ async def _verify_pgp_mime(
     sig_headers, _ = split_entity(parts[1])
     if _content_type(sig_headers) != "application/pgp-signature":
         return _unsigned("second part is not a PGP signature")
-    signature = _decoded_payload(BytesParser(policy=compat32).parsebytes(parts[1]))
+    signature = _decoded_payload(parse_entity(parts[1]))
     signed = canonical(parts[0])
-    inner_signed, _ = _signature_markers(BytesParser(policy=compat32).parsebytes(signed))
+    inner_signed, _ = _signature_markers(parse_entity(signed))
     if inner_signed:
         return _unsigned("more than one signature")
     return await keyring.verify_detached(signed, signature, allowlist, now)
@@ -167,7 +175,14 @@ async def decrypt_message(
 
     For PGP/MIME the plaintext is the inner MIME entity; for inline PGP, the text.
     """
-    message = BytesParser(policy=compat32).parsebytes(raw)
+    return await decrypt_view(MessageView.parse(raw), keyring, allowlist, now)
+
+
+async def decrypt_view(
+    view: MessageView, keyring: Keyring, allowlist: Collection[str], now: datetime
+) -> Decryption:
+    """`decrypt_message` on a parsed message."""
+    message = view.tree
     ctype = _content_type(message)
     if ctype == "multipart/encrypted":
         ciphertext = _pgp_mime_ciphertext(message)
@@ -220,9 +235,10 @@ async def _with_inner_signature(
         nested = _CLEAR_BEGIN in plaintext
         inner = await keyring.verify_clearsigned(plaintext, allowlist, now) if nested else None
     else:
-        signed, _ = _signature_markers(BytesParser(policy=compat32).parsebytes(plaintext))
+        inner_view = MessageView.parse(plaintext)
+        signed, _ = _signature_markers(inner_view.tree)
         nested = signed > 0
-        inner = await verify_message(plaintext, keyring, allowlist, now) if nested else None
+        inner = await verify_view(inner_view, keyring, allowlist, now) if nested else None
     if inner is None:
         return result
     if result.signature is not None:

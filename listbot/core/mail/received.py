@@ -5,20 +5,12 @@ from __future__ import annotations
 
 import re
 from email.message import EmailMessage, Message
-from email.parser import BytesParser
-from email.policy import default as default_policy
 
 from listbot.core.config import ListConfig
 from listbot.core.mail.autoreply import should_not_autoreply
 from listbot.core.mail.headers import safe_header_value
 
 MESSAGE_ID = re.compile(r"<[^<>\s@]+@[^<>\s@]+>")
-
-
-def parse_headers(raw: bytes) -> EmailMessage:
-    msg = BytesParser(policy=default_policy).parsebytes(raw, headersonly=True)
-    assert isinstance(msg, EmailMessage)
-    return msg
 
 
 def original_message_id(msg: EmailMessage) -> str | None:
