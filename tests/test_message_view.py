@@ -19,7 +19,7 @@ import pytest
 from listbot.app import App
 from listbot.applications.handler import Applications, ApplicationsHandler
 from listbot.core.clock import FakeClock
-from listbot.core.config import Config, ListConfig
+from listbot.core.config import ListConfig
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.pgp_mime import verify_view
 from listbot.core.mail.pgp_status import Verification
@@ -27,6 +27,7 @@ from listbot.core.mail.view import MessageView
 from listbot.core.model import Inbound, Member, OutgoingMessage, RecipientRole
 from listbot.discuss.distribution import prepare_distribution
 from listbot.discuss.sealing import PostSealer, SealedPost
+from listbot.settings import Settings
 from tests.daemon import lmtp_send, post, running, settle
 from tests.sink import Sink
 
@@ -160,8 +161,8 @@ class _AuditTx:
 
 
 async def test_applications_sees_our_list_in_a_second_x_loop_field(
-        make_config: Callable[..., Config]) -> None:
-    cfg = make_config()
+        make_config: Callable[..., Settings]) -> None:
+    cfg = make_config().core
     lc = next(iter(cfg.lists.values()))
     service = cast(Applications, SimpleNamespace(lc=lc))
     raw = (f"From: {MEMBER}\r\nX-Loop: someone-else@example.com\r\nX-Loop: {lc.address}\r\n"
@@ -273,7 +274,7 @@ def test_no_module_outside_core_mail_calls_the_stdlib_parser() -> None:
 
 
 @pytest.fixture
-async def app(make_config: Callable[..., Config], sink: Sink,
+async def app(make_config: Callable[..., Settings], sink: Sink,
               clock: FakeClock) -> AsyncIterator[App]:
     async with running(make_config(sink=sink), clock) as application:
         yield application
@@ -325,8 +326,8 @@ class _NotingSealer:
 
 
 async def test_a_sealed_distribution_takes_the_message_id_from_the_view(
-        make_config: Callable[..., Config], parses: list[str]) -> None:
-    cfg = make_config()
+        make_config: Callable[..., Settings], parses: list[str]) -> None:
+    cfg = make_config().core
     lc = cfg.lists["discuss"]
     raw = post(f"Vendor A <{MEMBER}>")
     view = MessageView.parse(raw)
