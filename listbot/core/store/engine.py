@@ -16,7 +16,7 @@ from listbot.core.errors import TemporaryError
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # The newest migration. When the database is already there, start-up checks this one
 # row and never imports Alembic, which would cost the daemon ~10 MB for its lifetime;
-# tests/test_migrations.py keeps it equal to Alembic's own head.
+# tests/core/test_migrations.py keeps it equal to Alembic's own head.
 HEAD_REVISION = "0008_party_keys"
 
 

@@ -22,7 +22,7 @@ from listbot.applications.reply import render_reply
 from listbot.applications.subscription import is_subscription_request
 from listbot.core.errors import ConfigError
 
-DATA = Path(__file__).parent / "data" / "applications"
+DATA = Path(__file__).parents[1] / "data" / "applications"
 POLICY = AppPolicy(project_name="Xen", own_domains=("lists.example.org",))
 
 # file -> (items MISSING, items NOT ACCEPTABLE); every other item must be FOUND.

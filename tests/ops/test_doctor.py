@@ -22,7 +22,7 @@ from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
 from tests.pgp_fixtures import PgpKeys, make_key, pgp_home, pgp_keys, pgp_template
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 __all__ = ["pgp_home", "pgp_keys", "pgp_template"]  # fixtures used below
 
 

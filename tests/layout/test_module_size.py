@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 LIMIT = 400
-PACKAGE = Path(__file__).resolve().parent.parent / "listbot"
+PACKAGE = Path(__file__).resolve().parents[2] / "listbot"
 # Modules being split on a branch of their own; none at present.
 SPLIT_ELSEWHERE: frozenset[str] = frozenset()
 

@@ -17,7 +17,7 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "listbot"
+PACKAGE = Path(__file__).resolve().parents[2] / "listbot"
 
 RANKS = {
     "listbot.__main__": 7,

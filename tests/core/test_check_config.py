@@ -16,7 +16,7 @@ from listbot.settings import SECTIONS
 from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # One mistake in every section of config/listbot.toml (and [pgp]), each with the key
 # path the report must name.

@@ -17,6 +17,7 @@ from listbot.advisories import schedule as sched
 from listbot.core.clock import FakeClock
 from listbot.settings import Settings
 from tests import pgp_fixtures
+from tests.advisories.test_release import alerts, cfg_for
 from tests.advisory_helpers import (
     KEYED,
     PLAIN,
@@ -30,7 +31,6 @@ from tests.advisory_helpers import (
 from tests.daemon import running
 from tests.pgp_fixtures import PgpKeys
 from tests.sink import Sink
-from tests.test_release import alerts, cfg_for
 
 pgp_template = pgp_fixtures.pgp_template
 pgp_keys = pgp_fixtures.pgp_keys

@@ -33,7 +33,7 @@ def write_config(tmp_path: Path, db_url: str, sink_port: int,
         "delivery": {"smtp": {"port": sink_port}},
         "worker": {"poll_interval_seconds": 0.2},
         # The daemon refuses to start without good moderation rules.
-        "rules": {"dir": str(Path(__file__).resolve().parent.parent / "rules")},
+        "rules": {"dir": str(Path(__file__).resolve().parents[2] / "rules")},
     })
     return tomlfile.write(tmp_path / "listbot.toml", merge(data, extra or {}))
 

@@ -12,7 +12,7 @@ from listbot.moderation.rule_files import load_rules
 from listbot.moderation.rulecheck import CheckReport, check_examples, format_report
 from listbot.moderation.rules import Action, Role
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"
 EXAMPLES = RULES / "examples"
 ALL = sorted(EXAMPLES.glob("*/*/*.eml"))

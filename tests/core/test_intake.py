@@ -25,12 +25,12 @@ from listbot.core.store import imap as imap_ops
 from listbot.settings import Settings
 from tests.application_helpers import LIST, SUBSCRIBERS, app_config, example, text_of, to
 from tests.conftest import START, wait_for
+from tests.core.test_process import write_config
 from tests.daemon import add_members, post, raw_session, running, settle
 from tests.mta_dovecot import PASSWORD, USER, Dovecot, unavailable
 from tests.pgp_fixtures import PgpKeys
 from tests.proc import cli
 from tests.sink import Sink
-from tests.test_process import write_config
 
 SECURITY = "security@example.org"
 DISCUSS = "discuss@lists.example.org"

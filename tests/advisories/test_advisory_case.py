@@ -24,11 +24,11 @@ from listbot.core.store import cases as case_store
 from listbot.core.store.schema import outbox
 from listbot.settings import Settings
 from tests import pgp_fixtures
+from tests.advisories.test_release import cfg_for
 from tests.advisory_helpers import KEYED, PLAIN, TEAM, add_members, draft, service
 from tests.daemon import running
 from tests.pgp_fixtures import PgpKeys
 from tests.sink import Sink
-from tests.test_release import cfg_for
 
 pgp_template = pgp_fixtures.pgp_template
 pgp_keys = pgp_fixtures.pgp_keys

@@ -12,7 +12,7 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "listbot"
+PACKAGE = Path(__file__).resolve().parents[2] / "listbot"
 STORE = PACKAGE / "core" / "store"
 SQL_PACKAGES = ("sqlalchemy", "alembic")
 IMPORTERS = ("import_module", "__import__")

@@ -18,6 +18,7 @@ from listbot.core.model import Audience, OutboxState
 from listbot.core.store.schema import bodies, outbox
 from listbot.settings import Settings
 from tests import pgp_fixtures
+from tests.advisories.test_release import ALL_PUBLIC, alerts, cfg_for
 from tests.advisory_helpers import (
     EMBARGO,
     KEYED,
@@ -29,7 +30,6 @@ from tests.advisory_helpers import (
 )
 from tests.pgp_fixtures import PgpKeys
 from tests.sink import Sink
-from tests.test_release import ALL_PUBLIC, alerts, cfg_for
 
 pgp_template = pgp_fixtures.pgp_template
 pgp_keys = pgp_fixtures.pgp_keys

@@ -31,7 +31,7 @@ from listbot.settings import Settings
 from tests.daemon import lmtp_send, post, running, settle
 from tests.sink import Sink
 
-PACKAGE = Path(__file__).resolve().parent.parent / "listbot"
+PACKAGE = Path(__file__).resolve().parents[2] / "listbot"
 MAIL = PACKAGE / "core" / "mail"
 DISCUSS = "discuss@lists.example.org"
 MEMBER = "security@vendor-a.example"

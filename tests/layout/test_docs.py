@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DESIGN = ROOT / "docs" / "design.md"
 CITATION = re.compile(r"\btests/([\w/]+\.py)((?:::\w+)*)")
 SECTION_POINTER = re.compile(r'docs/design\.md "([^"\n]+)"')
@@ -106,10 +106,10 @@ def test_nothing_points_to_a_design_text_outside_the_repository() -> None:
 
 
 def test_the_checks_catch_what_they_claim_to() -> None:
-    text = ("`tests/test_docs.py::test_every_cited_test_exists`, "
-            "`tests/test_docs.py::no_such_test`, `tests/test_nowhere.py::test_x`, "
-            "`tests/test_worker.py::Recording::decide`")
-    assert missing_citations(text) == ["tests/test_docs.py::no_such_test: no such test",
+    text = ("`tests/layout/test_docs.py::test_every_cited_test_exists`, "
+            "`tests/layout/test_docs.py::no_such_test`, `tests/test_nowhere.py::test_x`, "
+            "`tests/core/test_worker.py::Recording::decide`")
+    assert missing_citations(text) == ["tests/layout/test_docs.py::no_such_test: no such test",
                                        "tests/test_nowhere.py::test_x: no such file"]
     assert SECTION_POINTER.findall('see docs/design.md "The audience gate".') == [
         "The audience gate"]

@@ -27,7 +27,7 @@ from listbot.core.sdnotify import Notifier, watchdog_interval
 from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 APPLICATIONS = "applications@lists.example.org"
 
 

@@ -18,7 +18,7 @@ from listbot.core.errors import ConfigError
 from listbot.settings import SECTIONS, Settings
 from tests import tomlfile
 from tests.conftest import BASE_CONFIG, merge
-from tests.test_architecture import modules
+from tests.layout.test_architecture import modules
 
 # Every parser of a part of the file; only the loading module may call them.
 PARSERS = {"parse_core", "parse_pgp", "parse_cases", "parse_advisories",

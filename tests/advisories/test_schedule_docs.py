@@ -11,10 +11,10 @@ from listbot.advisories.service import Change
 from listbot.core.clock import FakeClock
 from listbot.settings import Settings
 from tests import pgp_fixtures
+from tests.advisories.test_release import cfg_for
 from tests.advisory_helpers import EMBARGO, advisory_daemon
 from tests.pgp_fixtures import PgpKeys
 from tests.sink import Sink
-from tests.test_release import cfg_for
 
 pgp_template = pgp_fixtures.pgp_template
 pgp_keys = pgp_fixtures.pgp_keys

@@ -23,10 +23,10 @@ from tests.application_helpers import (
     to,
     tokens_for,
 )
+from tests.applications.test_appcheck import EXPECTED
 from tests.moderation_helpers import ALICE, BOB, signed_reply
 from tests.pgp_fixtures import PgpKeys
 from tests.sink import Sink
-from tests.test_appcheck import EXPECTED
 
 TEAM = [ALICE, BOB]
 

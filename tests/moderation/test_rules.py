@@ -203,7 +203,7 @@ def test_load_rules_refuses_empty_or_missing_directory(tmp_path: Path) -> None:
 
 
 def test_shipped_rules_load() -> None:
-    ruleset = load_rules(Path(__file__).parent.parent / "rules")
+    ruleset = load_rules(Path(__file__).parents[2] / "rules")
     discuss = ruleset.get("discuss")
     assert discuss is not None
     assert {r.outcome.action for r in discuss.rules} >= {Action.APPROVE, Action.REJECT,

@@ -1,0 +1,1 @@
+"""Advisories: format, mail, pre-disclosure, staging and release."""

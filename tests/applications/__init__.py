@@ -1,0 +1,1 @@
+"""Applications to the pre-disclosure list and the roster."""

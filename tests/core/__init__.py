@@ -1,0 +1,1 @@
+"""Core: store, intake, worker, mail primitives, config and settings, the daemon as a whole."""

@@ -1,0 +1,1 @@
+"""The -discuss list: distribution, held posts, moderation through the daemon."""

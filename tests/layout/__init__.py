@@ -1,0 +1,1 @@
+"""The layout itself: import direction, the store and parser boundaries, module size, docs."""

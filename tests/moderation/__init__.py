@@ -1,0 +1,1 @@
+"""The moderation service: rule files, the classifier, decisions by reply."""

@@ -1,0 +1,1 @@
+"""Operations: doctor, systemd, Postfix, several daemons, the benchmark smoke runs."""

@@ -1,0 +1,1 @@
+"""security@: cases, case keys and parties, reminders."""
