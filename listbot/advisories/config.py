@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,9 @@ DEFAULT_RESTRICTIVE = (
     "systems, because it would make the vulnerability recognisable."
 )
 
+DEFAULT_INDEX_MODE = 0o644
+_MODE_RE = re.compile(r"0?[0-7]{3}")
+
 
 @dataclass(frozen=True)
 class AdvisoriesConfig:
@@ -39,6 +43,8 @@ class AdvisoriesConfig:
     hidden_recipients: bool
     # A release later than this after its instant is announced to the team as late.
     late_alert_seconds: int
+    # File mode of the public index files, set on every write: a web server reads them.
+    index_file_mode: int = DEFAULT_INDEX_MODE
 
     def url_for(self, number: int) -> str | None:
         return self.url_template.format(number=number) if self.url_template else None
@@ -46,7 +52,7 @@ class AdvisoriesConfig:
 
 _KNOWN = {"prefix", "public_lists", "predisclosure_address", "recipients_line",
           "deployment_standard", "deployment_restrictive", "two_person_rule", "index_dir",
-          "url_template", "hidden_recipients", "late_alert_seconds"}
+          "url_template", "hidden_recipients", "late_alert_seconds", "index_file_mode"}
 
 
 def _address(value: str) -> str | None:
@@ -94,6 +100,21 @@ def _optional_text(raw: Mapping[str, Any], key: str, problems: list[str]) -> str
     return value
 
 
+def _file_mode(raw: Mapping[str, Any], problems: list[str]) -> int:
+    """An octal string such as "0644"; a TOML integer 644 would be read as decimal."""
+    value = raw.get("index_file_mode", f"{DEFAULT_INDEX_MODE:04o}")
+    if not isinstance(value, str) or not _MODE_RE.fullmatch(value):
+        problems.append('advisories.index_file_mode: expected an octal mode such as "0644"')
+        return DEFAULT_INDEX_MODE
+    mode = int(value, 8)
+    if mode & 0o002 or not mode & 0o400:
+        # Public files anyone could rewrite, or that listbot itself could not read back.
+        problems.append("advisories.index_file_mode: must be owner-readable and not "
+                        "world-writable")
+        return DEFAULT_INDEX_MODE
+    return mode
+
+
 def parse_advisories(doc: Document, cfg: Config, problems: list[str]) -> AdvisoriesConfig:
     project = raw_table(doc, "project")
 
@@ -131,5 +152,6 @@ def parse_advisories(doc: Document, cfg: Config, problems: list[str]) -> Advisor
             url_template=template,
             hidden_recipients=_flag(raw, "hidden_recipients", problems),
             late_alert_seconds=late,
+            index_file_mode=_file_mode(raw, problems),
         )
     return section(doc, "advisories", parse, problems)

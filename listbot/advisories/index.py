@@ -60,8 +60,10 @@ def render(index: Index, fmt: str, *, adv: AdvisoriesConfig, project: str, domai
     raise ValueError(f"unknown format {fmt}")
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def _atomic_write(path: Path, text: str, mode: int) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    # mkstemp makes the file 0600, which a web server cannot read; fchmod ignores umask.
+    os.fchmod(fd, mode)
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
         f.write(text)
     os.replace(tmp, path)  # readers see the old file or the new one, never half
@@ -84,4 +86,5 @@ class IndexWriter:
                           ("html", "pending.html")):
             _atomic_write(directory / name, render(index, fmt, adv=self.adv,
                                                    project=self.project, domain=self.domain,
-                                                   clock=self.clock))
+                                                   clock=self.clock),
+                          self.adv.index_file_mode)

@@ -85,6 +85,7 @@ async def confirm(svc: Advisories, number: int, actor: str) -> None:
         await tx.audit(actor, "advisory.confirm", subject_of(svc.adv.prefix, number),
                        {"scheduled_by": adv.scheduled_by})
     await staging.stage(svc, number, actor)  # normally already staged: a no-op
+    await svc.index.write(svc.store)
 
 
 async def cancel(svc: Advisories, number: int, actor: str) -> None:
@@ -99,6 +100,8 @@ async def cancel(svc: Advisories, number: int, actor: str) -> None:
         await staging.invalidate(tx, svc, number, "release cancelled")
         await tx.audit(actor, "advisory.cancel", subject_of(svc.adv.prefix, number),
                        {"embargo_at": adv.embargo_at.isoformat()})
+    # The public must not go on reading a planned instant that no longer holds.
+    await svc.index.write(svc.store)
 
 
 async def reschedule(svc: Advisories, number: int, when: datetime, actor: str) -> int:

@@ -154,6 +154,7 @@ class Advisories:
             await tx.audit(actor, "advisory.create", subject_of(self.adv.prefix, number),
                            {"case": d.case_id, "embargo_at": embargo.isoformat(),
                             "patches": [p.filename for p in d.patches]})
+        await self.index.write(self.store)
         return number
 
     async def _next_number(self) -> int:
