@@ -12,6 +12,7 @@ from datetime import datetime
 
 from listbot.advisories.doc import AdvisoryDoc
 from listbot.advisories.doc import Audience as Rendering
+from listbot.advisories.mail import dated
 from listbot.advisories.render import Renderer
 from listbot.core.mail.outbound import rewrite
 from listbot.core.mail.sealing import copy_tag, seal_for_members
@@ -86,7 +87,10 @@ async def public_sealed(r: Renderer, doc: AdvisoryDoc, raw: bytes, members: Sequ
     instant, so holding it back would protect nothing. Nor may a key gpg refuses
     hold back the release, for that member or anyone else: it too gets the
     plaintext, and the team is told (`refused`).
+
+    Every copy is dated at the instant it is built for, whenever it was rendered.
     """
+    raw = dated(raw, not_before)
     if not r.pgp.require_encryption or not members:
         return public(r, doc, raw, members, not_before)
     lists = public(r, doc, raw, (), not_before)

@@ -26,6 +26,8 @@ from listbot.advisories.doc import (
 )
 from listbot.advisories.format import attachments, banner, iso_utc, sha256_lines, subject
 from listbot.core.clock import ensure_utc
+from listbot.core.mail.headers import encode_header
+from listbot.core.mail.outbound import field_name, split_message
 from listbot.core.mail.view import MessageView
 
 _COPY_RE = re.compile(r"[a-z0-9-]{1,64}")
@@ -178,6 +180,17 @@ def _serialise(signed: str, doc: AdvisoryDoc, headers: Sequence[tuple[str, str]]
         digest.update(name.encode() + b"\0" + content)
     msg.set_boundary(f"=_{digest.hexdigest()[:40]}")
     return msg.as_bytes()
+
+
+def dated(raw: bytes, when: datetime) -> bytes:
+    """The message with its Date field set to `when`, in place; every other byte kept.
+
+    A public copy is dated at its release instant, not when its text was made weeks
+    before (it would sort as old mail). The clear signature covers the text part
+    only, so the signed bytes stay as they are and nothing is signed again."""
+    fields, body = split_message(raw)
+    line = encode_header("Date", format_datetime(ensure_utc(when)))
+    return b"".join(line if field_name(f) == "date" else f for f in fields) + b"\r\n" + body
 
 
 def _check_round_trip(

@@ -114,8 +114,10 @@ class Advisories:
                       now: datetime) -> tuple[bytes | None, bytes]:
         pre = (await self.r.render(doc, Audience.PREDISCLOSURE, now)
                if embargoed_copy and not released else None)
+        # The public text of an unreleased advisory goes at its instant and is dated so,
+        # which keeps `advisory show --public` byte for byte what is sent.
         pub = await self.r.render(public_doc(doc, first_public=not released), Audience.PUBLIC,
-                                  now)
+                                  now if released else doc.embargo_at)
         return pre, pub
 
     async def load(self, number: int) -> tuple[AdvisoryRow, VersionRow]:
