@@ -46,7 +46,12 @@ from listbot.core.config import Config, ListConfig
 from listbot.core.errors import Refused
 from listbot.core.mail.address import Mailbox
 from listbot.core.mail.pgp import Keyring
-from listbot.core.mail.received import no_reply_reason, original_message_id, original_subject
+from listbot.core.mail.received import (
+    list_reply_target,
+    no_reply_reason,
+    original_message_id,
+    original_subject,
+)
 from listbot.core.model import Inbound, OutgoingMessage, RecipientRole
 from listbot.core.outbox.reply_rate import within_reply_rate
 from listbot.core.store import Store, Tx
@@ -75,6 +80,7 @@ class Submission:
     subject: str
     message_id: str | None
     text: str
+    reply_to: str | None = None  # where its checklist goes: the envelope sender, not From
 
 
 def team_authority(cfg: Config, lc: ListConfig) -> Authority:
@@ -157,9 +163,11 @@ class Applications:
                         "distributed_to": 0 if duplicate else len(self.ac.subscribers)})
 
     async def _reply(self, tx: Tx, sub: Submission, facts: AppFacts) -> str:
-        if not await within_reply_rate(tx, self.cfg, facts.sender):
+        if sub.reply_to is None:
+            return "no: envelope sender is not a valid address"
+        if not await within_reply_rate(tx, self.cfg, sub.reply_to):
             return "no: rate limit"
-        await tx.enqueue(checklist_reply(self.lc, self.ac.policy, to=facts.sender, facts=facts,
+        await tx.enqueue(checklist_reply(self.lc, self.ac.policy, to=sub.reply_to, facts=facts,
                                          message_id=sub.message_id, now=tx.now))
         return "yes"
 
@@ -285,7 +293,9 @@ class ApplicationsHandler(OneByOne):
         if auto is not None:
             # Bounces, vacation notices, list traffic: not applications, never answered.
             return _ignored(msg, "application.automatic_ignored", auto, poster.normalized)
-        sub = Submission(msg, poster, subject, original_message_id(headers), text)
+        target = list_reply_target(lc, headers, msg.envelope_sender)
+        sub = Submission(msg, poster, subject, original_message_id(headers), text,
+                         reply_to=target.address)
         return Effects.call(self.s.receive, sub)
 
 

@@ -16,7 +16,7 @@ from listbot.core.mail.keyring import PgpConfig
 from listbot.core.mail.outbound import mailbox, new_message_id, plain_message
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.pgp_mime import verify_view
-from listbot.core.mail.received import no_reply_reason, original_message_id, original_subject
+from listbot.core.mail.received import list_reply_target, original_message_id, original_subject
 from listbot.core.mail.view import MessageView
 from listbot.core.model import Audience, Inbound, Member, OutgoingMessage
 from listbot.core.outbox.reply_rate import within_reply_rate
@@ -152,10 +152,10 @@ class DiscussHandler:
 
     def _rejected(self, msg: Inbound, headers: EmailMessage, verdict: Verdict) -> Effects:
         """Rejected by a rule: the poster gets the rule's notice (rate-limited, RFC 3834)."""
-        no_reply = no_reply_reason(self.lc, headers, msg.envelope_sender)
-        to = msg.envelope_from.strip().lower()
+        target = list_reply_target(self.lc, headers, msg.envelope_sender)
+        no_reply, to = target.reason, target.address or ""
         notice = None
-        if no_reply is None and self.moderation is not None and "@" in to:
+        if to and self.moderation is not None:
             notice = rejection_notice(
                 cfg=self.cfg, lc=self.lc, mc=self.moderation.mc, to=to,
                 subject=original_subject(headers), message_id=original_message_id(headers),
@@ -179,9 +179,10 @@ class DiscussHandler:
 
     def _nonmember(self, msg: Inbound, headers: EmailMessage, sender: Mailbox | None) -> Effects:
         who = sender.normalized if sender else "(unparsable From)"
-        no_reply = no_reply_reason(self.lc, headers, msg.envelope_sender)
-        notice = None if no_reply else self._rejection_notice(msg, headers)
-        return Effects.call(self._reject_nonmember, msg, who, notice, no_reply)
+        target = list_reply_target(self.lc, headers, msg.envelope_sender)
+        notice = None if target.address is None else self._rejection_notice(
+            target.address, headers)
+        return Effects.call(self._reject_nonmember, msg, who, notice, target.reason)
 
     async def _reject_nonmember(self, tx: Tx, msg: Inbound, who: str,
                                 notice: OutgoingMessage | None, no_reply: str | None) -> None:
@@ -193,10 +194,7 @@ class DiscussHandler:
         await tx.audit("listbot", "discuss.reject_nonmember", f"inbound:{msg.id}",
                        {"sender": who, "notice": sent, "no_reply_reason": no_reply})
 
-    def _rejection_notice(self, msg: Inbound, headers: EmailMessage) -> OutgoingMessage | None:
-        to = msg.envelope_from.strip().lower()
-        if not to or "@" not in to:
-            return None
+    def _rejection_notice(self, to: str, headers: EmailMessage) -> OutgoingMessage:
         # No quotation of the post, not even its subject: the envelope sender this goes
         # to need not be its writer, and the post may carry embargoed text. In-Reply-To
         # threads it for the writer.

@@ -22,7 +22,7 @@ from listbot.core.config import Config, ListConfig
 from listbot.core.errors import ConfigError
 from listbot.core.mail.keyring import PgpConfig
 from listbot.core.mail.pgp import Keyring
-from listbot.core.mail.received import no_reply_reason, original_message_id, original_subject
+from listbot.core.mail.received import list_reply_target, original_message_id, original_subject
 from listbot.core.mail.view import MessageView
 from listbot.core.model import Audience, Inbound, OutgoingMessage
 from listbot.core.outbox.alerts import raise_alert
@@ -176,15 +176,16 @@ class Moderation:
         other notice: a held auto-reply or bounce must not be answered
         (docs/design.md "No loops, no backscatter")."""
         envelope = await inbound_ops.envelope_sender(tx, post.inbound_id)
-        no_reply = no_reply_reason(self.lc, MessageView.parse(raw).header_message, envelope)
-        if no_reply is None and not await within_reply_rate(tx, self.cfg, post.sender):
+        target = list_reply_target(self.lc, MessageView.parse(raw).header_message, envelope)
+        no_reply, to = target.reason, target.address
+        if to is not None and not await within_reply_rate(tx, self.cfg, to):
             no_reply = "rate limit"
-        if no_reply is not None:
+        if no_reply is not None or to is None:
             return {"notice": None, "no_reply_reason": no_reply}
         template = why if why in NOTICE_TEMPLATES else "moderator"
         reason = "" if why in NOTICE_TEMPLATES else why
         await tx.enqueue(rejection_notice(
-            cfg=self.cfg, lc=self.lc, mc=self.mc, to=post.sender, subject=post.subject,
+            cfg=self.cfg, lc=self.lc, mc=self.mc, to=to, subject=post.subject,
             message_id=post.message_id, template=template, reason=reason, now=tx.now))
         return {"notice": template, "no_reply_reason": None}
 

@@ -29,7 +29,8 @@ from listbot.core.mail.pgp_mime import split_entity, split_multipart
 
 MESSAGE_ID = re.compile(r"<[^<>\s@]+@[^<>\s@]+>")
 # Threading headers stay as the sender wrote them; the subject gets the case id.
-TEAM_COPY_DROP = REPLACED_ON_DISTRIBUTION | {"subject", "x-listbot-case"}
+TEAM_COPY_DROP = REPLACED_ON_DISTRIBUTION | {"subject", "x-listbot-case",
+                                             "x-listbot-envelope-sender"}
 CONTENT_HEADERS = ("content-type", "content-transfer-encoding", "content-disposition",
                    "content-description")
 
@@ -71,13 +72,17 @@ def _case_headers(cfg: Config, case_id: str, kind: str) -> list[tuple[str, str]]
 
 
 def team_copy(cfg: Config, raw: bytes, case_id: str, *, subject: str, sender: str,
-              kind: str) -> bytes:
-    """The original bytes with our headers prepended and the case id in the subject."""
+              kind: str, envelope: str | None = None) -> bytes:
+    """The original bytes with our headers prepended and the case id in the subject;
+    `envelope`: the envelope sender, given when it is not the From (automatic replies
+    went to it, not to the From)."""
     headers = [("Subject", tagged_subject(case_id, subject)),
                ("From", mailbox(f"{sender} via {cfg.team_name}", cfg.team_address)),
                ("Reply-To", mailbox(cfg.team_name, case_address(cfg, case_id))),
-               ("X-Original-From", sender), *_case_headers(cfg, case_id, kind)]
-    return rewrite(raw, headers, drop=TEAM_COPY_DROP)
+               ("X-Original-From", sender)]
+    if envelope is not None:
+        headers.append(("X-Listbot-Envelope-Sender", envelope))
+    return rewrite(raw, [*headers, *_case_headers(cfg, case_id, kind)], drop=TEAM_COPY_DROP)
 
 
 def rfc822_entity(raw: bytes) -> bytes:

@@ -2,8 +2,9 @@
 through it (docs/design.md "The path of a message", issue #4).
 
 - A message naming no known case (by +detail, subject, In-Reply-To/References) opens
-  one; the reporter gets a signed acknowledgement with the default timeline, unless
-  the message is automatic mail (RFC 3834) or the sender's reply budget is spent.
+  one; its envelope sender (never a From that differs) gets a signed acknowledgement
+  with the default timeline, unless the message is automatic mail (RFC 3834) or that
+  address's reply budget is spent.
 - Every case message reaches each team member (and the case's outside parties) as the
   original bytes with the case id in the subject; encrypted per member when
   `[cases] encrypt_team_copies` is on.
@@ -136,15 +137,17 @@ class SecurityHandler(OneByOne):
         policy = self.cases.policy_for(msg.received_at.year)
         timeline = default_timeline(msg.received_at, policy)
         ack = None
-        if reading.no_reply is None and reading.team_member is None and "@" in reading.sender:
+        # The ack goes to the envelope sender: the From (the case's reporter) may be
+        # forged, and nothing automatic may be aimed at it (RFC 3834).
+        if reading.reply_to is not None and reading.team_member is None:
             text = ack_text(self.cfg, case_id, timeline)
             if self.keyring is not None and self.pgp.team_fingerprint:
                 text = await self.keyring.sign_clear(text, self.pgp.team_fingerprint,
                                                      self.reader.passphrase)
-            raw = ack_message(self.cfg, case_id, to=reading.sender, text=text,
+            raw = ack_message(self.cfg, case_id, to=reading.reply_to, text=text,
                               now=msg.received_at, in_reply_to=reading.message_id)
             ack = OutgoingMessage(audience=Audience.NOTICE, envelope_from="",
-                                  recipients=(reading.sender,), raw=raw,
+                                  recipients=(reading.reply_to,), raw=raw,
                                   list_name=self.lc.name, case_id=case_id,
                                   dedupe_key=f"case-ack:{case_id}", reason="case.ack")
         plan = Plan(case_id, MessageKind.REPORT,
@@ -169,11 +172,13 @@ class SecurityHandler(OneByOne):
 
     async def _copies(self, msg: Inbound, reading: Reading, case_id: str,
                       kind: str, parties: Sequence[Party] = ()) -> TeamCopies:
+        # The team sees both when the envelope sender is not the From.
+        envelope = reading.reply_to if reading.reply_to != reading.sender else None
         plain = team_copy(self.cfg, msg.raw, case_id, subject=reading.subject,
-                          sender=reading.sender, kind=kind)
+                          sender=reading.sender, kind=kind, envelope=envelope)
         inner = rfc822_entity(team_copy(self.cfg, self._readable_original(msg, reading),
                                         case_id, subject=reading.subject,
-                                        sender=reading.sender, kind=kind))
+                                        sender=reading.sender, kind=kind, envelope=envelope))
         seed = f"{case_id}:{msg.id}"
         team, withheld = await self._team_copies(plain, inner, seed, case_id, kind)
         to_parties, refused = await self._party_copies(plain, inner, seed, case_id, parties)
@@ -335,7 +340,7 @@ class SecurityHandler(OneByOne):
                                      {"case": plan.case_id, "inbound": msg.id,
                                       "reason": reading.decryption_problem})
         acked = (plan.ack is not None
-                 and await within_reply_rate(tx, self.cfg, reading.sender))
+                 and await within_reply_rate(tx, self.cfg, plan.ack.recipients[0]))
         if acked and plan.ack is not None:
             await tx.enqueue(plan.ack)
         if plan.relay is not None:

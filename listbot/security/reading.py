@@ -19,7 +19,7 @@ import structlog
 from listbot.core.case_model import case_id_pattern
 from listbot.core.config import Config, TeamMember
 from listbot.core.errors import PGPError
-from listbot.core.mail.autoreply import should_not_autoreply
+from listbot.core.mail.autoreply import reply_target
 from listbot.core.mail.headers import safe_header_value
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.pgp_keys import KeyInfo
@@ -43,6 +43,8 @@ class Reading:
     references: tuple[str, ...]
     named_ids: tuple[str, ...]  # case ids from the +detail and the subject, in that order
     no_reply: str | None  # why RFC 3834 forbids an automatic reply, or None
+    # Where an automatic reply goes: the envelope sender, never a From that differs.
+    reply_to: str | None
     encrypted: bool
     decryption_problem: str | None  # set when encrypted but no usable plaintext
     plaintext: bytes | None  # the decrypted entity or text; None unless decrypted
@@ -133,13 +135,13 @@ class Reader:
         if readable is not None and member is None and mbox is not None:
             parsed = view.tree if plaintext is None else None
             attached, key_problem = await self._attached_key(readable, parsed, sender, now)
+        target = reply_target(headers, own_list_ids=[], own_loop=self.cfg.team_address,
+                              envelope_sender=msg.envelope_sender)
         return Reading(
             sender=sender, subject=subject, message_id=own_message_id(headers),
             references=tuple(referenced_ids(headers)),
             named_ids=named_case_ids(self.prefix, msg.detail, subject),
-            no_reply=should_not_autoreply(
-                headers, own_list_ids=[], own_loop=self.cfg.team_address,
-                envelope_sender=msg.envelope_sender),
+            no_reply=target.reason, reply_to=target.address,
             encrypted=encrypted, decryption_problem=problem, plaintext=plaintext,
             inline=inline, team_member=member, team_signed=signature_ok,
             attached_fingerprint=attached, key_problem=key_problem,

@@ -1,11 +1,19 @@
-"""RFC 3834: whether a received message may get an automatic reply."""
+"""RFC 3834: whether a received message may get an automatic reply, and to whom."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from dataclasses import dataclass
 
-from listbot.core.mail.address import Headers, header_values, raw_header_items, sender_of
+from listbot.core.mail.address import (
+    AddressError,
+    Headers,
+    header_values,
+    normalize_address,
+    raw_header_items,
+    sender_of,
+)
 
 _ROBOT_LOCALS = frozenset({"mailer-daemon", "listserv", "majordomo", "noreply", "no-reply"})
 _LIST_HEADERS = ("list-id", "list-unsubscribe", "list-post")
@@ -103,3 +111,53 @@ def _from_reason(items: list[tuple[str, str]]) -> str | None:
     if _robot_local(sender.addr_spec):
         return "From is a robot"
     return None
+
+
+@dataclass(frozen=True)
+class ReplyTarget:
+    """Where an automatic reply to one received message may go: the envelope sender
+    only (RFC 3834 section 4), never a From that differs (docs/design.md "No loops, no
+    backscatter")."""
+
+    address: str | None  # None: no automatic reply at all
+    reason: str | None  # why there is none
+    author: str | None = None  # the From's address when it is not `address`: never answered
+
+
+def reply_target(
+    headers: Headers,
+    *,
+    own_list_ids: Collection[str],
+    own_loop: str,
+    envelope_sender: str | None,
+) -> ReplyTarget:
+    """The one rule every automatic reply listbot sends follows.
+
+    A From is written by whoever wrote the message, forged or not; the envelope sender
+    is where the mail system returns trouble, so answering it cannot aim a reply at an
+    address an attacker picks. A source without an envelope (IMAP, `inject` without
+    --from) is answered at the Return-Path its mailbox recorded at delivery, else at
+    the From: the only sender such a message names.
+    """
+    items = raw_header_items(headers)
+    author = sender_of(items)
+    written_by = author.normalized if author is not None else None
+    reason = should_not_autoreply(items, own_list_ids=own_list_ids, own_loop=own_loop,
+                                  envelope_sender=envelope_sender)
+    address = None if reason else _return_address(items, envelope_sender, written_by)
+    if reason is None and address is None:
+        reason = "envelope sender is not a valid address"
+    return ReplyTarget(address, reason, written_by if written_by != address else None)
+
+
+def _return_address(items: list[tuple[str, str]], envelope_sender: str | None,
+                    written_by: str | None) -> str | None:
+    if envelope_sender is None:
+        recorded = header_values(items, "return-path")
+        if not recorded:
+            return written_by
+        envelope_sender = recorded[0]  # the topmost: written by the delivering server
+    try:
+        return normalize_address(envelope_sender.strip().strip("<>").strip())
+    except AddressError:
+        return None

@@ -7,7 +7,7 @@ import re
 from email.message import EmailMessage, Message
 
 from listbot.core.config import ListConfig
-from listbot.core.mail.autoreply import should_not_autoreply
+from listbot.core.mail.autoreply import ReplyTarget, reply_target, should_not_autoreply
 from listbot.core.mail.headers import safe_header_value
 
 MESSAGE_ID = re.compile(r"<[^<>\s@]+@[^<>\s@]+>")
@@ -34,3 +34,11 @@ def no_reply_reason(lc: ListConfig, headers: Message, envelope_sender: str | Non
     loop), or None."""
     return should_not_autoreply(headers, own_list_ids=[lc.list_id], own_loop=lc.address,
                                 envelope_sender=envelope_sender)
+
+
+def list_reply_target(lc: ListConfig, headers: Message,
+                      envelope_sender: str | None) -> ReplyTarget:
+    """Where a list's automatic reply to this message goes, if anywhere
+    (`autoreply.reply_target` with the list's own List-Id and loop address)."""
+    return reply_target(headers, own_list_ids=[lc.list_id], own_loop=lc.address,
+                        envelope_sender=envelope_sender)
