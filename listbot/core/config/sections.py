@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from listbot.core.config.addresses import address_problems, unkeyed_deciders
 from listbot.core.config.model import (
     Config,
     DeliveryConfig,
@@ -62,7 +64,34 @@ def _is_hex(text: str) -> bool:
     return all(c in "0123456789ABCDEF" for c in text)
 
 
-def _lists(r: Reader, hostname: str) -> dict[str, ListConfig]:
+_LOCAL_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _decisions_local_part(lr: Reader) -> str:
+    text = lr.get("decisions_local_part", str, "")
+    lr.check("decisions_local_part", text == "" or bool(_LOCAL_PART.fullmatch(text)),
+             "expected letters, digits, '.', '_' or '-' (no '+' or '@')")
+    return text if _LOCAL_PART.fullmatch(text) else ""
+
+
+def _check_replies(lists_table: Reader, result: dict[str, ListConfig],
+                   members: tuple[TeamMember, ...]) -> None:
+    """Every reply address can be received, and every decider can sign when they must."""
+    for lc in result.values():
+        for problem in address_problems(f"lists.{lc.name}", lc):
+            lists_table.problems.append(problem)
+        for key, who in unkeyed_deciders(lc, members):
+            lists_table.problems.append(
+                f"{key}: {who} has no key, but lists.{lc.name}.require_signed_decisions "
+                "is true: set their fingerprint in [[team.members]] (and import the key) "
+                "or set require_signed_decisions = false")
+    taken = [f"{lc.local_part}@{lc.domain}".lower() for lc in result.values()]
+    decisions = [f"{lc.decisions_local}@{lc.domain}".lower() for lc in result.values()]
+    lists_table.check("*", len(set(taken + decisions)) == 2 * len(result),
+                      "a decisions_local_part is another list's address or decisions address")
+
+
+def _lists(r: Reader, hostname: str, members: tuple[TeamMember, ...]) -> dict[str, ListConfig]:
     lists_table = r.table("lists")
     result: dict[str, ListConfig] = {}
     for name in lists_table.data:
@@ -89,6 +118,7 @@ def _lists(r: Reader, hostname: str) -> dict[str, ListConfig]:
             moderators=tuple(moderators),
             require_signed_decisions=lr.get("require_signed_decisions", bool, True),
             help_url=lr.get("help_url", str, ""),
+            decisions_local_part=_decisions_local_part(lr),
         )
         lr.finish()
     kinds = [lc.kind for lc in result.values()]
@@ -96,6 +126,7 @@ def _lists(r: Reader, hostname: str) -> dict[str, ListConfig]:
         lists_table.check(str(kind), kinds.count(kind) <= 1, f"more than one list of kind {kind}")
     addresses = [lc.address for lc in result.values()]
     lists_table.check("*", len(set(addresses)) == len(addresses), "two lists share an address")
+    _check_replies(lists_table, result, members)
     return result
 
 
@@ -174,7 +205,7 @@ def parse_core(doc: Document, base_dir: Path, source: Path | None,
     proj.finish(known_extra=("advisory_prefix", "case_prefix", "security_contact",
                              "public_lists", "public_url"))
     team_address, team_name, team_members = _team(r)
-    lists = _lists(r, hostname)
+    lists = _lists(r, hostname, team_members)
     delivery = _delivery(r, state_dir)
     work = r.table("worker")
     cfg = Config(
