@@ -179,6 +179,7 @@ def _cli_config(tmp_path: Path, rules_dir: Path) -> Path:
     path = tmp_path / "cli.toml"
     path.write_text(f"""
 [instance]
+hostname = "lists.example.org"
 state_dir = "{tmp_path / 'cli-state'}"
 [database]
 url = "sqlite+aiosqlite:///{tmp_path / 'cli.db'}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from listbot.core.config.addresses import address_problems, unkeyed_deciders
 from listbot.core.config.model import (
@@ -39,6 +40,8 @@ def _path(base: Path, text: str) -> Path:
 
 def _team(r: Reader) -> tuple[str, str, tuple[TeamMember, ...]]:
     t = r.table("team")
+    # No example.org default: mail would silently go out as someone else's team.
+    t.check("address", "address" in t.data, "missing: the security team's public address")
     address = t.address("address", "security@example.org")
     name = t.get("name", str, "security team")
     members: list[TeamMember] = []
@@ -58,6 +61,14 @@ def _team(r: Reader) -> tuple[str, str, tuple[TeamMember, ...]]:
     t.check("members", bool(members), "at least one team member is needed to receive team mail")
     t.finish()
     return address, name, tuple(members)
+
+
+def _port_ok(url: str) -> bool:
+    try:
+        port = urlsplit(url).port  # ValueError when it is not a number
+    except ValueError:
+        return False
+    return port is None or port > 0
 
 
 def _is_hex(text: str) -> bool:
@@ -182,6 +193,8 @@ def parse_core(doc: Document, base_dir: Path, source: Path | None,
     key is wrong."""
     r = Reader(doc, problems)
     inst = r.table("instance")
+    inst.check("hostname", "hostname" in inst.data,
+               "missing: the host name listbot greets with and puts in Message-IDs")
     hostname = inst.get("hostname", str, "lists.example.org")
     state_dir = _path(base_dir, inst.get("state_dir", str, "state"))
     log_format = inst.get("log_format", str, "auto")
@@ -193,6 +206,7 @@ def parse_core(doc: Document, base_dir: Path, source: Path | None,
     url = db.get("url", str, "") or f"sqlite+aiosqlite:///{state_dir / 'listbot.db'}"
     db.check("url", url.startswith(("sqlite+aiosqlite://", "postgresql+psycopg://")),
              "expected sqlite+aiosqlite:// or postgresql+psycopg://")
+    db.check("url", _port_ok(url), "the port is not a number from 1 to 65535")
     db.finish()
     listen = r.table("listen")
     lmtp = _endpoint(listen, "lmtp", "127.0.0.1:8024")
