@@ -23,7 +23,7 @@ from listbot.core.config import Config, ListConfig, ListKind
 from listbot.core.errors import ConfigError
 from listbot.core.handlers import RecordOnly
 from listbot.core.intake.imap import ImapPoller
-from listbot.core.intake.server import IntakeHandler, start_server
+from listbot.core.intake.server import IntakeHandler, binding, start_server
 from listbot.core.mail.keyring import open_keyring
 from listbot.core.mail.pgp import Keyring
 from listbot.core.metrics import Metrics
@@ -325,7 +325,8 @@ class App:
         mcfg = self.settings.metrics
         if self.metrics is None or mcfg is None:
             return
-        self.bound["metrics"] = self.metrics.serve(mcfg.listen)
+        with binding("metrics.listen", mcfg.listen):
+            self.bound["metrics"] = self.metrics.serve(mcfg.listen)
         metrics = self.metrics
 
         async def refresh(stopping: asyncio.Event) -> None:
@@ -342,9 +343,10 @@ class App:
             handler = IntakeHandler(router=router, store=self.store, source=name,
                                     per_recipient=lmtp, on_stored=self.inbound_waker.wake,
                                     metrics=self.metrics)
-            server = await start_server(lmtp=lmtp, handler=handler, host=endpoint.host,
-                                        port=endpoint.port, hostname=self.cfg.hostname,
-                                        max_bytes=self.cfg.max_message_bytes)
+            with binding(f"listen.{name}", endpoint):
+                server = await start_server(lmtp=lmtp, handler=handler, host=endpoint.host,
+                                            port=endpoint.port, hostname=self.cfg.hostname,
+                                            max_bytes=self.cfg.max_message_bytes)
             self.intake.append(handler)
             self.servers.append(server)
             self.bound[name] = server.sockets[0].getsockname()[:2]

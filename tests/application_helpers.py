@@ -16,7 +16,7 @@ from tests.sink import Received, Sink
 DATA = Path(__file__).parent / "data" / "applications"
 LIST = "applications@lists.example.org"
 SUBSCRIBERS = ["reader@readers.example", "watcher@press.example"]
-TOKEN_RE = re.compile(r"applications-moderation\+([^@\s>]+)@lists\.example\.org")
+TOKEN_RE = re.compile(r"applications-mod\+([^@\s>]+)@lists\.example\.org")
 
 
 def app_config(home: Path, keys: PgpKeys, **applications: Any) -> dict[str, Any]:

@@ -83,9 +83,13 @@ BASE_CONFIG: dict[str, Any] = {
         "discuss": {"kind": "discuss", "address": "discuss@lists.example.org",
                     "display_name": "Example discuss",
                     "list_id": "discuss.lists.example.org",
-                    "moderators": ["alice@example.org"]},
+                    "moderators": ["alice@example.org"],
+                    # Alice and Bob have no keys here; tests of signed decisions give
+                    # them keys and turn it on (tests/moderation_helpers.py).
+                    "require_signed_decisions": False},
         "applications": {"kind": "applications",
-                         "address": "applications@lists.example.org"},
+                         "address": "applications@lists.example.org",
+                         "require_signed_decisions": False},
     },
 }
 

@@ -18,7 +18,7 @@ ALICE = "alice@example.org"
 BOB = "bob@example.org"
 MEMBER = "security@vendor-a.example"
 DISCUSS = "discuss@lists.example.org"
-TOKEN_RE = re.compile(r"discuss-moderation\+([a-z2-7]{39})@lists\.example\.org")
+TOKEN_RE = re.compile(r"discuss-mod\+([a-z2-7]{26})@lists\.example\.org")
 
 
 def moderation_config(home: Path, keys: PgpKeys, rules: Path = RULES,
@@ -32,7 +32,8 @@ def moderation_config(home: Path, keys: PgpKeys, rules: Path = RULES,
         "team": {"members": [
             {"name": "Alice", "address": ALICE, "fingerprint": keys.moderator},
             {"name": "Bob", "address": BOB, "fingerprint": keys.team}]},
-        "lists": {"discuss": {"moderators": [ALICE, BOB]}},
+        "lists": {"discuss": {"moderators": [ALICE, BOB], "require_signed_decisions": True},
+                  "applications": {"require_signed_decisions": True}},
     }
 
 
@@ -79,7 +80,7 @@ def inline_signed_reply(home: Path, fpr: str, sender: str, text: str) -> bytes:
 
 
 async def send_reply(app: App, token: str, data: bytes, envelope: str = ALICE) -> None:
-    await lmtp_send(app, envelope, [f"discuss-moderation+{token}@lists.example.org"], data)
+    await lmtp_send(app, envelope, [f"discuss-mod+{token}@lists.example.org"], data)
     await settle(app)
 
 

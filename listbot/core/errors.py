@@ -36,6 +36,15 @@ class TemporaryError(ListbotError):
     exit_code = EX_TEMPFAIL
 
 
+class DatabaseRefused(TemporaryError):
+    """The database server answered and refused us for a reason a restart cannot cure:
+    a wrong password, an unknown role or database. A command or start-up exits 78 with
+    the cause, so systemd does not restart it in a loop; inside a running daemon it is
+    retried like any outage, since the operator may fix it underneath."""
+
+    exit_code = EX_CONFIG
+
+
 class NotFound(ListbotError):
     exit_code = EX_DATAERR
 

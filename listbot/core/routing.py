@@ -10,6 +10,8 @@ from listbot.core.model import RecipientRole, Route
 
 # Suffixes of a list's local part and what they are for. Subscription-style
 # addresses are accepted so that requests can be logged, but they change nothing.
+# "-moderation" is where decision replies went before the list's own decisions
+# address (ListConfig.decisions_local) was short; requests sent then still get answers.
 ROLE_SUFFIXES: dict[str, RecipientRole] = {
     "": RecipientRole.POST,
     "-moderation": RecipientRole.MODERATION,
@@ -26,6 +28,8 @@ class Router:
         for lc in lists:
             for suffix, role in ROLE_SUFFIXES.items():
                 self._table[f"{lc.local_part}{suffix}@{lc.domain}".lower()] = (lc.name, role)
+            self._table[f"{lc.decisions_local}@{lc.domain}".lower()] = (
+                lc.name, RecipientRole.MODERATION)
 
     def route(self, address: str) -> Route | None:
         try:

@@ -7,11 +7,12 @@ docs/design.md "Moderator decisions: authenticated, single-use, first-wins".
 Interface
 ---------
 ``issue(tx, kind=, item_id=, list_name=, issued_to=, expires_at=, token=None)``
-    Opens the item for decision (once) and stores a reply token (192 bits from
+    Opens the item for decision (once) and stores a reply token (128 bits from
     ``secrets``, made here or by ``new_reply_token()`` beforehand) for one
     decider; returns ``IssuedToken``. Only the token's SHA-256 digest is stored;
-    put ``IssuedToken.token`` in the reply address (``<list>-moderation+TOKEN@domain``)
-    and forget it.
+    put ``IssuedToken.token`` in the reply address (``<list>-mod+TOKEN@domain``, see
+    ``ListConfig.decisions_local``) and forget it. Tokens issued before were 192 bits
+    (39 characters); they are looked up by digest just the same.
 ``lookup(tx, token, kind=, list_name=) -> TokenRecord | None``
     The stored record of a token, by digest (None when unknown or malformed).
 ``read_reply(raw or view, record, authority=, keyring=, now=, verbs=) -> Reply | Ignore``
@@ -71,11 +72,13 @@ __all__ = [
 ]
 
 
-TOKEN_BYTES = 24  # 192 bits
+# 128 bits: unguessable, and short enough that the reply address fits the 64 octets
+# of an RFC 5321 local part together with the list's decision address.
+TOKEN_BYTES = 16  # core/config/addresses.py REPLY_TOKEN_CHARS counts its characters
 
 
 def new_reply_token() -> str:
-    """192 CSPRNG bits as lower-case base32 (39 characters of [a-z2-7]).
+    """128 CSPRNG bits as lower-case base32 (26 characters of [a-z2-7]).
 
     Mail systems fold the case of addresses (listbot's own intake lower-cases every
     recipient), so a token in a sub-address must survive case folding intact.

@@ -26,8 +26,10 @@ def bounces(lc: ListConfig) -> str:
 
 
 def moderation_address(lc: ListConfig, token: str | None = None) -> str:
+    """The list's decision address; with a token, the reply address of one decider
+    (short enough for every mail server: checked at load, core/config/addresses.py)."""
     plus = f"+{token}" if token else ""
-    return f"{lc.local_part}-moderation{plus}@{lc.domain}"
+    return f"{lc.decisions_local}{plus}@{lc.domain}"
 
 
 def _notice_text(template: str, reason: str, lc: ListConfig, mc: ModerationConfig) -> str:

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from listbot.core.clock import Clock
 from listbot.core.config import Config, Endpoint
-from listbot.core.errors import ConfigError, ListbotError
+from listbot.core.errors import ConfigError, DatabaseRefused, ListbotError
 from listbot.core.mail.keyring import PgpConfig
 from listbot.core.mail.pgp import Keyring
 from listbot.core.mail.pgp_keys import normalise_fingerprint
@@ -70,6 +70,10 @@ def rules(report: Report) -> Finding:
 async def database(store: Store) -> Finding:
     try:
         pending = await store.pending_migrations()
+    except DatabaseRefused as exc:
+        # Not "database": a refusal is the configuration's to fix, and exits 78.
+        return Finding(Level.FAIL, "database access", str(exc),
+                       "fix the user, password or database name in [database] url")
     except ListbotError as exc:
         return Finding(Level.FAIL, "database", str(exc),
                        "start the database or fix [database] url (exit 75)")

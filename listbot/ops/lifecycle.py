@@ -121,7 +121,12 @@ async def run_service(app: App, notifier: Notifier, *,
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
-    await app.start()
+    try:
+        await app.start()
+    except BaseException:
+        # What did start (workers, the store, the lock) stops before the error is told.
+        await app.stop()
+        raise
     notifier.ready(ready_status(app))
     interval = watchdog_interval(env)
     pinger = (loop.create_task(watchdog(app, notifier, interval, stop), name="watchdog")

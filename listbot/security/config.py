@@ -12,6 +12,7 @@ from typing import Any
 from listbot.core.calendar.embargo import CalendarPolicy
 from listbot.core.calendar.working_days import HolidayCalendar
 from listbot.core.config import Config, Document, section
+from listbot.core.config.addresses import too_long
 
 PREFIX = re.compile(r"[A-Z][A-Z0-9]{0,15}")
 
@@ -163,5 +164,12 @@ def parse_table(raw: Mapping[str, Any], problems: list[str],
 
 def parse_cases(doc: Document, cfg: Config, problems: list[str]) -> CasesConfig:
     has_keys = all(m.fingerprint for m in cfg.team_members)
-    return section(doc, "cases", lambda raw, found: parse_table(raw, found, has_keys),
-                   problems)
+    cases = section(doc, "cases", lambda raw, found: parse_table(raw, found, has_keys),
+                    problems)
+    # Reporters and the team reply to team+CASE-ID; the sequence may reach six digits.
+    local, _, domain = cfg.team_address.partition("@")
+    longest = f"{local}+{cases.prefix}-2026-{'9' * 6}@{domain}"
+    if why := too_long(longest):
+        problems.append(f"cases.prefix: the case reply address {longest} cannot be "
+                        f"received: {why}; shorten the prefix or [team] address")
+    return cases

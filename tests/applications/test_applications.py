@@ -55,7 +55,7 @@ async def audit_actions(app: App, prefix: str = "application.") -> list[str]:
 async def sign_and_send(app: App, home: Path, fpr: str, sender: str, token: str,
                         text: str) -> None:
     await send(app, signed_reply(home, fpr, sender, text),
-               rcpt=f"applications-moderation+{token}@lists.example.org", envelope=sender)
+               rcpt=f"applications-mod+{token}@lists.example.org", envelope=sender)
 
 
 async def test_complete_application_is_answered_distributed_and_accepted(
@@ -193,7 +193,7 @@ async def test_forged_acceptances_change_nothing(
     await sink.wait_deliveries(1 + len(SUBSCRIBERS) + len(TEAM))
     tokens = tokens_for(sink)
     token = tokens[ALICE]
-    rcpt = f"applications-moderation+{token}@lists.example.org"
+    rcpt = f"applications-mod+{token}@lists.example.org"
     # a non-team address holding a real token
     await send(app, decision_reply("mallory@evil.example", "accept"), rcpt=rcpt,
                envelope="mallory@evil.example")

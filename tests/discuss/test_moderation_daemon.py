@@ -220,8 +220,8 @@ async def test_two_moderators_at_the_same_moment(app: App, sink: Sink, pgp_home:
     a = signed_reply(pgp_home, pgp_keys.moderator, ALICE, "approve\n")
     b = signed_reply(pgp_home, pgp_keys.team, BOB, "discard\n")
     await asyncio.gather(
-        lmtp_send(app, ALICE, [f"discuss-moderation+{tokens[ALICE]}@lists.example.org"], a),
-        lmtp_send(app, BOB, [f"discuss-moderation+{tokens[BOB]}@lists.example.org"], b))
+        lmtp_send(app, ALICE, [f"discuss-mod+{tokens[ALICE]}@lists.example.org"], a),
+        lmtp_send(app, BOB, [f"discuss-mod+{tokens[BOB]}@lists.example.org"], b))
     await settle(app)
     decided = [(actor, a) for actor, a, _ in await audit(app)
                if a in ("moderation.approve", "moderation.discard")]

@@ -152,7 +152,7 @@ async def test_requests_are_encrypted_to_each_moderator_when_required(
             assert rec.message.get_content_type() == "multipart/encrypted"
             armored = rec.message.get_payload()[1].get_payload().encode()
             plain = gpg(pgp_home, "--decrypt", data=armored).stdout
-            assert secret.encode() in plain and b"discuss-moderation+" in plain
+            assert secret.encode() in plain and b"discuss-mod+" in plain
     finally:
         await app.stop()
 
@@ -179,6 +179,7 @@ def _cli_config(tmp_path: Path, rules_dir: Path) -> Path:
     path = tmp_path / "cli.toml"
     path.write_text(f"""
 [instance]
+hostname = "lists.example.org"
 state_dir = "{tmp_path / 'cli-state'}"
 [database]
 url = "sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
@@ -191,6 +192,7 @@ address = "{ALICE}"
 kind = "discuss"
 address = "{DISCUSS}"
 moderators = ["{ALICE}"]
+require_signed_decisions = false  # Alice has no key here
 [rules]
 dir = "{rules_dir}"
 """)

@@ -33,7 +33,7 @@ async def test_tokens_are_stored_as_digests_and_spent_once(db_url: str,
             issued = await decisions.issue(tx, kind="thing", item_id="7", list_name="discuss",
                                            issued_to="a@x.example",
                                            expires_at=clock.now() + timedelta(days=7))
-        assert len(issued.token) == 39 and len(set(issued.token)) > 8
+        assert len(issued.token) == 26 and len(set(issued.token)) > 8
         async with store.unit() as tx:
             stored = [r.digest for r in await tx.conn.execute(select(decision_tokens))]
             assert stored == [token_digest(issued.token)]
@@ -98,5 +98,30 @@ async def test_concurrent_decisions_one_winner(db_url: str, clock: FakeClock) ->
         async with store.unit() as tx:
             item = await decisions.item_state(tx, "thing", "7")
         assert item is not None and item.decided_by == winners[0].decider
+    finally:
+        await store.close()
+
+
+async def test_a_token_issued_before_tokens_were_shortened_still_decides(
+        db_url: str, clock: FakeClock) -> None:
+    # Requests sent before the upgrade carry 39-character (192-bit) tokens; the store
+    # keeps digests, so the old and the new form are found the same way.
+    old = "a" * 13 + "b" * 13 + "c" * 13
+    store = await _store(db_url, clock)
+    try:
+        async with store.unit() as tx:
+            await decisions.issue(tx, kind="thing", item_id="7", list_name="discuss",
+                                  issued_to=None, expires_at=clock.now() + timedelta(days=1),
+                                  token=old)
+            fresh = await decisions.issue(tx, kind="thing", item_id="8", list_name="discuss",
+                                          issued_to=None,
+                                          expires_at=clock.now() + timedelta(days=1))
+        async with store.read() as tx:
+            found_old = await decisions.lookup(tx, old, kind="thing", list_name="discuss")
+            found_new = await decisions.lookup(tx, fresh.token, kind="thing",
+                                               list_name="discuss")
+        assert found_old is not None and found_old.item_id == "7"
+        assert found_new is not None and found_new.item_id == "8"
+        assert len(fresh.token) == 26
     finally:
         await store.close()

@@ -11,6 +11,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+# The default decision address of a list is its local part with this suffix. Before it
+# was short, replies went to LOCAL-moderation+TOKEN; routing still accepts those.
+DECISIONS_SUFFIX = "-mod"
+LEGACY_DECISIONS_SUFFIX = "-moderation"
+
 
 class ListKind(StrEnum):
     SECURITY = "security"
@@ -50,10 +55,17 @@ class ListConfig:
     moderators: tuple[str, ...]
     require_signed_decisions: bool
     help_url: str
+    # Where replies that decide a held item arrive, as DECISIONS+TOKEN@domain: short by
+    # default, because mail servers refuse local parts over 64 octets (RFC 5321).
+    decisions_local_part: str = ""
 
     @property
     def local_part(self) -> str:
         return self.address.split("@", 1)[0]
+
+    @property
+    def decisions_local(self) -> str:
+        return self.decisions_local_part or f"{self.local_part}{DECISIONS_SUFFIX}"
 
     @property
     def domain(self) -> str:

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from listbot.core.config.addresses import address_problems, unkeyed_deciders
 from listbot.core.config.model import (
     Config,
     DeliveryConfig,
@@ -37,6 +40,8 @@ def _path(base: Path, text: str) -> Path:
 
 def _team(r: Reader) -> tuple[str, str, tuple[TeamMember, ...]]:
     t = r.table("team")
+    # No example.org default: mail would silently go out as someone else's team.
+    t.check("address", "address" in t.data, "missing: the security team's public address")
     address = t.address("address", "security@example.org")
     name = t.get("name", str, "security team")
     members: list[TeamMember] = []
@@ -58,11 +63,46 @@ def _team(r: Reader) -> tuple[str, str, tuple[TeamMember, ...]]:
     return address, name, tuple(members)
 
 
+def _port_ok(url: str) -> bool:
+    try:
+        port = urlsplit(url).port  # ValueError when it is not a number
+    except ValueError:
+        return False
+    return port is None or port > 0
+
+
 def _is_hex(text: str) -> bool:
     return all(c in "0123456789ABCDEF" for c in text)
 
 
-def _lists(r: Reader, hostname: str) -> dict[str, ListConfig]:
+_LOCAL_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _decisions_local_part(lr: Reader) -> str:
+    text = lr.get("decisions_local_part", str, "")
+    lr.check("decisions_local_part", text == "" or bool(_LOCAL_PART.fullmatch(text)),
+             "expected letters, digits, '.', '_' or '-' (no '+' or '@')")
+    return text if _LOCAL_PART.fullmatch(text) else ""
+
+
+def _check_replies(lists_table: Reader, result: dict[str, ListConfig],
+                   members: tuple[TeamMember, ...]) -> None:
+    """Every reply address can be received, and every decider can sign when they must."""
+    for lc in result.values():
+        for problem in address_problems(f"lists.{lc.name}", lc):
+            lists_table.problems.append(problem)
+        for key, who in unkeyed_deciders(lc, members):
+            lists_table.problems.append(
+                f"{key}: {who} has no key, but lists.{lc.name}.require_signed_decisions "
+                "is true: set their fingerprint in [[team.members]] (and import the key) "
+                "or set require_signed_decisions = false")
+    taken = [f"{lc.local_part}@{lc.domain}".lower() for lc in result.values()]
+    decisions = [f"{lc.decisions_local}@{lc.domain}".lower() for lc in result.values()]
+    lists_table.check("*", len(set(taken + decisions)) == 2 * len(result),
+                      "a decisions_local_part is another list's address or decisions address")
+
+
+def _lists(r: Reader, hostname: str, members: tuple[TeamMember, ...]) -> dict[str, ListConfig]:
     lists_table = r.table("lists")
     result: dict[str, ListConfig] = {}
     for name in lists_table.data:
@@ -89,6 +129,7 @@ def _lists(r: Reader, hostname: str) -> dict[str, ListConfig]:
             moderators=tuple(moderators),
             require_signed_decisions=lr.get("require_signed_decisions", bool, True),
             help_url=lr.get("help_url", str, ""),
+            decisions_local_part=_decisions_local_part(lr),
         )
         lr.finish()
     kinds = [lc.kind for lc in result.values()]
@@ -96,6 +137,7 @@ def _lists(r: Reader, hostname: str) -> dict[str, ListConfig]:
         lists_table.check(str(kind), kinds.count(kind) <= 1, f"more than one list of kind {kind}")
     addresses = [lc.address for lc in result.values()]
     lists_table.check("*", len(set(addresses)) == len(addresses), "two lists share an address")
+    _check_replies(lists_table, result, members)
     return result
 
 
@@ -151,6 +193,8 @@ def parse_core(doc: Document, base_dir: Path, source: Path | None,
     key is wrong."""
     r = Reader(doc, problems)
     inst = r.table("instance")
+    inst.check("hostname", "hostname" in inst.data,
+               "missing: the host name listbot greets with and puts in Message-IDs")
     hostname = inst.get("hostname", str, "lists.example.org")
     state_dir = _path(base_dir, inst.get("state_dir", str, "state"))
     log_format = inst.get("log_format", str, "auto")
@@ -162,6 +206,7 @@ def parse_core(doc: Document, base_dir: Path, source: Path | None,
     url = db.get("url", str, "") or f"sqlite+aiosqlite:///{state_dir / 'listbot.db'}"
     db.check("url", url.startswith(("sqlite+aiosqlite://", "postgresql+psycopg://")),
              "expected sqlite+aiosqlite:// or postgresql+psycopg://")
+    db.check("url", _port_ok(url), "the port is not a number from 1 to 65535")
     db.finish()
     listen = r.table("listen")
     lmtp = _endpoint(listen, "lmtp", "127.0.0.1:8024")
@@ -174,7 +219,7 @@ def parse_core(doc: Document, base_dir: Path, source: Path | None,
     proj.finish(known_extra=("advisory_prefix", "case_prefix", "security_contact",
                              "public_lists", "public_url"))
     team_address, team_name, team_members = _team(r)
-    lists = _lists(r, hostname)
+    lists = _lists(r, hostname, team_members)
     delivery = _delivery(r, state_dir)
     work = r.table("worker")
     cfg = Config(

@@ -8,14 +8,16 @@ failure answers 451 so the sender retries. LMTP answers once per recipient.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import errno
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from listbot.core.errors import MessageRejected
+from listbot.core.errors import ConfigError, MessageRejected
 from listbot.core.mail.line_endings import check_line_endings
 from listbot.core.metrics import Metrics
 from listbot.core.routing import Router
@@ -117,3 +119,16 @@ async def start_server(*, lmtp: bool, handler: IntakeHandler, host: str, port: i
                         timeout=300)
 
     return await asyncio.get_running_loop().create_server(factory, host, port)
+
+
+@contextmanager
+def binding(key: str, endpoint: object) -> Iterator[None]:
+    """A port someone else holds is one line naming it and the key that moves it
+    (exit 78: restarting cannot free it), not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        raise ConfigError([f"{key}: cannot listen on {endpoint}: {exc.strerror}; stop what "
+                           f"holds it or set another address in {key}"]) from None

@@ -28,6 +28,7 @@ from listbot.core.store import members as member_ops
 from listbot.core.store import outbox as outbox_ops
 from listbot.core.store.engine import (
     SingleInstanceLock,
+    connection_failure,
     is_sqlite,
     make_engine,
     make_read_engine,
@@ -153,7 +154,7 @@ class Store:
             async with self.engine.begin() as conn:
                 yield Tx(conn, self.clock.now())
         except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
-            raise TemporaryError(f"database unavailable: {type(exc).__name__}") from exc
+            raise connection_failure(exc) from exc
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
@@ -162,7 +163,7 @@ class Store:
             async with self.read_engine.begin() as conn:
                 yield Tx(conn, self.clock.now())
         except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
-            raise TemporaryError(f"database unavailable: {type(exc).__name__}") from exc
+            raise connection_failure(exc) from exc
 
     async def upgrade(self) -> None:
         async with self.unit() as tx:

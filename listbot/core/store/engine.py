@@ -9,9 +9,10 @@ from typing import Any
 
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from listbot.core.errors import TemporaryError
+from listbot.core.errors import ConfigError, DatabaseRefused, TemporaryError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # The newest migration. When the database is already there, start-up checks this one
@@ -52,7 +53,40 @@ def make_read_engine(url: str, writer: AsyncEngine) -> AsyncEngine:
     return engine
 
 
+# What a PostgreSQL server says when it refuses a connection for good: retrying with
+# the same URL can only get the same answer.
+_REFUSALS = ("password authentication failed", "authentication failed", "does not exist",
+             "no pg_hba.conf entry", "invalid connection option", "invalid dsn",
+             "is not permitted to log in", "permission denied for database")
+
+
+def connection_failure(exc: BaseException) -> TemporaryError:
+    """A database error as people can act on it: the driver's own words when the
+    connection failed (they carry host, port, role and database, never a statement's
+    values), refusals that a restart cannot cure as DatabaseRefused (exit 78)."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    text = " ".join(lines[0].split()) if lines else ""
+    if not text.startswith(("connection failed", "failed to resolve", "connection to server")):
+        # A failed statement: its text may name tables and values; the type says enough.
+        return TemporaryError(f"database unavailable: {type(exc).__name__}")
+    text = text.removeprefix("connection failed: ")
+    if any(refusal in text for refusal in _REFUSALS):
+        return DatabaseRefused(f"database.url: the database refused the connection: {text}")
+    return TemporaryError(f"database unavailable: {text}")
+
+
 def make_engine(url: str) -> AsyncEngine:
+    """ConfigError when the URL cannot be read (the message never repeats it: it may
+    hold a password)."""
+    try:
+        return _make_engine(url)
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigError(["database.url: not a valid database URL "
+                           f"({type(exc).__name__}): check its host, port and name"]) from None
+
+
+def _make_engine(url: str) -> AsyncEngine:
     # hide_parameters: a database error's text carries its bound values (message bytes,
     # addresses) into logs and quarantine notes unless told not to.
     if not is_sqlite(url):
