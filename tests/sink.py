@@ -32,8 +32,10 @@ class Sink:
     responder: Callable[[Envelope], str | None] | None = None
     rcpt_responder: Callable[[str], str | None] | None = None
     attempts: int = 0
-    # When set, DATA waits for this event before answering (a relay that hangs).
+    # When set, DATA waits for this event before answering (a relay that hangs), once
+    # `stall_after` transactions have gone through.
     stall: asyncio.Event | None = None
+    stall_after: int = 0
     smtputf8: bool = True  # False: a relay that does not offer SMTPUTF8
     _server: asyncio.Server | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -95,7 +97,7 @@ class _Handler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.sink.attempts += 1
-        if self.sink.stall is not None:
+        if self.sink.stall is not None and self.sink.attempts > self.sink.stall_after:
             await self.sink.stall.wait()
         if self.sink.responder is not None:
             answer = self.sink.responder(envelope)

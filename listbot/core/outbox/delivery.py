@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -107,10 +107,8 @@ class Delivery:
         facts = await self.facts()
         allowed = await self._refuse_gated(items, facts)
         size = self.cfg.delivery.smtp.max_recipients_per_transaction
-        sent = await asyncio.gather(*(self._send_chunk(c, raws[c[0].body_id])
-                                      for c in chunks(allowed, size)))
-        # One transaction records the whole batch's outcomes.
-        await self._settle([pair for chunk_results in sent for pair in chunk_results])
+        await asyncio.gather(*(self._send_chunk(c, raws[c[0].body_id])
+                               for c in chunks(allowed, size)))
         return len(items)
 
     async def _refuse_gated(self, items: Sequence[OutboxItem],
@@ -131,23 +129,37 @@ class Delivery:
         refused_ids = {i.id for i, _ in refused}
         return [i for i in items if i.id not in refused_ids]
 
-    async def _send_chunk(self, chunk: list[OutboxItem],
-                          raw: bytes) -> list[tuple[OutboxItem, SendResult]]:
+    async def _send_chunk(self, chunk: list[OutboxItem], raw: bytes) -> None:
+        """Send one chunk, recording each transaction's outcome as soon as the relay gave
+        it: a crash then repeats at most the transaction in flight, never those before."""
+        by_rcpt = {i.recipient: i for i in chunk}
+        recording: list[asyncio.Task[None]] = []
+
+        async def answered(results: Mapping[str, SendResult]) -> None:
+            rows = [(by_rcpt.pop(r), result) for r, result in results.items() if r in by_rcpt]
+            # Shielded: a timeout of the send must not cut a commit of answers already
+            # given, which would leave them to be sent again.
+            task = asyncio.ensure_future(self._settle(rows))
+            recording.append(task)
+            await asyncio.shield(task)
+
         # A send must end well inside our claim: past the lease another daemon may take
         # the rows over, and a hung relay would then mean the same mail twice.
         try:
             async with asyncio.timeout(self.lease.total_seconds() / 2):
-                results = await self.transport.send(chunk[0].envelope_from,
-                                                    [i.recipient for i in chunk], raw)
+                await self.transport.send(chunk[0].envelope_from, list(by_rcpt), raw,
+                                          answered)
         except TimeoutError:
-            results = {}
+            pass
         except Exception as exc:  # one chunk must never sink the whole batch
-            # Unsettled, every row of the batch would be sent again once the lease ends.
+            # Unsettled, its rows would be sent again only once the lease ends.
             log.error("delivery.send_failed", error=type(exc).__name__,
                       outbox_ids=[i.id for i in chunk])
-            results = {}
+        for failed in await asyncio.gather(*recording, return_exceptions=True):
+            if isinstance(failed, BaseException):  # left claimed: retried after the lease
+                log.error("delivery.record_failed", error=type(failed).__name__)
         missing = SendResult(451, "no answer for recipient")
-        return [(i, results.get(i.recipient, missing)) for i in chunk]
+        await self._settle([(i, missing) for i in by_rcpt.values()])
 
     async def _settle(self, results: list[tuple[OutboxItem, SendResult]]) -> None:
         if not results:
