@@ -25,6 +25,9 @@ from listbot.core.config import SmtpConfig, StartTLS
 class SendResult:
     code: int
     reply: str
+    # The relay as a whole refused (no connection, or 4xx at the greeting, HELO/EHLO or
+    # MAIL FROM): the answer says nothing about this recipient or this message.
+    relay: bool = False
 
     @property
     def ok(self) -> bool:
@@ -91,7 +94,7 @@ class SMTPTransport:
             try:
                 client = await self._checkout()
             except (aiosmtplib.SMTPException, OSError) as exc:
-                down = _all(recipients, SendResult(451, f"relay unreachable: {exc}"))
+                down = _all(recipients, SendResult(451, f"relay unreachable: {exc}", relay=True))
                 await answered(down)
                 return down
             result, reusable = await self._transaction(client, envelope_from, recipients,
@@ -144,7 +147,8 @@ class SMTPTransport:
             return {e.recipient: SendResult(e.code, e.message) for e in exc.recipients}, True
         except (aiosmtplib.SMTPResponseException) as exc:
             await _rset(client)
-            return _all(recipients, SendResult(exc.code, exc.message)), True
+            return _all(recipients, SendResult(exc.code, exc.message,
+                                               relay=_relay_wide(exc))), True
         except (aiosmtplib.SMTPException, OSError) as exc:
             return _all(recipients, SendResult(451, f"connection lost: {exc}")), False
         out = {r: SendResult(250, reply) for r in recipients}
@@ -167,6 +171,13 @@ _PLAIN_ADDRESS = re.compile(r'[^\s<>"@\x00-\x1f\x7f]+@[^\s<>"@\x00-\x1f\x7f]+')
 def _sendable(address: str) -> bool:
     """Whether the address goes on a MAIL or RCPT line exactly as it is ("" is <>)."""
     return address == "" or _PLAIN_ADDRESS.fullmatch(address) is not None
+
+
+def _relay_wide(exc: aiosmtplib.SMTPResponseException) -> bool:
+    """A 4xx before any recipient is named (HELO/EHLO, MAIL FROM) is the relay's state,
+    not this message's."""
+    return (isinstance(exc, aiosmtplib.SMTPHeloError | aiosmtplib.SMTPSenderRefused)
+            and 400 <= exc.code < 500)
 
 
 async def _rset(client: aiosmtplib.SMTP) -> None:
