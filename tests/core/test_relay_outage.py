@@ -36,9 +36,11 @@ async def queue_wave(app: App, wave: int) -> None:
 
 
 async def refusals(app: App, count: int, timeout: float = 10.0) -> None:
-    """Until the delivery worker has found the relay down `count` times in a row."""
+    """Until the delivery worker has found the relay down `count` times in a row and
+    recorded what that meant for the rows it held."""
     async with asyncio.timeout(timeout):
-        while app.delivery.relay.failures < count:
+        while (app.delivery.relay.failures < count
+               or await app.store.outbox_listing([OutboxState.SENDING])):
             app.outbound_waker.wake()
             await asyncio.sleep(0.01)
 
