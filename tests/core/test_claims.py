@@ -80,7 +80,7 @@ async def test_a_live_daemon_under_the_same_name_keeps_its_claims(
     try:
         assert await live.take_back_claims("me") == Reclaimed(inbound=0, outbox=0)
         inbound, outbox = await claim_one_each(live)
-        assert await second.take_back_claims("me") is None, "the name is in use"
+        assert await second.take_back_claims("me", patience=0.5) is None, "the name is in use"
         states = {r["id"]: r["state"] for r in await second.inbound_listing(list(InboundState))}
         assert states[inbound[0]] == "claimed"
         await live.close()

@@ -141,14 +141,15 @@ class Store:
             self._lock = SingleInstanceLock(path)
             self._lock.acquire()
 
-    async def take_back_claims(self, instance: str) -> Reclaimed | None:
+    async def take_back_claims(self, instance: str,
+                               patience: float = 5.0) -> Reclaimed | None:
         """At start-up: the claims an earlier run of this instance left, back to the
         queue now rather than when their lease runs out. None (nothing touched) when
-        another live daemon holds the name on this PostgreSQL."""
+        another live daemon holds the name on this PostgreSQL (after `patience` s)."""
         if not self.sqlite:  # on SQLite claim_single_instance() already holds the file
             lock = InstanceNameLock(self.engine)
             try:
-                held = await lock.acquire(instance)
+                held = await lock.acquire(instance, patience)
             except (OperationalError, DBAPIError, OSError) as exc:
                 raise TemporaryError(f"database unavailable: {type(exc).__name__}") from exc
             if not held:

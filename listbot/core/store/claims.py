@@ -8,6 +8,7 @@ that name is itself. Claims of other instances still expire by lease.
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -70,8 +71,19 @@ class InstanceNameLock:
     def _key(self) -> Any:
         return func.hashtextextended(f"listbot-instance:{self._name}", 0)
 
-    async def acquire(self, instance: str) -> bool:
+    async def acquire(self, instance: str, patience: float) -> bool:
+        """A daemon killed a moment ago holds the lock until PostgreSQL notices that its
+        connection is gone, so a held lock is tried again for `patience` seconds."""
         self._name = instance
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        while not await self._try():
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.25)
+        return True
+
+    async def _try(self) -> bool:
         conn = await self.engine.connect()
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         if await conn.scalar(select(func.pg_try_advisory_lock(self._key()))):
