@@ -50,7 +50,8 @@ BACKSTOP = timedelta(hours=1)  # longest sleep of the held-post dispatcher
 
 
 def make_owner(cfg: Config) -> str:
-    """Who holds a claim: unique per process so leases never confuse two daemons."""
+    """Who holds a claim: unique per process so leases never confuse two daemons. The
+    instance name comes first: a restart takes back its own (listbot.core.store.claims)."""
     return f"{cfg.instance_name}:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
@@ -288,6 +289,7 @@ class App:
     async def start(self) -> None:
         self.store.claim_single_instance()
         await self.store.upgrade()
+        await self._take_back_claims()
         self._serve_metrics()
         self._spawn("worker", self.worker.run)
         self._spawn("delivery", self.delivery.run)
@@ -306,6 +308,15 @@ class App:
             self._spawn("imap", self.imap.run)
         await self._listen(self.serving.router)
         log.info("daemon.started", owner=self.owner, listening=self.bound)
+
+    async def _take_back_claims(self) -> None:
+        """What an earlier run of this instance held when it died moves on now, not
+        after a lease (docs/design.md "Storage and several daemons")."""
+        taken = await self.store.take_back_claims(self.cfg.instance_name)
+        if taken is None:
+            log.warning("daemon.instance_name_in_use", instance=self.cfg.instance_name)
+        elif taken.inbound or taken.outbox:
+            log.info("daemon.claims_taken_back", inbound=taken.inbound, outbox=taken.outbox)
 
     async def _watch_members(self, stopping: asyncio.Event) -> None:
         """Public roster files, delivery record, member key expiry (listbot.member_watch)."""

@@ -31,9 +31,14 @@ class Sink:
     received: list[Received] = field(default_factory=list)
     responder: Callable[[Envelope], str | None] | None = None
     rcpt_responder: Callable[[str], str | None] | None = None
+    # Answers MAIL FROM instead of 250 (a relay refusing everything, e.g. 421 or 451).
+    mail_responder: Callable[[str], str | None] | None = None
     attempts: int = 0
-    # When set, DATA waits for this event before answering (a relay that hangs).
+    mail_refusals: int = 0
+    # When set, DATA waits for this event before answering (a relay that hangs), once
+    # `stall_after` transactions have gone through.
     stall: asyncio.Event | None = None
+    stall_after: int = 0
     smtputf8: bool = True  # False: a relay that does not offer SMTPUTF8
     _server: asyncio.Server | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -84,6 +89,17 @@ class _Handler:
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
 
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, mail_options: list[str]) -> str:
+        if self.sink.mail_responder is not None:
+            answer = self.sink.mail_responder(address)
+            if answer is not None:
+                self.sink.mail_refusals += 1
+                return answer
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, options: list[str]) -> str:
         if self.sink.rcpt_responder is not None:
@@ -95,7 +111,7 @@ class _Handler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.sink.attempts += 1
-        if self.sink.stall is not None:
+        if self.sink.stall is not None and self.sink.attempts > self.sink.stall_after:
             await self.sink.stall.wait()
         if self.sink.responder is not None:
             answer = self.sink.responder(envelope)

@@ -67,6 +67,20 @@ async def test_claim_is_exclusive_until_lease_expires(store: Store, clock: FakeC
         assert await tx.finish_inbound(first[0].id, "w2")
 
 
+async def test_a_claim_takes_at_most_its_limit(store: Store) -> None:
+    # On PostgreSQL the claim once took every claimable row, whatever the limit.
+    await store.store_arrivals([arrival(n) for n in range(6)])
+    async with store.unit() as tx:
+        await tx.enqueue(OutgoingMessage(Audience.TEAM, "", tuple(
+            f"r{n}@x.example" for n in range(6)), b"Subject: x\r\n\r\n"))
+    for owner in ("w1", "w2", "w3"):
+        assert len(await store.claim_inbound(owner, LEASE, 2)) == 2
+        items, raws = await store.claim_outbox(owner, LEASE, 2)
+        assert len(items) == 2 and len(raws) == 1
+    assert await store.claim_inbound("w4", LEASE, 2) == []
+    assert await store.claim_outbox("w4", LEASE, 2) == ([], {})
+
+
 async def test_finish_only_once(store: Store) -> None:
     await store.store_arrivals([arrival()])
     (msg,) = await store.claim_inbound("w", LEASE, 1)

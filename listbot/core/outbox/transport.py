@@ -11,7 +11,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -25,6 +25,9 @@ from listbot.core.config import SmtpConfig, StartTLS
 class SendResult:
     code: int
     reply: str
+    # The relay as a whole refused (no connection, or 4xx at the greeting, HELO/EHLO or
+    # MAIL FROM): the answer says nothing about this recipient or this message.
+    relay: bool = False
 
     @property
     def ok(self) -> bool:
@@ -35,9 +38,19 @@ class SendResult:
         return self.code >= 500
 
 
+# Called with the answers of each transaction as soon as the relay gave them, and
+# awaited before the next transaction on that connection: the caller records them
+# there, so a crash can repeat at most the transaction in flight.
+Answered = Callable[[Mapping[str, SendResult]], Awaitable[None]]
+
+
+async def _ignore(results: Mapping[str, SendResult]) -> None:
+    return None
+
+
 class Transport(Protocol):
-    async def send(self, envelope_from: str, recipients: Sequence[str],
-                   data: bytes) -> Mapping[str, SendResult]: ...
+    async def send(self, envelope_from: str, recipients: Sequence[str], data: bytes,
+                   answered: Answered = _ignore) -> Mapping[str, SendResult]: ...
 
     async def close(self) -> None: ...
 
@@ -75,14 +88,17 @@ class SMTPTransport:
                 return client
         return await self._connect()
 
-    async def send(self, envelope_from: str, recipients: Sequence[str],
-                   data: bytes) -> Mapping[str, SendResult]:
+    async def send(self, envelope_from: str, recipients: Sequence[str], data: bytes,
+                   answered: Answered = _ignore) -> Mapping[str, SendResult]:
         async with self._slots:
             try:
                 client = await self._checkout()
             except (aiosmtplib.SMTPException, OSError) as exc:
-                return _all(recipients, SendResult(451, f"relay unreachable: {exc}"))
-            result, reusable = await self._transaction(client, envelope_from, recipients, data)
+                down = _all(recipients, SendResult(451, f"relay unreachable: {exc}", relay=True))
+                await answered(down)
+                return down
+            result, reusable = await self._transaction(client, envelope_from, recipients,
+                                                       data, answered)
             if reusable and client.is_connected:
                 self._idle.put_nowait(client)
             else:
@@ -90,15 +106,19 @@ class SMTPTransport:
             return result
 
     async def _transaction(self, client: aiosmtplib.SMTP, envelope_from: str,
-                           recipients: Sequence[str],
-                           data: bytes) -> tuple[dict[str, SendResult], bool]:
+                           recipients: Sequence[str], data: bytes,
+                           answered: Answered) -> tuple[dict[str, SendResult], bool]:
         """Internationalised addresses (RFC 6531) go in a transaction of their own with
         SMTPUTF8, so a relay without it refuses only them."""
         if not _sendable(envelope_from):
-            return _all(recipients, UNSENDABLE), True
+            out = _all(recipients, UNSENDABLE)
+            await answered(out)
+            return out, True
         # Checked before anything is sent: aiosmtplib refuses such an address only once
         # the transaction has begun, and one bad address must not fail the others.
         out = _all([r for r in recipients if not _sendable(r)], UNSENDABLE)
+        if out:
+            await answered(dict(out))
         good = [r for r in recipients if r not in out]
         wide = [r for r in good if not (envelope_from + r).isascii()]
         plain = [r for r in good if (envelope_from + r).isascii()]
@@ -106,6 +126,7 @@ class SMTPTransport:
         for group, options in ((plain, []), (wide, ["SMTPUTF8"])):
             if group and reusable:
                 results, reusable = await self._one(client, envelope_from, group, data, options)
+                await answered(results)
                 out.update(results)
         return out, reusable
 
@@ -126,7 +147,8 @@ class SMTPTransport:
             return {e.recipient: SendResult(e.code, e.message) for e in exc.recipients}, True
         except (aiosmtplib.SMTPResponseException) as exc:
             await _rset(client)
-            return _all(recipients, SendResult(exc.code, exc.message)), True
+            return _all(recipients, SendResult(exc.code, exc.message,
+                                               relay=_relay_wide(exc))), True
         except (aiosmtplib.SMTPException, OSError) as exc:
             return _all(recipients, SendResult(451, f"connection lost: {exc}")), False
         out = {r: SendResult(250, reply) for r in recipients}
@@ -151,6 +173,13 @@ def _sendable(address: str) -> bool:
     return address == "" or _PLAIN_ADDRESS.fullmatch(address) is not None
 
 
+def _relay_wide(exc: aiosmtplib.SMTPResponseException) -> bool:
+    """A 4xx before any recipient is named (HELO/EHLO, MAIL FROM) is the relay's state,
+    not this message's."""
+    return (isinstance(exc, aiosmtplib.SMTPHeloError | aiosmtplib.SMTPSenderRefused)
+            and 400 <= exc.code < 500)
+
+
 async def _rset(client: aiosmtplib.SMTP) -> None:
     try:
         await client.rset()
@@ -167,13 +196,16 @@ class MaildirTransport:
             (path / sub).mkdir(parents=True, exist_ok=True)
         self._seq = 0
 
-    async def send(self, envelope_from: str, recipients: Sequence[str],
-                   data: bytes) -> Mapping[str, SendResult]:
+    async def send(self, envelope_from: str, recipients: Sequence[str], data: bytes,
+                   answered: Answered = _ignore) -> Mapping[str, SendResult]:
         try:
             await asyncio.to_thread(self._write, envelope_from, recipients, data)
         except OSError as exc:
-            return _all(recipients, SendResult(451, f"maildir write failed: {exc}"))
-        return _all(recipients, SendResult(250, "written to maildir"))
+            out = _all(recipients, SendResult(451, f"maildir write failed: {exc}"))
+        else:
+            out = _all(recipients, SendResult(250, "written to maildir"))
+        await answered(out)
+        return out
 
     def _write(self, envelope_from: str, recipients: Sequence[str], data: bytes) -> None:
         self._seq += 1

@@ -23,9 +23,11 @@ from listbot.core.model import (
     OutgoingMessage,
 )
 from listbot.core.store import audit as audit_ops
+from listbot.core.store import claims as claim_ops
 from listbot.core.store import inbound as inbound_ops
 from listbot.core.store import members as member_ops
 from listbot.core.store import outbox as outbox_ops
+from listbot.core.store.claims import InstanceNameLock, Reclaimed
 from listbot.core.store.engine import (
     SingleInstanceLock,
     connection_failure,
@@ -41,7 +43,7 @@ from listbot.core.store.notify import INBOUND, OUTBOX, Listener, notify
 from listbot.core.store.unit import Unit
 from listbot.core.store.writer import WriterQueue
 
-__all__ = ["Arrival", "Listener", "Store", "Tx"]
+__all__ = ["Arrival", "Listener", "Reclaimed", "Store", "Tx"]
 
 
 class Tx(Unit):
@@ -110,6 +112,7 @@ class Store:
         self._lock: SingleInstanceLock | None = None
         self._committer: _GroupCommitter | None = None
         self._writer = WriterQueue() if self.sqlite else None
+        self._name_lock: InstanceNameLock | None = None
 
     @classmethod
     def open(cls, url: str, clock: Clock) -> Store:
@@ -118,6 +121,8 @@ class Store:
     async def close(self) -> None:
         if self._committer is not None:
             await self._committer.stop()
+        if self._name_lock is not None:
+            await self._name_lock.release()
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
@@ -136,6 +141,23 @@ class Store:
         if path is not None:
             self._lock = SingleInstanceLock(path)
             self._lock.acquire()
+
+    async def take_back_claims(self, instance: str,
+                               patience: float = 5.0) -> Reclaimed | None:
+        """At start-up: the claims an earlier run of this instance left, back to the
+        queue now rather than when their lease runs out. None (nothing touched) when
+        another live daemon holds the name on this PostgreSQL (after `patience` s)."""
+        if not self.sqlite:  # on SQLite claim_single_instance() already holds the file
+            lock = InstanceNameLock(self.engine)
+            try:
+                held = await lock.acquire(instance, patience)
+            except (OperationalError, DBAPIError, OSError) as exc:
+                raise TemporaryError(f"database unavailable: {type(exc).__name__}") from exc
+            if not held:
+                return None
+            self._name_lock = lock
+        async with self.unit() as tx:
+            return await claim_ops.release_instance(tx, instance)
 
     @asynccontextmanager
     async def unit(self, *, urgent: bool = False) -> AsyncIterator[Tx]:

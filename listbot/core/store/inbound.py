@@ -88,9 +88,15 @@ async def claim(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    # The ids are picked (and locked) first, in a statement of their own: inside the
+    # UPDATE, PostgreSQL ran the LIMIT subquery once per candidate row and so claimed
+    # every claimable row whatever the limit.
+    picked = list(await tx.conn.scalars(ids))
+    if not picked:
+        return []
     result = await tx.conn.execute(
         update(inbound)
-        .where(inbound.c.id.in_(ids.scalar_subquery()), claimable)
+        .where(inbound.c.id.in_(picked), claimable)
         .values(
             state=InboundState.CLAIMED.value,
             claimed_by=owner,
