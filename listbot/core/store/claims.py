@@ -13,13 +13,33 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import ColumnElement, Row, Table, func, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from listbot.core.model import InboundState, OutboxState
 from listbot.core.store.schema import inbound, outbox
 from listbot.core.store.unit import Unit
+
+
+async def claim_rows(tx: Unit, table: Table, claimable: ColumnElement[bool], *,
+                     order: tuple[ColumnElement[Any], ...], limit: int,
+                     values: dict[str, Any]) -> list[Row[Any]]:
+    """Claim at most `limit` claimable rows of `table` (inbound or outbox), in `order`,
+    skipping rows another daemon holds; the rows as claimed.
+
+    The ids are picked (and locked) first, in a statement of their own: inside the
+    UPDATE, PostgreSQL ran the LIMIT subquery once per candidate row and so claimed
+    every claimable row whatever the limit."""
+    ids = (select(table.c.id).where(claimable).order_by(*order).limit(limit)
+           .with_for_update(skip_locked=True))
+    picked = list(await tx.conn.scalars(ids))
+    if not picked:
+        return []
+    result = await tx.conn.execute(
+        update(table).where(table.c.id.in_(picked), claimable)
+        .values(attempts=table.c.attempts + 1, **values).returning(*table.c))
+    return list(result)
 
 
 @dataclass(frozen=True)

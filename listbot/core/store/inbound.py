@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Row, and_, func, insert, or_, select, update
 
 from listbot.core.model import Inbound, InboundState, RecipientRole, Route, envelope_sender_of
+from listbot.core.store.claims import claim_rows
 from listbot.core.store.schema import inbound
 from listbot.core.store.unit import Unit
 
@@ -81,31 +82,10 @@ async def claim(
         inbound.c.state == InboundState.NEW.value,
         and_(inbound.c.state == InboundState.CLAIMED.value, inbound.c.lease_until < now),
     )
-    ids = (
-        select(inbound.c.id)
-        .where(claimable)
-        .order_by(inbound.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    # The ids are picked (and locked) first, in a statement of their own: inside the
-    # UPDATE, PostgreSQL ran the LIMIT subquery once per candidate row and so claimed
-    # every claimable row whatever the limit.
-    picked = list(await tx.conn.scalars(ids))
-    if not picked:
-        return []
-    result = await tx.conn.execute(
-        update(inbound)
-        .where(inbound.c.id.in_(picked), claimable)
-        .values(
-            state=InboundState.CLAIMED.value,
-            claimed_by=owner,
-            lease_until=now + lease,
-            attempts=inbound.c.attempts + 1,
-        )
-        .returning(*inbound.c)
-    )
-    return sorted((to_inbound(r) for r in result), key=lambda m: m.id)
+    rows = await claim_rows(tx, inbound, claimable, order=(inbound.c.id,), limit=limit,
+                            values={"state": InboundState.CLAIMED.value,
+                                    "claimed_by": owner, "lease_until": now + lease})
+    return sorted((to_inbound(r) for r in rows), key=lambda m: m.id)
 
 
 async def finish(tx: Unit, msg_id: int, owner: str, now: datetime) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Row, and_, func, insert, or_, select, update
 
 from listbot.core.model import Audience, OutboxItem, OutboxState, OutgoingMessage
+from listbot.core.store.claims import claim_rows
 from listbot.core.store.schema import bodies, outbox
 from listbot.core.store.unit import Unit
 from listbot.core.store.upsert import insert_ignoring
@@ -72,27 +73,11 @@ async def claim(
         and_(outbox.c.state == OutboxState.PENDING.value, outbox.c.next_attempt_at <= now),
         and_(outbox.c.state == OutboxState.SENDING.value, outbox.c.lease_until < now),
     )
-    ids = (
-        select(outbox.c.id)
-        .where(claimable)
-        .order_by(outbox.c.next_attempt_at, outbox.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    # The ids are picked (and locked) first, in a statement of their own: inside the
-    # UPDATE, PostgreSQL ran the LIMIT subquery once per candidate row and so claimed
-    # every claimable row whatever the limit.
-    picked = list(await tx.conn.scalars(ids))
-    if not picked:
-        return [], {}
-    result = await tx.conn.execute(
-        update(outbox)
-        .where(outbox.c.id.in_(picked), claimable)
-        .values(state=OutboxState.SENDING.value, claimed_by=owner, lease_until=now + lease,
-                attempts=outbox.c.attempts + 1)
-        .returning(*outbox.c)
-    )
-    items = sorted((to_item(r) for r in result), key=lambda i: i.id)
+    rows = await claim_rows(tx, outbox, claimable,
+                            order=(outbox.c.next_attempt_at, outbox.c.id), limit=limit,
+                            values={"state": OutboxState.SENDING.value,
+                                    "claimed_by": owner, "lease_until": now + lease})
+    items = sorted((to_item(r) for r in rows), key=lambda i: i.id)
     body_ids = {i.body_id for i in items}
     raws: dict[int, bytes] = {}
     if body_ids:
