@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from listbot.app import App
-from listbot.core.clock import FakeClock
 from listbot.core.store import applications as app_ops
 from listbot.core.store import roster as roster_ops
-from listbot.settings import Settings
 from tests.application_helpers import (
     LIST,
     SUBSCRIBERS,
-    app_config,
     decision_reply,
     example,
     send,
@@ -29,18 +25,6 @@ from tests.pgp_fixtures import PgpKeys
 from tests.sink import Sink
 
 TEAM = [ALICE, BOB]
-
-
-@pytest.fixture
-async def app(make_config: Callable[..., Settings], sink: Sink, clock: FakeClock,
-              pgp_home: Path, pgp_keys: PgpKeys) -> AsyncIterator[App]:
-    application = App.create(make_config(app_config(pgp_home, pgp_keys), sink=sink),
-                             clock=clock)
-    await application.start()
-    try:
-        yield application
-    finally:
-        await application.stop()
 
 
 async def applications(app: App) -> list[app_ops.ApplicationRow]:

@@ -3,35 +3,15 @@ that differs from it, never to the null sender."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-
-import pytest
-
 from listbot.app import App
-from listbot.core.clock import FakeClock
 from listbot.core.model import OutboxState
-from listbot.settings import Settings
-from tests.application_helpers import SUBSCRIBERS, app_config, example, send, text_of, to
+from tests.application_helpers import SUBSCRIBERS, example, send, text_of, to
 from tests.moderation_helpers import ALICE, BOB
-from tests.pgp_fixtures import PgpKeys
 from tests.sink import Sink
 
 TEAM = [ALICE, BOB]
 FORGED_FROM = "jana.weber@nimbus-cloud.example"  # the From of the example application
 ENVELOPE = "mailer@sender.example"
-
-
-@pytest.fixture
-async def app(make_config: Callable[..., Settings], sink: Sink, clock: FakeClock,
-              pgp_home: Path, pgp_keys: PgpKeys) -> AsyncIterator[App]:
-    application = App.create(make_config(app_config(pgp_home, pgp_keys), sink=sink),
-                             clock=clock)
-    await application.start()
-    try:
-        yield application
-    finally:
-        await application.stop()
 
 
 async def test_checklist_goes_to_the_envelope_sender_not_the_from(app: App,
