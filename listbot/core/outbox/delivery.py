@@ -21,6 +21,7 @@ from listbot.core.metrics import Metrics
 from listbot.core.model import OutboxItem, OutboxState
 from listbot.core.outbox import gate
 from listbot.core.outbox.alerts import raise_alert
+from listbot.core.outbox.recorder import GroupCommit
 from listbot.core.outbox.relay import RelayState, backoff
 from listbot.core.outbox.transport import SendResult, Transport
 from listbot.core.store import Store
@@ -85,6 +86,7 @@ class Delivery:
         self.lease = timedelta(seconds=cfg.lease_seconds)
         self.relay = RelayState(cfg.delivery.backoff_initial_seconds,
                                 cfg.delivery.backoff_max_seconds)
+        self.outcomes: GroupCommit[tuple[OutboxItem, SendResult]] = GroupCommit(self._commit)
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -199,8 +201,11 @@ class Delivery:
         await self._settle([(i, missing) for i in by_rcpt.values()])
 
     async def _settle(self, results: list[tuple[OutboxItem, SendResult]]) -> None:
-        if not results:
-            return
+        """Returns once these outcomes are committed (with any other lane's that came
+        meanwhile: see outbox.recorder)."""
+        await self.outcomes.record(results)
+
+    async def _commit(self, results: list[tuple[OutboxItem, SendResult]]) -> None:
         now = self.clock.now()
         Key = tuple[OutboxState, datetime | None, SendResult]
         by_outcome: dict[Key, list[OutboxItem]] = defaultdict(list)
