@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,18 @@ from listbot.cli.common import (
     with_store,
 )
 from listbot.core.clock import SystemClock
-from listbot.core.errors import EX_DATAERR, NotFound
+from listbot.core.errors import EX_DATAERR, NotFound, UsageError
 from listbot.core.mail.keyring import open_keyring
 from listbot.core.store import Store
 from listbot.core.store import moderation as held_ops
 from listbot.discuss.held import Moderation, load_checked_rules
 from listbot.moderation.classify import format_explain
+from listbot.moderation.evaluation import SPLITS, evaluate, format_tables
 from listbot.moderation.facts import facts_from_message
 from listbot.moderation.rulecheck import check_examples, format_report
-from listbot.moderation.rules import Role
+from listbot.moderation.rules import ListRules, Role
+
+DISCUSS = "discuss"  # the corpus is of posts to the discuss list
 
 
 @root.group()
@@ -37,15 +41,37 @@ def rules() -> None:
 
 
 @rules.command("check")
+@click.option("--corpus", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Measure the discuss rules on a labelled corpus (labels.csv + .eml).")
+@click.option("--holdout", is_flag=True, help="With --corpus: the held-out part too.")
+@json_option
 @pass_ctx
-def rules_check(ctx: Context) -> None:
+def rules_check(ctx: Context, corpus: Path | None, holdout: bool, as_json: bool) -> None:
     """Validate every rule file and classify every labelled example."""
     rc = ctx.settings.rules
-    load_checked_rules(rc.directory)  # ConfigError (exit 78) lists every problem
+    ruleset = load_checked_rules(rc.directory)  # ConfigError (exit 78) lists every problem
+    if corpus is None:
+        if holdout or as_json:
+            raise UsageError("--holdout and --json need --corpus")
+    else:
+        _measure_corpus(ruleset.get(DISCUSS), corpus, holdout, as_json)
+        return
     report = check_examples(rc.directory, rc.examples)
     click.echo(format_report(report))
     if not report.ok:
         raise SystemExit(EX_DATAERR)
+
+
+def _measure_corpus(rules: ListRules | None, corpus: Path, holdout: bool,
+                    as_json: bool) -> None:
+    # A measurement, not a gate: it exits 0 whatever the figures are.
+    if rules is None:
+        raise NotFound(f"no rules for list {DISCUSS!r}")
+    tables = evaluate(corpus, rules, SPLITS if holdout else SPLITS[:1])
+    if as_json:
+        click.echo(json.dumps([t.as_dict() for t in tables], indent=2, sort_keys=True))
+    else:
+        click.echo(format_tables(tables))
 
 
 @rules.command("explain")
