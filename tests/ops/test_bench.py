@@ -29,6 +29,17 @@ def test_benchmark_runs_and_prints_its_figures(script: str, args: list[str],
     assert expected in done.stdout
 
 
+def test_crash_test_loses_nothing_and_prints_its_figures() -> None:
+    done = subprocess.run([sys.executable, "crash.py", "--db", "sqlite", "--kills", "2",
+                           "--rate", "10", "--min-up", "0.3", "--max-up", "0.8", "--seed", "1"],
+                          cwd=BENCH, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"^lost: 0$", done.stdout, re.MULTILINE), done.stdout
+    for line in ("rule: ", "posts acknowledged: ", "delivered twice: ", "kills: 2, restarts: 2",
+                 "restart to first delivery: "):
+        assert re.search(f"^{re.escape(line)}", done.stdout, re.MULTILINE), done.stdout
+
+
 def test_trace_of_one_post_names_the_modules_it_ran() -> None:
     done = subprocess.run([sys.executable, "trace_post.py", "--members", "2"], cwd=BENCH,
                           capture_output=True, text=True, timeout=120, check=False)
