@@ -29,7 +29,7 @@ from listbot.core.mail.pgp import Keyring
 from listbot.core.metrics import Metrics
 from listbot.core.model import RecipientRole
 from listbot.core.outbox.delivery import Delivery
-from listbot.core.outbox.gate import GateFacts, GateFactsReader
+from listbot.core.outbox.gate import GateFactsReader
 from listbot.core.outbox.transport import MaildirTransport, SMTPTransport, Transport
 from listbot.core.routing import Router
 from listbot.core.store import Store
@@ -243,10 +243,6 @@ class App:
     @property
     def moderations(self) -> dict[str, Moderation]:
         return self.serving.moderations
-
-    async def gate_facts(self) -> GateFacts:
-        """What the delivery gate reads before each batch."""
-        return await self.gate.read()
 
     def reload_rules(self) -> bool:
         """Rebuild the serving state of the running config, as SIGHUP does: only a fully

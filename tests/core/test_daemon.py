@@ -285,7 +285,7 @@ async def test_sigterm_style_stop_finishes_in_flight_work(make_config: Callable[
 async def test_gate_facts_are_read_without_waiting_for_the_writer(app: App) -> None:
     # Each delivery batch loads the facts: a long write elsewhere must not stall mail.
     async with app.store.unit():
-        facts = await asyncio.wait_for(app.gate_facts(), 5)
+        facts = await asyncio.wait_for(app.gate.read(), 5)
     assert MEMBER in facts.members
 
 

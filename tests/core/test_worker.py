@@ -230,7 +230,7 @@ async def test_a_member_removed_during_a_run_gets_none_of_its_posts(
             outbox=Waker())
         assert await worker.run_once() == 2
         delivery = Delivery(store=app.store, transport=make_transport(cfg.core), cfg=cfg.core,
-                            clock=clock, owner="w1", facts=app.gate_facts, waker=Waker())
+                            clock=clock, owner="w1", facts=app.gate.read, waker=Waker())
         await delivery.run_once()
         await sink.wait_deliveries(2)
         assert sink.recipients() == [stays, stays]

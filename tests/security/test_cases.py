@@ -237,7 +237,7 @@ async def test_party_gets_its_case_only_and_the_gate_knows_it(
         await settle(app)
         async with app.store.unit() as tx:
             await case_store.add_party(tx, CASE1, vendor, "Vendor", "cli:test")
-        facts = await app.gate_facts()
+        facts = await app.gate.read()
         assert vendor in facts.case_parties[CASE1]
         assert vendor not in facts.case_parties["SEC-2026-0002"]
         await lmtp_send(app, REPORTER, [f"security+{CASE1}@example.org"],
@@ -251,7 +251,7 @@ async def test_party_gets_its_case_only_and_the_gate_knows_it(
         assert CASE1 in party_copy.message["Subject"]
         async with app.store.unit() as tx:
             await case_store.remove_party(tx, CASE1, vendor, "cli:test")
-        assert vendor not in (await app.gate_facts()).case_parties[CASE1]
+        assert vendor not in (await app.gate.read()).case_parties[CASE1]
         entries = await app.store.audit_listing(subject=f"case:{CASE1}")
         assert {"case.party_added", "case.party_removed"} <= {e.action for e in entries}
 
